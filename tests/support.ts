@@ -1,0 +1,278 @@
+/**
+ * Test support shared by every suite: free ports, a ws-time server in its
+ * own process, a real redis-server, a WebSocket client that records what it
+ * receives, and small waiting helpers. Everything started here binds to
+ * loopback and is stopped by the caller (`await using`).
+ *
+ * @module
+ */
+
+import { fileURLToPath } from "node:url";
+
+/** Repository root (absolute path). */
+export const ROOT = fileURLToPath(new URL("../", import.meta.url));
+
+/** A free TCP port on 127.0.0.1 (bound and released at once). */
+export function freePort(hostname = "127.0.0.1"): number {
+  const listener = Deno.listen({ hostname, port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/** Resolves after `ms`. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `check` until it returns a truthy value or `timeoutMs` passes. */
+export async function waitFor<T>(
+  check: () => T | Promise<T>,
+  timeoutMs = 5000,
+  what = "condition",
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > deadline) {
+      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    }
+    await sleep(20);
+  }
+}
+
+/** A child process whose output lines are kept and can be awaited. */
+export class Child implements AsyncDisposable {
+  readonly lines: string[] = [];
+  readonly process: Deno.ChildProcess;
+  readonly #done: Promise<void>;
+  #status: Deno.CommandStatus | undefined;
+
+  /** Spawns `command args` with piped output. */
+  constructor(command: string, args: string[], options: {
+    env?: Record<string, string>;
+    cwd?: string;
+  } = {}) {
+    this.process = new Deno.Command(command, {
+      args,
+      env: options.env ?? {},
+      ...(options.cwd ? { cwd: options.cwd } : {}),
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.#done = Promise.all([
+      this.#collect(this.process.stdout),
+      this.#collect(this.process.stderr),
+      this.process.status.then((status) => {
+        this.#status = status;
+      }),
+    ]).then(() => {});
+  }
+
+  async #collect(stream: ReadableStream<Uint8Array>): Promise<void> {
+    let buffer = "";
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      buffer += chunk;
+      const parts = buffer.split("\n");
+      buffer = parts.pop() ?? "";
+      this.lines.push(...parts);
+    }
+    if (buffer !== "") this.lines.push(buffer);
+  }
+
+  /** The exit status once the process ended, else undefined. */
+  get status(): Deno.CommandStatus | undefined {
+    return this.#status;
+  }
+
+  /** Waits for an output line matching `pattern` and returns its match. */
+  waitForLine(pattern: RegExp, timeoutMs = 10_000): Promise<RegExpExecArray> {
+    return waitFor(
+      () => {
+        for (const line of this.lines) {
+          const match = pattern.exec(line);
+          if (match) return match;
+        }
+        if (this.#status) {
+          throw new Error(
+            `Process exited (${this.#status.code}) before printing ${pattern}:\n${
+              this.lines.join("\n")
+            }`,
+          );
+        }
+        return null;
+      },
+      timeoutMs,
+      `output ${pattern}`,
+    );
+  }
+
+  /** Sends a signal if the process still runs. */
+  kill(signal: Deno.Signal = "SIGTERM"): void {
+    if (this.#status) return;
+    try {
+      this.process.kill(signal);
+    } catch {
+      // Already gone.
+    }
+  }
+
+  /** Waits for the process to end and its output to be read. */
+  async finished(): Promise<Deno.CommandStatus> {
+    await this.#done;
+    return this.#status!;
+  }
+
+  /** Kills (SIGKILL) and reaps the process. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.kill("SIGKILL");
+    await this.#done;
+  }
+}
+
+/** A ws-time server process started by {@link startServer}. */
+export interface ServerProcess extends AsyncDisposable {
+  readonly child: Child;
+  readonly port: number;
+  /** http://127.0.0.1:port */
+  readonly http: string;
+  /** ws://127.0.0.1:port/ */
+  readonly ws: string;
+  readonly name: string;
+}
+
+/** Permission flags for running main.ts the way `deno task start` does. */
+export const SERVER_PERMISSIONS = [
+  "--allow-net",
+  "--allow-env",
+  "--allow-read=/proc",
+  "--allow-sys=networkInterfaces,systemMemoryInfo,loadavg",
+];
+
+/**
+ * Starts `main.ts` in its own process on a free loopback port and waits for
+ * its listening line. Extra flags go in `args`, environment in `env`.
+ */
+export async function startServer(
+  options: { args?: string[]; env?: Record<string, string>; port?: number } =
+    {},
+): Promise<ServerProcess> {
+  const port = options.port ?? freePort();
+  const name = `srv-${port}`;
+  const child = new Child(Deno.execPath(), [
+    "run",
+    ...SERVER_PERMISSIONS,
+    `${ROOT}main.ts`,
+    "--hostname",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    "--name",
+    name,
+    ...(options.args ?? []),
+  ], { env: options.env ?? {}, cwd: ROOT });
+  try {
+    await child.waitForLine(/listening on/, 20_000);
+  } catch (error) {
+    await child[Symbol.asyncDispose]();
+    throw error;
+  }
+  return {
+    child,
+    port,
+    name,
+    http: `http://127.0.0.1:${port}`,
+    ws: `ws://127.0.0.1:${port}/`,
+    [Symbol.asyncDispose]: () => child[Symbol.asyncDispose](),
+  };
+}
+
+/** A redis-server with no persistence on a free loopback port. */
+export interface RedisProcess extends AsyncDisposable {
+  readonly child: Child;
+  readonly port: number;
+  readonly url: string;
+}
+
+/** Starts Debian's redis-server without persistence; stops on dispose. */
+export async function startRedis(port = freePort()): Promise<RedisProcess> {
+  const child = new Child("redis-server", [
+    "--port",
+    String(port),
+    "--bind",
+    "127.0.0.1",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+    "--protected-mode",
+    "no",
+  ]);
+  await child.waitForLine(/Ready to accept connections/, 10_000);
+  return {
+    child,
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    [Symbol.asyncDispose]: () => child[Symbol.asyncDispose](),
+  };
+}
+
+/** A WebSocket that records every message and its arrival time. */
+export class RecordingSocket implements AsyncDisposable {
+  readonly socket: WebSocket;
+  readonly messages: string[] = [];
+  readonly times: number[] = [];
+  readonly opened: Promise<void>;
+  readonly closed: Promise<CloseEvent>;
+  closeEvent: CloseEvent | undefined;
+
+  /** Connects to `url` offering `protocols`. */
+  constructor(url: string, protocols?: string | string[]) {
+    this.socket = new WebSocket(url, protocols);
+    const opened = Promise.withResolvers<void>();
+    const closed = Promise.withResolvers<CloseEvent>();
+    this.opened = opened.promise;
+    this.closed = closed.promise;
+    // A failed handshake closes without opening; tests await `closed`.
+    this.opened.catch(() => {});
+    this.socket.onopen = () => opened.resolve();
+    this.socket.onmessage = (event) => {
+      this.messages.push(String(event.data));
+      this.times.push(Date.now());
+    };
+    this.socket.onerror = () => {};
+    this.socket.onclose = (event) => {
+      this.closeEvent = event;
+      opened.reject(new Error(`closed before open (${event.code})`));
+      closed.resolve(event);
+    };
+  }
+
+  /** Messages parsed as JSON. */
+  get json(): Array<Record<string, unknown>> {
+    return this.messages.map((m) => JSON.parse(m));
+  }
+
+  /** Waits until at least `n` messages arrived. */
+  async waitForMessages(n: number, timeoutMs = 5000): Promise<string[]> {
+    await waitFor(
+      () => this.messages.length >= n || this.closeEvent !== undefined,
+      timeoutMs,
+      `${n} messages`,
+    );
+    if (this.messages.length < n) {
+      throw new Error(
+        `closed (${this.closeEvent?.code}) after ${this.messages.length} of ${n} messages`,
+      );
+    }
+    return this.messages;
+  }
+
+  /** Closes (if open) and waits for the close event. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.socket.readyState < WebSocket.CLOSING) this.socket.close();
+    await this.closed;
+  }
+}
