@@ -17,6 +17,7 @@ import {
   type Config,
   ConfigError,
   helpText,
+  OPTIONS,
   parseConfig,
 } from "./server/config.ts";
 import { consoleLogger, type Logger } from "./server/logger.ts";
@@ -118,5 +119,11 @@ export async function main(
 }
 
 if (import.meta.main) {
-  Deno.exit(await main(Deno.args, Deno.env.toObject()));
+  // Only the documented variables are read, so --allow-env can name them.
+  const env: Record<string, string> = {};
+  for (const { env: name } of OPTIONS) {
+    const value = Deno.env.get(name);
+    if (value !== undefined) env[name] = value;
+  }
+  Deno.exit(await main(Deno.args, env));
 }

@@ -67,6 +67,11 @@ export class ManualClock implements Clock {
     this.#now = end;
   }
 
+  /** Moves time forward without firing timers, like a blocked event loop. */
+  jump(ms: number): void {
+    this.#now += ms;
+  }
+
   /** Number of pending timers. */
   get pending(): number {
     return this.#timers.size;

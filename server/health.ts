@@ -62,7 +62,7 @@ export class CapacityMonitor {
     let worst = "";
     for (const [name, probe] of Object.entries(this.#options.probes)) {
       const ratio = safeRatio(probe);
-      ratios[name] = Math.round(ratio * 1000) / 1000;
+      ratios[name] = Math.round(ratio * 10_000) / 10_000;
       if (ratio > usage || worst === "") [usage, worst] = [ratio, name];
     }
     const { threshold, recover } = this.#options;

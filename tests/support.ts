@@ -8,6 +8,11 @@
  */
 
 import { fileURLToPath } from "node:url";
+import { type App, type AppDeps, createApp } from "../server/app.ts";
+import { systemClock } from "../server/clock.ts";
+import { type Config, parseConfig } from "../server/config.ts";
+import { memoryLogger } from "../server/logger.ts";
+import { MemoryStore } from "../server/sessions.ts";
 
 /** Repository root (absolute path). */
 export const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -143,13 +148,10 @@ export interface ServerProcess extends AsyncDisposable {
   readonly name: string;
 }
 
-/** Permission flags for running main.ts the way `deno task start` does. */
-export const SERVER_PERMISSIONS = [
-  "--allow-net",
-  "--allow-env",
-  "--allow-read=/proc",
-  "--allow-sys=networkInterfaces,systemMemoryInfo,loadavg",
-];
+/** Permission flags of `deno task start`, read from deno.json. */
+export const SERVER_PERMISSIONS: readonly string[] = JSON.parse(
+  Deno.readTextFileSync(`${ROOT}deno.json`),
+).tasks.start.split(" ").filter((word: string) => word.startsWith("--allow-"));
 
 /**
  * Starts `main.ts` in its own process on a free loopback port and waits for
@@ -275,4 +277,113 @@ export class RecordingSocket implements AsyncDisposable {
     if (this.socket.readyState < WebSocket.CLOSING) this.socket.close();
     await this.closed;
   }
+}
+
+/**
+ * Sends `request` verbatim over TCP to 127.0.0.1:`port` and returns what
+ * comes back until the server closes or `quietMs` pass without data. Used
+ * where fetch would normalise the request away (traversal, bad handshakes).
+ */
+export async function rawHttp(
+  port: number,
+  request: string | Uint8Array,
+  quietMs = 300,
+  hostname = "127.0.0.1",
+): Promise<string> {
+  const conn = await Deno.connect({ hostname, port });
+  const chunks: Uint8Array[] = [];
+  let pending: Promise<number | null> | undefined;
+  try {
+    await conn.write(
+      typeof request === "string" ? new TextEncoder().encode(request) : request,
+    );
+    const buffer = new Uint8Array(16 * 1024);
+    for (;;) {
+      const timer = Promise.withResolvers<"quiet">();
+      const id = setTimeout(() => timer.resolve("quiet"), quietMs);
+      pending = conn.read(buffer).catch(() => null);
+      const n = await Promise.race([pending, timer.promise]);
+      clearTimeout(id);
+      if (n === "quiet" || n === null) break;
+      pending = undefined;
+      chunks.push(buffer.slice(0, n));
+    }
+  } finally {
+    try {
+      conn.close();
+    } catch {
+      // The server closed first.
+    }
+    await pending;
+  }
+  return new TextDecoder().decode(concat(chunks));
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}
+
+/** The status code of a raw HTTP response text (0 when none). */
+export function statusOf(response: string): number {
+  return Number(/^HTTP\/1\.[01] (\d{3})/.exec(response)?.[1] ?? 0);
+}
+
+/** An app built in-process on the memory store, closed on dispose. */
+export interface TestApp extends AsyncDisposable {
+  readonly app: App;
+  readonly config: Config;
+  readonly store: MemoryStore;
+  readonly logger: ReturnType<typeof memoryLogger>;
+}
+
+/** Builds the real handler with a memory store and `flags` applied. */
+export function testApp(
+  flags: string[] = [],
+  deps: Partial<AppDeps> = {},
+): TestApp {
+  const parsed = parseConfig(["--name", "test-app", ...flags], {});
+  if (parsed.help) throw new Error("unexpected --help");
+  const config = parsed.config;
+  const clock = deps.clock ?? systemClock;
+  const store = new MemoryStore(clock, config.sessionTtlMs);
+  const logger = memoryLogger();
+  const app = createApp({ config, store, clock, logger, ...deps });
+  return {
+    app,
+    config,
+    store,
+    logger,
+    async [Symbol.asyncDispose]() {
+      app.close();
+      await store.close();
+    },
+  };
+}
+
+/** Serves `handler` on a free loopback port; aborts and awaits on dispose. */
+export function serve(
+  handler: Deno.ServeHandler,
+): { port: number; url: string } & AsyncDisposable {
+  const controller = new AbortController();
+  const server = Deno.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    signal: controller.signal,
+    onListen() {},
+  }, handler);
+  const port = server.addr.port;
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    async [Symbol.asyncDispose]() {
+      controller.abort();
+      await server.finished;
+    },
+  };
 }

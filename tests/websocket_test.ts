@@ -1,0 +1,228 @@
+import assert from "node:assert/strict";
+import {
+  rawHttp,
+  RecordingSocket,
+  serve,
+  sleep,
+  statusOf,
+  testApp,
+} from "./support.ts";
+
+const KEY = "dGhlIHNhbXBsZSBub25jZQ==";
+
+function upgradeRequest(
+  path = "/",
+  headers: Record<string, string | null> = {},
+  method = "GET",
+): string {
+  const all: Record<string, string | null> = {
+    Host: "127.0.0.1",
+    Upgrade: "websocket",
+    Connection: "Upgrade",
+    "Sec-WebSocket-Key": KEY,
+    "Sec-WebSocket-Version": "13",
+    ...headers,
+  };
+  const lines = Object.entries(all).filter(([, v]) => v !== null).map((
+    [k, v],
+  ) => `${k}: ${v}`);
+  return `${method} ${path} HTTP/1.1\r\n${lines.join("\r\n")}\r\n\r\n`;
+}
+
+Deno.test("a valid handshake on / switches protocols and selects ws-time.v1", async () => {
+  await using t = testApp();
+  await using server = serve(t.app.handler);
+  const response = await rawHttp(
+    server.port,
+    upgradeRequest("/", { "Sec-WebSocket-Protocol": "chat, ws-time.v1" }),
+  );
+  assert.equal(statusOf(response), 101);
+  assert.match(response, /sec-websocket-protocol: ws-time\.v1/i);
+  assert.match(
+    response,
+    /sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=/i,
+  );
+});
+
+Deno.test("bad handshakes get the right status and a reason", async () => {
+  await using t = testApp();
+  await using server = serve(t.app.handler);
+  const cases: Array<[string, number, RegExp]> = [
+    [upgradeRequest("/", { "Sec-WebSocket-Version": "12" }), 426, /must be 13/],
+    [upgradeRequest("/", { "Sec-WebSocket-Version": null }), 426, /must be 13/],
+    [upgradeRequest("/", { "Sec-WebSocket-Key": null }), 400, /Key/],
+    [upgradeRequest("/", { "Sec-WebSocket-Key": "short" }), 400, /Key/],
+    [
+      upgradeRequest("/", { "Sec-WebSocket-Key": "!!!!!!!!!!!!!!!!!!!!!!==" }),
+      400,
+      /Key/,
+    ],
+    [upgradeRequest("/", { Connection: "keep-alive" }), 400, /Upgrade/],
+    [upgradeRequest("/", { Upgrade: "h2c" }), 400, /WebSocket/],
+    [upgradeRequest("/?id=<script>"), 400, /id must be/],
+    [upgradeRequest("/?id=" + "x".repeat(65)), 400, /id must be/],
+    [upgradeRequest("/", {}, "POST"), 405, /GET/],
+    [upgradeRequest("/elsewhere"), 404, /no WebSocket/],
+  ];
+  for (const [request, status, reason] of cases) {
+    const response = await rawHttp(server.port, request);
+    assert.equal(statusOf(response), status, request.split("\r\n").join(" | "));
+    assert.match(response, reason);
+    if (status === 426) assert.match(response, /sec-websocket-version: 13/i);
+  }
+  assert.equal(t.app.connections.size, 0);
+  assert.match(
+    t.app.metrics.render(),
+    /wstime_upgrades_refused_total\{reason="version"\} 2/,
+  );
+});
+
+Deno.test("two clients at once get their own sessions and counts", async () => {
+  await using t = testApp();
+  await using server = serve(t.app.handler);
+  const ws = server.url.replace("http", "ws");
+  await using a = new RecordingSocket(`${ws}/?id=a`, "ws-time.v1");
+  await a.waitForMessages(2);
+  await using b = new RecordingSocket(`${ws}/?id=b`, "ws-time.v1");
+  await b.waitForMessages(2);
+  const [wa, wb] = [a.json[0]!, b.json[0]!];
+  assert.deepEqual([wa.type, wa.server, wa.resumed, wa.seconds], [
+    "welcome",
+    "test-app",
+    false,
+    0,
+  ]);
+  assert.equal(wb.resumed, false);
+  assert.notEqual(wa.session, wb.session);
+  assert.match(String(wa.session), /^[\w-]{58}$/);
+  assert.deepEqual(b.json[1], { type: "tick", server: "test-app", seconds: 1 });
+  assert.ok((a.json.at(-1)!.seconds as number) >= 2, "a started earlier");
+});
+
+Deno.test("a resumed session continues its count instead of restarting", async () => {
+  await using t = testApp();
+  await using server = serve(t.app.handler);
+  const ws = server.url.replace("http", "ws");
+  let token: string;
+  {
+    await using first = new RecordingSocket(ws + "/", "ws-time.v1");
+    await first.waitForMessages(3);
+    token = String(first.json[0]!.session);
+  }
+  await sleep(1200);
+  await using again = new RecordingSocket(
+    `${ws}/?session=${encodeURIComponent(token)}`,
+    "ws-time.v1",
+  );
+  await again.waitForMessages(2);
+  const welcome = again.json[0]!;
+  assert.equal(welcome.resumed, true);
+  assert.ok((welcome.seconds as number) >= 3, `seconds ${welcome.seconds}`);
+  assert.equal(again.json[1]!.seconds, (welcome.seconds as number) + 1);
+  assert.notEqual(welcome.session, token, "a fresh token is issued");
+});
+
+Deno.test("unknown, malformed and foreign tokens start a new session quietly", async () => {
+  await using t = testApp();
+  await using other = testApp(); // another secret: its tokens are foreign here
+  await using server = serve(t.app.handler);
+  const ws = server.url.replace("http", "ws");
+  const foreign = other.app.tokens.issue(Date.now() - 60_000, Date.now()).token;
+  const expired = t.app.tokens.issue(
+    Date.now() - 3_600_000,
+    Date.now() - 3_600_000,
+  ).token;
+  for (
+    const token of [
+      "nonsense",
+      "",
+      "A".repeat(58),
+      foreign,
+      expired,
+      "x".repeat(5000),
+    ]
+  ) {
+    await using socket = new RecordingSocket(
+      `${ws}/?session=${token}&id=probe`,
+      "ws-time.v1",
+    );
+    const [welcome] = await socket.waitForMessages(1);
+    const parsed = JSON.parse(welcome!);
+    assert.equal(parsed.type, "welcome");
+    assert.equal(parsed.resumed, false, token.slice(0, 20));
+    assert.equal(parsed.seconds, 0);
+  }
+});
+
+Deno.test("the id label never resumes a session", async () => {
+  await using t = testApp();
+  await using server = serve(t.app.handler);
+  const ws = server.url.replace("http", "ws");
+  {
+    await using first = new RecordingSocket(`${ws}/?id=alice`, "ws-time.v1");
+    await first.waitForMessages(2);
+  }
+  await using second = new RecordingSocket(`${ws}/?id=alice`, "ws-time.v1");
+  const [welcome] = await second.waitForMessages(1);
+  assert.equal(JSON.parse(welcome!).resumed, false);
+  assert.equal(JSON.parse(welcome!).seconds, 0);
+});
+
+Deno.test("a second connection with the same token takes the session over (4001)", async () => {
+  await using t = testApp();
+  await using server = serve(t.app.handler);
+  const ws = server.url.replace("http", "ws");
+  await using first = new RecordingSocket(ws + "/", "ws-time.v1");
+  await first.waitForMessages(2);
+  const token = String(first.json[0]!.session);
+  await using second = new RecordingSocket(
+    `${ws}/?session=${token}`,
+    "ws-time.v1",
+  );
+  await second.waitForMessages(1);
+  const closed = await first.closed;
+  assert.equal(closed.code, 4001);
+  assert.equal(closed.reason, "session resumed elsewhere");
+  assert.equal(second.json[0]!.resumed, true);
+  await second.waitForMessages(2);
+  assert.equal(t.app.connections.size, 1);
+});
+
+Deno.test("text clients get the original lines, '1 second' singular", async () => {
+  await using t = testApp();
+  await using server = serve(t.app.handler);
+  await using socket = new RecordingSocket(
+    server.url.replace("http", "ws") + "/",
+  );
+  await socket.waitForMessages(3, 6000);
+  assert.deepEqual(socket.messages.slice(0, 3), [
+    "test-app: you have been connected for 1 second",
+    "test-app: you have been connected for 2 seconds",
+    "test-app: you have been connected for 3 seconds",
+  ]);
+  assert.equal(socket.socket.protocol, "");
+});
+
+Deno.test("ticks arrive about 1 s apart with no drift over 5 s", async () => {
+  await using t = testApp();
+  await using server = serve(t.app.handler);
+  const opened = Date.now();
+  await using socket = new RecordingSocket(
+    server.url.replace("http", "ws") + "/",
+    "ws-time.v1",
+  );
+  await socket.waitForMessages(6, 8000);
+  const ticks = socket.times.slice(1, 6);
+  const gaps = ticks.slice(1).map((t, i) => t - ticks[i]!);
+  for (const gap of gaps) assert.ok(gap > 800 && gap < 1200, `gap ${gap}`);
+  // Tick 5 lands 5 s after the session start, not 5 s plus accumulated lag.
+  const drift = ticks[4]! - opened - 5000;
+  assert.ok(drift > -100 && drift < 250, `drift ${drift} ms`);
+  assert.deepEqual(socket.json.slice(1, 6).map((m) => m.seconds), [
+    1,
+    2,
+    3,
+    4,
+    5,
+  ]);
+});
