@@ -12,6 +12,7 @@ import { brotliCompressSync, gzipSync } from "node:zlib";
 import indexHtml from "../static/index.html" with { type: "text" };
 import appJs from "../static/app.js" with { type: "text" };
 import clientJs from "../static/ws_time_client.js" with { type: "text" };
+import addressJs from "../static/address.js" with { type: "text" };
 import styleCss from "../static/style.css" with { type: "text" };
 import faviconSvg from "../static/favicon.svg" with { type: "text" };
 
@@ -19,6 +20,7 @@ const SOURCES: ReadonlyArray<readonly [string, string, string]> = [
   ["/index.html", indexHtml, "text/html; charset=utf-8"],
   ["/app.js", appJs, "text/javascript; charset=utf-8"],
   ["/ws_time_client.js", clientJs, "text/javascript; charset=utf-8"],
+  ["/address.js", addressJs, "text/javascript; charset=utf-8"],
   ["/style.css", styleCss, "text/css; charset=utf-8"],
   ["/favicon.svg", faviconSvg, "image/svg+xml"],
 ];

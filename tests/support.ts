@@ -8,6 +8,7 @@
  */
 
 import { fileURLToPath } from "node:url";
+import type { BrowserContext, Page } from "playwright-core";
 
 /** Repository root (absolute path). */
 export const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -152,15 +153,20 @@ export const SERVER_PERMISSIONS = [
 ];
 
 /**
- * Starts `main.ts` in its own process on a free loopback port and waits for
- * its listening line. Extra flags go in `args`, environment in `env`.
+ * Starts `main.ts` in its own process on a free loopback port (or `port`)
+ * and waits for its listening line. Extra flags go in `args`, environment
+ * in `env`; the server is named `name` (default `srv-<port>`).
  */
 export async function startServer(
-  options: { args?: string[]; env?: Record<string, string>; port?: number } =
-    {},
+  options: {
+    args?: string[];
+    env?: Record<string, string>;
+    port?: number;
+    name?: string;
+  } = {},
 ): Promise<ServerProcess> {
   const port = options.port ?? freePort();
-  const name = `srv-${port}`;
+  const name = options.name ?? `srv-${port}`;
   const child = new Child(Deno.execPath(), [
     "run",
     ...SERVER_PERMISSIONS,
@@ -275,4 +281,55 @@ export class RecordingSocket implements AsyncDisposable {
     if (this.socket.readyState < WebSocket.CLOSING) this.socket.close();
     await this.closed;
   }
+}
+
+/** Flags for Debian's chromium: headless, quiet, no network of its own. */
+export const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+  "--disable-quic",
+];
+
+/** A headless chromium with a fresh profile; dispose closes both. */
+export interface BrowserSession extends AsyncDisposable {
+  readonly context: BrowserContext;
+  /** The first tab. */
+  readonly page: Page;
+}
+
+/**
+ * Starts /usr/bin/chromium through playwright-core with a fresh temporary
+ * profile. Playwright loads only here, so other suites do not pay for it.
+ */
+export async function startBrowser(
+  options: { viewport?: { width: number; height: number } } = {},
+): Promise<BrowserSession> {
+  const { chromium } = await import("playwright-core");
+  const profile = await Deno.makeTempDir({ prefix: "ws-time-chromium-" });
+  let context: BrowserContext;
+  try {
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: "/usr/bin/chromium",
+      headless: true,
+      args: CHROMIUM_ARGS,
+      viewport: options.viewport ?? { width: 1000, height: 800 },
+    });
+  } catch (error) {
+    await Deno.remove(profile, { recursive: true });
+    throw error;
+  }
+  const page = context.pages()[0] ?? await context.newPage();
+  return {
+    context,
+    page,
+    async [Symbol.asyncDispose]() {
+      await context.close();
+      await Deno.remove(profile, { recursive: true }).catch(() => {});
+    },
+  };
 }
