@@ -95,7 +95,7 @@ function serveAsset(
     etag: variant.etag,
     "cache-control": "no-cache",
     vary: "Accept-Encoding",
-    ...securityHeaders(),
+    ...securityHeaders(url.protocol === "https:"),
   });
   if (encoding !== "") {
     headers.set("content-encoding", encoding === "gzip" ? "gzip" : "br");
@@ -108,14 +108,18 @@ function serveAsset(
   return new Response(body as BodyInit | null, { status: 200, headers });
 }
 
-/** Headers every response of ours carries. */
-export function securityHeaders(): Record<string, string> {
+/**
+ * Headers every response of ours carries. Cross-Origin-Opener-Policy only
+ * when `secure`: over plain http browsers ignore it and log a console error
+ * on every page load.
+ */
+export function securityHeaders(secure = true): Record<string, string> {
   return {
     "x-content-type-options": "nosniff",
     "content-security-policy": CSP,
     "referrer-policy": "no-referrer",
     "x-frame-options": "DENY",
-    "cross-origin-opener-policy": "same-origin",
+    ...(secure ? { "cross-origin-opener-policy": "same-origin" } : {}),
   };
 }
 

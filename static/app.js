@@ -63,6 +63,17 @@ function tabStorage() {
   }
 }
 
+/**
+ * A random label for this tab's `?id=`. Not crypto.randomUUID: that exists
+ * only in secure contexts, and the page is often served over plain http.
+ */
+function newLabel() {
+  const bytes = crypto.getRandomValues(new Uint8Array(4));
+  return `web-${
+    [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("")
+  }`;
+}
+
 /** @param {number} seconds */
 function clockText(seconds) {
   const h = Math.floor(seconds / 3600);
@@ -135,8 +146,7 @@ function main() {
     log: byId("log", HTMLOListElement),
   };
   const storage = tabStorage();
-  const id = storage.get(KEYS.id) ||
-    `web-${crypto.randomUUID().slice(0, 8)}`;
+  const id = storage.get(KEYS.id) || newLabel();
   storage.set(KEYS.id, id);
   ui.address.value = storage.get(KEYS.address) || defaultAddress(location);
 

@@ -55,11 +55,17 @@ async function openConnections(http: string): Promise<number> {
 Deno.test("the page connects, counts and names its server, with no console errors", async () => {
   await Deno.mkdir(OUTPUT, { recursive: true });
   await using server = await startServer();
-  await using browser = await startBrowser();
+  // A name, not 127.0.0.1: the page must work in an insecure context too,
+  // as served over plain http in most deployments.
+  await using browser = await startBrowser({ loopbackNames: ["ws-time.test"] });
   const { page } = browser;
   const problems = watchConsole(page);
-  await page.goto(`${server.http}/`);
-  assert.equal(await page.inputValue("#address"), server.ws);
+  await page.goto(`http://ws-time.test:${server.port}/`);
+  assert.equal(await page.evaluate("isSecureContext"), false);
+  assert.equal(
+    await page.inputValue("#address"),
+    `ws://ws-time.test:${server.port}/`,
+  );
   assert.equal(await text(page, "#state"), "not connected");
   await page.click("#connect");
   await waitForText(page, "#state", /^connected$/);

@@ -308,7 +308,11 @@ export interface BrowserSession extends AsyncDisposable {
  * profile. Playwright loads only here, so other suites do not pay for it.
  */
 export async function startBrowser(
-  options: { viewport?: { width: number; height: number } } = {},
+  options: {
+    viewport?: { width: number; height: number };
+    /** Host names chromium resolves to 127.0.0.1 (insecure origins). */
+    loopbackNames?: string[];
+  } = {},
 ): Promise<BrowserSession> {
   const { chromium } = await importPlaywright();
   const profile = await Deno.makeTempDir({ prefix: "ws-time-chromium-" });
@@ -317,7 +321,12 @@ export async function startBrowser(
     context = await chromium.launchPersistentContext(profile, {
       executablePath: "/usr/bin/chromium",
       headless: true,
-      args: CHROMIUM_ARGS,
+      args: [
+        ...CHROMIUM_ARGS,
+        ...(options.loopbackNames ?? []).map((name) =>
+          `--host-resolver-rules=MAP ${name} 127.0.0.1`
+        ),
+      ],
       viewport: options.viewport ?? { width: 1000, height: 800 },
     });
   } catch (error) {
