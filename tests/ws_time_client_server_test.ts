@@ -91,3 +91,23 @@ Deno.test("a plain text client without subprotocol still receives the text lines
   assert.equal(first, `${server.name}: you have been connected for 1 second`);
   assert.equal(second, `${server.name}: you have been connected for 2 seconds`);
 });
+
+Deno.test("WsTimeClient yields to a newer connection of its session (4001)", async () => {
+  await using server = await startServer();
+  await using older = recordingClient(server.ws, { baseMs: 100 });
+  await waitFor(() => older.client.session, 5000, "a welcome");
+  await using newer = recordingClient(server.ws, {
+    session: older.client.session,
+    baseMs: 100,
+  });
+  await waitFor(() => older.client.state === "closed", 5000, "older to end");
+  await waitFor(
+    () => newer.messages.some((m) => m.type === "tick"),
+    5000,
+    "a tick on the newer connection",
+  );
+  assert.equal(newer.client.state, "connected");
+  assert.equal(newer.messages[0]!.resumed, true);
+  assert.equal(older.retries.length, 0);
+  assert.equal(newer.retries.length, 0);
+});
