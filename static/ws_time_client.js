@@ -180,7 +180,9 @@ export function parseRetryAfter(value, now) {
  */
 export function healthcheckProbe(fetchFn = globalThis.fetch, timeoutMs = 3000) {
   return async (url) => {
-    const target = new URL("/healthcheck", url);
+    // Beside the WebSocket's path (a proxy may mount it under a prefix);
+    // resolving drops the query, so the session token stays out of it.
+    const target = new URL("healthcheck", url);
     target.protocol = target.protocol === "wss:" ? "https:" : "http:";
     const signal = AbortSignal.timeout(timeoutMs);
     try {
@@ -288,7 +290,7 @@ export class WsTimeClient {
     let set = this.#listeners.get(type);
     if (!set) this.#listeners.set(type, set = new Set());
     set.add(listener);
-    return () => set.delete(listener);
+    return () => void set.delete(listener);
   }
 
   /** Connects (again) with a fresh attempt counter; no-op while active. */
@@ -326,6 +328,8 @@ export class WsTimeClient {
     const generation = ++this.#generation;
     const url = this.#connectUrl();
     this.#setState("connecting", "");
+    // Listeners may stop the client from inside any event: check after each.
+    if (generation !== this.#generation) return;
     /** @type {SocketLike} */
     let socket;
     try {
@@ -404,7 +408,9 @@ export class WsTimeClient {
    * @param {number} uptime
    */
   async #onClose(url, event, opened, uptime) {
+    const generation = this.#generation;
     this.#emit("close", { code: event.code, reason: event.reason, opened });
+    if (generation !== this.#generation) return;
     if (uptime >= this.#options.stableMs) this.#attempt = 0;
     if (this.#options.finalCloseCodes.includes(event.code)) {
       const reason = event.reason || "the server asked not to reconnect";
@@ -414,7 +420,6 @@ export class WsTimeClient {
     let hint = this.#drainHint;
     this.#drainHint = undefined;
     if (!opened && hint === undefined && this.#options.probe) {
-      const generation = this.#generation;
       hint = await this.#options.probe(url).catch(() => undefined);
       if (generation !== this.#generation) return;
       if (hint !== undefined) hint = Math.min(hint, this.#options.maxHintMs);
@@ -440,14 +445,15 @@ export class WsTimeClient {
       this.#timer = undefined;
       if (generation === this.#generation) this.#open();
     }, delayMs);
-    this.#emit("retry", {
+    const retry = {
       attempt: this.#attempt,
       maxAttempts,
       delayMs,
       at: now() + delayMs,
       hintMs,
-    });
+    };
     this.#setState("retrying", hintMs === undefined ? "" : "server hint");
+    if (generation === this.#generation) this.#emit("retry", retry);
   }
 
   /**

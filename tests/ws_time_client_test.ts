@@ -358,3 +358,17 @@ Deno.test("parseRetryAfter() reads seconds and HTTP dates", () => {
   const now = Date.parse("Wed, 25 Nov 2026 12:00:00 GMT");
   assert.equal(parseRetryAfter("Wed, 25 Nov 2026 12:00:09 GMT", now), 9000);
 });
+
+Deno.test("WsTimeClient.stop() called from inside its own events schedules nothing", () => {
+  for (const event of ["close", "state", "retry"] as const) {
+    const { client, timers, sockets, last } = harness();
+    client.start();
+    last().open();
+    client.on(event, () => void client.stop());
+    last().drop();
+    assert.equal(client.state, "stopped", event);
+    assert.equal(timers.pending, 0, event);
+    timers.advance(600_000);
+    assert.equal(sockets.length, 1, event);
+  }
+});
