@@ -91,6 +91,7 @@ Deno.test("the page connects, counts and names its server, with no console error
 });
 
 Deno.test("the page explains invalid addresses instead of connecting", async () => {
+  await Deno.mkdir(OUTPUT, { recursive: true });
   await using server = await startServer();
   await using browser = await startBrowser();
   const { page } = browser;
@@ -112,6 +113,9 @@ Deno.test("the page explains invalid addresses instead of connecting", async () 
     assert.equal(await page.getAttribute("#address", "aria-invalid"), "true");
     assert.equal(await text(page, "#state"), "not connected");
   }
+  await page.fill("#address", "ws://http://127.0.0.1:8000/");
+  await page.click("#connect");
+  await page.screenshot({ path: `${OUTPUT}address-error.png` });
   await page.fill("#address", server.ws);
   assert.equal(await text(page, "#address-error"), "");
   assert.equal(await openConnections(server.http), 0);
