@@ -460,6 +460,9 @@ export function createApp(deps: AppDeps): App {
       : report.reason;
     const response = plain(status, body, {
       ...noStore,
+      // WebSocket clients cannot read the Retry-After of a refused upgrade;
+      // this one they can fetch (see healthcheckProbe in the client).
+      ...(report.healthy ? {} : retryAfter()),
       "content-type": wantsJson ? "application/json" : "text/plain",
     });
     return request.method === "HEAD"

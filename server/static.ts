@@ -12,6 +12,7 @@ import { brotliCompressSync, gzipSync } from "node:zlib";
 import indexHtml from "../static/index.html" with { type: "text" };
 import appJs from "../static/app.js" with { type: "text" };
 import clientJs from "../static/ws_time_client.js" with { type: "text" };
+import addressJs from "../static/address.js" with { type: "text" };
 import styleCss from "../static/style.css" with { type: "text" };
 import faviconSvg from "../static/favicon.svg" with { type: "text" };
 
@@ -19,6 +20,7 @@ const SOURCES: ReadonlyArray<readonly [string, string, string]> = [
   ["/index.html", indexHtml, "text/html; charset=utf-8"],
   ["/app.js", appJs, "text/javascript; charset=utf-8"],
   ["/ws_time_client.js", clientJs, "text/javascript; charset=utf-8"],
+  ["/address.js", addressJs, "text/javascript; charset=utf-8"],
   ["/style.css", styleCss, "text/css; charset=utf-8"],
   ["/favicon.svg", faviconSvg, "image/svg+xml"],
 ];
@@ -93,7 +95,7 @@ function serveAsset(
     etag: variant.etag,
     "cache-control": "no-cache",
     vary: "Accept-Encoding",
-    ...securityHeaders(),
+    ...securityHeaders(url.protocol === "https:"),
   });
   if (encoding !== "") {
     headers.set("content-encoding", encoding === "gzip" ? "gzip" : "br");
@@ -106,14 +108,18 @@ function serveAsset(
   return new Response(body as BodyInit | null, { status: 200, headers });
 }
 
-/** Headers every response of ours carries. */
-export function securityHeaders(): Record<string, string> {
+/**
+ * Headers every response of ours carries. Cross-Origin-Opener-Policy only
+ * when `secure`: over plain http browsers ignore it and log a console error
+ * on every page load.
+ */
+export function securityHeaders(secure = true): Record<string, string> {
   return {
     "x-content-type-options": "nosniff",
     "content-security-policy": CSP,
     "referrer-policy": "no-referrer",
     "x-frame-options": "DENY",
-    "cross-origin-opener-policy": "same-origin",
+    ...(secure ? { "cross-origin-opener-policy": "same-origin" } : {}),
   };
 }
 

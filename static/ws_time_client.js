@@ -1,12 +1,528 @@
 // @ts-check
 /**
- * The reconnecting ws-time client (placeholder until the client issue).
+ * The reconnecting ws-time client, one plain ES module for browsers and Deno
+ * (the page, the tests and the bench share it). It speaks `ws-time.v1`,
+ * keeps the newest session token and presents it on every reconnect, and
+ * retries with exponential backoff and full jitter so that the clients of a
+ * dead instance spread out instead of stampeding the survivors.
+ *
+ * What a client can and cannot learn from the server:
+ * - A `drain` message's `reconnectAfterMs` arrives before the 1001 close, so
+ *   it is always honoured.
+ * - Close codes that mean "reconnecting will not help" (see
+ *   {@link FINAL_CLOSE_CODES}) end the client instead of retrying; 4001
+ *   (the session was resumed on a newer connection) must not fight it.
+ * - A refused handshake (503 with `Retry-After`) is invisible: the WebSocket
+ *   API of browsers hides the HTTP status of a failed handshake on purpose,
+ *   and Deno's only names the status in an error text, never the headers.
+ *   The `probe` option fills the gap where an HTTP request can: after a
+ *   handshake fails it may ask the server how long to wait
+ *   ({@link healthcheckProbe} reads `/healthcheck`'s `Retry-After`).
+ *
+ * Randomness, the clock, timers and the WebSocket constructor are options,
+ * so tests drive every delay deterministically.
+ *
  * @module
  */
 
-/** Opens a ws-time.v1 connection to `url` and calls `onMessage` per message. */
-export function connect(url, onMessage) {
-  const socket = new WebSocket(url, "ws-time.v1");
-  socket.onmessage = (event) => onMessage(JSON.parse(event.data));
-  return socket;
+/** The JSON subprotocol this client speaks. */
+export const PROTOCOL = "ws-time.v1";
+
+/**
+ * Close codes after which the client stops instead of reconnecting: protocol
+ * errors and refusals that a retry would only repeat, and 4001 (the session
+ * was resumed on another connection, which must win).
+ */
+export const FINAL_CLOSE_CODES = Object.freeze([
+  1002,
+  1003,
+  1007,
+  1008,
+  1009,
+  1010,
+  4001,
+]);
+
+/** Default option values, in one place. */
+export const DEFAULTS = Object.freeze({
+  baseMs: 500,
+  capMs: 30_000,
+  maxAttempts: 50,
+  stableMs: 10_000,
+  connectTimeoutMs: 15_000,
+  maxHintMs: 300_000,
+});
+
+/**
+ * @typedef {"idle" | "connecting" | "connected" | "retrying" | "stopped" | "gave-up" | "closed"} ClientState
+ * `closed` means the server ended the session with a final close code (or
+ * is not a ws-time.v1 server); `gave-up` that every attempt failed.
+ */
+
+/**
+ * @typedef {object} ClientOptions
+ * @property {string} [id] Label sent as `?id=` (1-64 of `A-Z a-z 0-9 _ . : -`). Default none.
+ * @property {string} [session] Token to resume from the start. Default none.
+ * @property {number} [baseMs] Backoff base. Default 500.
+ * @property {number} [capMs] Backoff cap. Default 30000.
+ * @property {number} [maxAttempts] Reconnect attempts before giving up. Default 50.
+ * @property {number} [stableMs] Uptime after which the attempt counter resets. Default 10000.
+ * @property {number} [connectTimeoutMs] A handshake not done by then counts as failed. Default 15000.
+ * @property {number} [maxHintMs] Server hints above this are clamped to it. Default 300000.
+ * @property {readonly number[]} [finalCloseCodes] Default {@link FINAL_CLOSE_CODES}.
+ * @property {Probe} [probe] Asked for a delay after a failed handshake. Default none.
+ * @property {() => number} [random] Uniform in [0, 1). Default Math.random.
+ * @property {() => number} [now] Milliseconds. Default Date.now.
+ * @property {(callback: () => void, ms: number) => unknown} [setTimeout] Default globalThis.setTimeout.
+ * @property {(handle: any) => void} [clearTimeout] Default globalThis.clearTimeout.
+ * @property {SocketConstructor} [WebSocket] Default globalThis.WebSocket.
+ */
+
+/**
+ * Asked after a handshake failed: resolves to the delay in ms the server
+ * asked for, or undefined when it did not say.
+ * @typedef {(url: string) => Promise<number | undefined>} Probe
+ */
+
+/**
+ * The part of the WebSocket API the client uses.
+ * @typedef {object} SocketLike
+ * @property {number} readyState
+ * @property {string} protocol
+ * @property {((event: any) => void) | null} onopen
+ * @property {((event: { data: unknown }) => void) | null} onmessage
+ * @property {((event: any) => void) | null} onerror
+ * @property {((event: { code: number, reason: string, wasClean: boolean }) => void) | null} onclose
+ * @property {(code?: number, reason?: string) => void} close
+ */
+
+/** @typedef {new (url: string, protocols?: string | string[]) => SocketLike} SocketConstructor */
+
+/**
+ * @typedef {object} StateDetail
+ * @property {ClientState} state
+ * @property {ClientState} previous
+ * @property {number} attempt Reconnect attempt under way or scheduled (0 on the first connection).
+ * @property {number} maxAttempts
+ * @property {string} reason Why, in words (empty when obvious).
+ * @property {number} [code] The close code that ended the client.
+ */
+
+/**
+ * @typedef {object} RetryDetail
+ * @property {number} attempt 1-based number of the reconnect attempt.
+ * @property {number} maxAttempts
+ * @property {number} delayMs
+ * @property {number} at When it fires (the `now` clock).
+ * @property {number | undefined} hintMs The server's hint, if any.
+ */
+
+/**
+ * @typedef {object} CloseDetail
+ * @property {number} code
+ * @property {string} reason
+ * @property {boolean} opened Whether the handshake had succeeded.
+ */
+
+/**
+ * A ws-time.v1 message: always a `type`; welcome and tick carry `server`
+ * and `seconds`, welcome and some ticks `session`, drain `reconnectAfterMs`.
+ * @typedef {{ type: string, [field: string]: unknown }} Message
+ */
+
+/**
+ * @typedef {object} ClientEvents
+ * @property {StateDetail} state
+ * @property {Message} message
+ * @property {RetryDetail} retry
+ * @property {CloseDetail} close
+ * @property {string} session The newest token.
+ */
+
+/**
+ * The delay before reconnect attempt `n` (0-based): uniform in
+ * [0, min(cap, base * 2^n)], the spread kept all the way up to the cap.
+ * @param {number} n
+ * @param {number} baseMs
+ * @param {number} capMs
+ * @param {() => number} random
+ * @returns {number}
+ */
+export function backoffDelay(n, baseMs, capMs, random) {
+  const ceiling = Math.min(capMs, baseMs * 2 ** Math.min(n, 60));
+  return Math.floor(random() * ceiling);
+}
+
+/**
+ * Parses a `Retry-After` value (seconds or an HTTP date) into ms from
+ * `now`; undefined when absent or unparsable.
+ * @param {string | null} value
+ * @param {number} now
+ * @returns {number | undefined}
+ */
+export function parseRetryAfter(value, now) {
+  if (value === null) return undefined;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const date = Date.parse(text);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+/**
+ * A {@link Probe} that asks the server's `/healthcheck` over HTTP: a 503
+ * with `Retry-After` gives the delay. This is the one place a browser can
+ * read the server's wait hint, since a failed WebSocket handshake hides its
+ * status. Works only where `fetch` may reach the server (same origin in a
+ * browser; anywhere from Deno); any failure means "no hint".
+ * @param {typeof fetch} [fetchFn] Default globalThis.fetch.
+ * @param {number} [timeoutMs] Default 3000.
+ * @returns {Probe}
+ */
+export function healthcheckProbe(fetchFn = globalThis.fetch, timeoutMs = 3000) {
+  return async (url) => {
+    // Beside the WebSocket's path (a proxy may mount it under a prefix);
+    // resolving drops the query, so the session token stays out of it.
+    const target = new URL("healthcheck", url);
+    target.protocol = target.protocol === "wss:" ? "https:" : "http:";
+    const signal = AbortSignal.timeout(timeoutMs);
+    try {
+      const response = await fetchFn(target, { signal, cache: "no-store" });
+      await response.body?.cancel();
+      if (response.status !== 503) return undefined;
+      return parseRetryAfter(response.headers.get("retry-after"), Date.now());
+    } catch {
+      return undefined;
+    }
+  };
+}
+
+const CONNECTING = 0;
+const OPEN = 1;
+
+/** A ws-time.v1 connection that reconnects by itself until stopped. */
+export class WsTimeClient {
+  /** @type {URL} */
+  #url;
+  /** @type {Required<Omit<ClientOptions, "id" | "session" | "probe">> & ClientOptions} */
+  #options;
+  /** @type {Map<string, Set<(detail: any) => void>>} */
+  #listeners = new Map();
+  /** @type {ClientState} */
+  #state = "idle";
+  /** @type {SocketLike | null} */
+  #socket = null;
+  /** @type {unknown} The pending retry's timer handle. */
+  #timer = undefined;
+  /** Bumped whenever a socket or retry is abandoned; stale events check it. */
+  #generation = 0;
+  #attempt = 0;
+  #session = "";
+  #server = "";
+  /** @type {number | undefined} */
+  #drainHint = undefined;
+  /** @type {Promise<void>} */
+  #closed = Promise.resolve();
+
+  /**
+   * A client for `url` (ws:// or wss://); call {@link start} to connect.
+   * @param {string | URL} url
+   * @param {ClientOptions} [options]
+   */
+  constructor(url, options = {}) {
+    this.#url = new URL(url);
+    if (this.#url.protocol !== "ws:" && this.#url.protocol !== "wss:") {
+      throw new TypeError(
+        `Cannot connect to "${url}": the address must start with ws:// or wss://`,
+      );
+    }
+    const merged = {
+      ...DEFAULTS,
+      finalCloseCodes: FINAL_CLOSE_CODES,
+      random: Math.random,
+      now: Date.now,
+      setTimeout: (/** @type {() => void} */ f, /** @type {number} */ ms) =>
+        globalThis.setTimeout(f, ms),
+      clearTimeout: (/** @type {any} */ h) => globalThis.clearTimeout(h),
+      WebSocket: /** @type {SocketConstructor} */ (globalThis.WebSocket),
+      ...withoutUndefined(options),
+    };
+    for (const key of ["baseMs", "capMs", "stableMs", "connectTimeoutMs"]) {
+      const value = /** @type {Record<string, unknown>} */ (merged)[key];
+      if (typeof value !== "number" || !(value > 0) || !isFinite(value)) {
+        throw new RangeError(`Option ${key} must be a positive number`);
+      }
+    }
+    if (!Number.isInteger(merged.maxAttempts) || merged.maxAttempts < 0) {
+      throw new RangeError("Option maxAttempts must be a whole number >= 0");
+    }
+    this.#options = merged;
+    this.#session = options.session ?? "";
+  }
+
+  /** Current state. */
+  get state() {
+    return this.#state;
+  }
+
+  /** The newest session token ("" before the first welcome). */
+  get session() {
+    return this.#session;
+  }
+
+  /** Name of the server that served the latest message. */
+  get server() {
+    return this.#server;
+  }
+
+  /** Reconnect attempts since the last stable connection. */
+  get attempt() {
+    return this.#attempt;
+  }
+
+  /**
+   * Calls `listener` for every event of `type`; returns its remover.
+   * @template {keyof ClientEvents} K
+   * @param {K} type
+   * @param {(detail: ClientEvents[K]) => void} listener
+   * @returns {() => void}
+   */
+  on(type, listener) {
+    let set = this.#listeners.get(type);
+    if (!set) this.#listeners.set(type, set = new Set());
+    set.add(listener);
+    return () => void set.delete(listener);
+  }
+
+  /** Connects (again) with a fresh attempt counter; no-op while active. */
+  start() {
+    if (this.#active()) return;
+    this.#attempt = 0;
+    this.#drainHint = undefined;
+    this.#open();
+  }
+
+  /**
+   * Stops at once: cancels a pending retry and closes the socket (a socket
+   * still connecting is closed as soon as it opens, which browsers log no
+   * error for). Resolves when no socket of ours is left.
+   * @returns {Promise<void>}
+   */
+  stop() {
+    if (this.#active()) this.#end("stopped", "stopped by the user");
+    return this.#closed;
+  }
+
+  #active() {
+    return this.#state === "connecting" || this.#state === "connected" ||
+      this.#state === "retrying";
+  }
+
+  #connectUrl() {
+    const url = new URL(this.#url);
+    if (this.#options.id) url.searchParams.set("id", this.#options.id);
+    if (this.#session) url.searchParams.set("session", this.#session);
+    return url.href;
+  }
+
+  #open() {
+    const generation = ++this.#generation;
+    const url = this.#connectUrl();
+    this.#setState("connecting", "");
+    // Listeners may stop the client from inside any event: check after each.
+    if (generation !== this.#generation) return;
+    /** @type {SocketLike} */
+    let socket;
+    try {
+      socket = new this.#options.WebSocket(url, PROTOCOL);
+    } catch (error) {
+      this.#end(
+        "closed",
+        `cannot open: ${/** @type {Error} */ (error).message}`,
+      );
+      return;
+    }
+    this.#socket = socket;
+    const closed = Promise.withResolvers();
+    this.#closed = closed.promise.then(() => {});
+    let opened = false;
+    let openedAt = 0;
+    const timeout = this.#options.setTimeout(() => {
+      if (socket.readyState === CONNECTING) socket.close();
+    }, this.#options.connectTimeoutMs);
+    const clear = () => this.#options.clearTimeout(timeout);
+    socket.onopen = () => {
+      clear();
+      if (generation !== this.#generation) return;
+      if (socket.protocol !== PROTOCOL) {
+        this.#end("closed", `the server does not speak ${PROTOCOL}`);
+        return;
+      }
+      opened = true;
+      openedAt = this.#options.now();
+      this.#setState("connected", "");
+    };
+    socket.onmessage = (event) => {
+      if (generation === this.#generation) this.#onMessage(event.data);
+    };
+    socket.onerror = () => {
+      // A close event always follows; it decides what happens next.
+    };
+    socket.onclose = (event) => {
+      clear();
+      closed.resolve(undefined);
+      if (generation !== this.#generation) return;
+      this.#socket = null;
+      const uptime = opened ? this.#options.now() - openedAt : 0;
+      this.#onClose(url, event, opened, uptime);
+    };
+  }
+
+  /** @param {unknown} data */
+  #onMessage(data) {
+    if (typeof data !== "string") return;
+    /** @type {unknown} */
+    let parsed;
+    try {
+      parsed = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if (typeof parsed !== "object" || parsed === null) return;
+    const message = /** @type {Message} */ (parsed);
+    if (typeof message.server === "string") this.#server = message.server;
+    if (typeof message.session === "string" && message.session !== "") {
+      this.#session = message.session;
+      this.#emit("session", message.session);
+    }
+    const hint = message.reconnectAfterMs;
+    if (message.type === "drain" && typeof hint === "number" && hint >= 0) {
+      this.#drainHint = Math.min(hint, this.#options.maxHintMs);
+    }
+    this.#emit("message", message);
+  }
+
+  /**
+   * @param {string} url
+   * @param {{ code: number, reason: string }} event
+   * @param {boolean} opened
+   * @param {number} uptime
+   */
+  async #onClose(url, event, opened, uptime) {
+    const generation = this.#generation;
+    this.#emit("close", { code: event.code, reason: event.reason, opened });
+    if (generation !== this.#generation) return;
+    if (uptime >= this.#options.stableMs) this.#attempt = 0;
+    if (this.#options.finalCloseCodes.includes(event.code)) {
+      const reason = event.reason || "the server asked not to reconnect";
+      this.#end("closed", reason, event.code);
+      return;
+    }
+    let hint = this.#drainHint;
+    this.#drainHint = undefined;
+    if (!opened && hint === undefined && this.#options.probe) {
+      hint = await this.#options.probe(url).catch(() => undefined);
+      if (generation !== this.#generation) return;
+      if (hint !== undefined) hint = Math.min(hint, this.#options.maxHintMs);
+    }
+    this.#scheduleRetry(hint);
+  }
+
+  /** @param {number | undefined} hintMs */
+  #scheduleRetry(hintMs) {
+    const { baseMs, capMs, maxAttempts, random, now } = this.#options;
+    if (this.#attempt >= maxAttempts) {
+      this.#end("gave-up", `gave up after ${maxAttempts} attempts`);
+      return;
+    }
+    const jittered = backoffDelay(this.#attempt, baseMs, capMs, random);
+    // A server hint is a floor: never earlier than asked, still jittered.
+    const delayMs = hintMs === undefined
+      ? jittered
+      : Math.max(hintMs, jittered);
+    this.#attempt++;
+    const generation = this.#generation;
+    this.#timer = this.#options.setTimeout(() => {
+      this.#timer = undefined;
+      if (generation === this.#generation) this.#open();
+    }, delayMs);
+    const retry = {
+      attempt: this.#attempt,
+      maxAttempts,
+      delayMs,
+      at: now() + delayMs,
+      hintMs,
+    };
+    this.#setState("retrying", hintMs === undefined ? "" : "server hint");
+    if (generation === this.#generation) this.#emit("retry", retry);
+  }
+
+  /**
+   * Ends the client in a terminal state, releasing timer and socket.
+   * @param {ClientState} state
+   * @param {string} reason
+   * @param {number} [code]
+   */
+  #end(state, reason, code) {
+    this.#generation++;
+    if (this.#timer !== undefined) {
+      this.#options.clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    const socket = this.#socket;
+    this.#socket = null;
+    if (socket?.readyState === OPEN) {
+      socket.close(1000, state === "stopped" ? "client stopped" : "");
+    } else if (socket?.readyState === CONNECTING) {
+      socket.onopen = () => socket.close(1000, "client stopped");
+    }
+    this.#setState(state, reason, code);
+  }
+
+  /**
+   * @param {ClientState} state
+   * @param {string} reason
+   * @param {number} [code]
+   */
+  #setState(state, reason, code) {
+    const previous = this.#state;
+    this.#state = state;
+    this.#emit("state", {
+      state,
+      previous,
+      attempt: this.#attempt,
+      maxAttempts: this.#options.maxAttempts,
+      reason,
+      ...(code === undefined ? {} : { code }),
+    });
+  }
+
+  /**
+   * @template {keyof ClientEvents} K
+   * @param {K} type
+   * @param {ClientEvents[K]} detail
+   */
+  #emit(type, detail) {
+    for (const listener of this.#listeners.get(type) ?? []) {
+      try {
+        listener(detail);
+      } catch (error) {
+        // A failing listener must not break reconnection: report it apart.
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    }
+  }
+}
+
+/**
+ * Copies `options` without its undefined fields, so they keep defaults.
+ * @template {object} T
+ * @param {T} options
+ * @returns {Partial<T>}
+ */
+function withoutUndefined(options) {
+  return /** @type {Partial<T>} */ (Object.fromEntries(
+    Object.entries(options).filter(([, value]) => value !== undefined),
+  ));
 }

@@ -7,12 +7,14 @@
  * @module
  */
 
+import nodeFs from "node:fs";
 import { fileURLToPath } from "node:url";
 import { type App, type AppDeps, createApp } from "../server/app.ts";
 import { systemClock } from "../server/clock.ts";
 import { type Config, parseConfig } from "../server/config.ts";
 import { memoryLogger } from "../server/logger.ts";
 import { MemoryStore } from "../server/sessions.ts";
+import type { BrowserContext, Page } from "playwright-core";
 
 /** Repository root (absolute path). */
 export const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -154,15 +156,20 @@ export const SERVER_PERMISSIONS: readonly string[] = JSON.parse(
 ).tasks.start.split(" ").filter((word: string) => word.startsWith("--allow-"));
 
 /**
- * Starts `main.ts` in its own process on a free loopback port and waits for
- * its listening line. Extra flags go in `args`, environment in `env`.
+ * Starts `main.ts` in its own process on a free loopback port (or `port`)
+ * and waits for its listening line. Extra flags go in `args`, environment
+ * in `env`; the server is named `name` (default `srv-<port>`).
  */
 export async function startServer(
-  options: { args?: string[]; env?: Record<string, string>; port?: number } =
-    {},
+  options: {
+    args?: string[];
+    env?: Record<string, string>;
+    port?: number;
+    name?: string;
+  } = {},
 ): Promise<ServerProcess> {
   const port = options.port ?? freePort();
-  const name = `srv-${port}`;
+  const name = options.name ?? `srv-${port}`;
   const child = new Child(Deno.execPath(), [
     "run",
     ...SERVER_PERMISSIONS,
@@ -386,4 +393,88 @@ export function serve(
       await server.finished;
     },
   };
+}
+
+/** Flags for Debian's chromium: headless, quiet, no network of its own. */
+export const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+  "--disable-quic",
+];
+
+/** A headless chromium with a fresh profile; dispose closes both. */
+export interface BrowserSession extends AsyncDisposable {
+  readonly context: BrowserContext;
+  /** The first tab. */
+  readonly page: Page;
+}
+
+/**
+ * Starts /usr/bin/chromium through playwright-core with a fresh temporary
+ * profile. Playwright loads only here, so other suites do not pay for it.
+ */
+export async function startBrowser(
+  options: {
+    viewport?: { width: number; height: number };
+    /** Host names chromium resolves to 127.0.0.1 (insecure origins). */
+    loopbackNames?: string[];
+  } = {},
+): Promise<BrowserSession> {
+  const { chromium } = await importPlaywright();
+  const profile = await Deno.makeTempDir({ prefix: "ws-time-chromium-" });
+  let context: BrowserContext;
+  try {
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: "/usr/bin/chromium",
+      headless: true,
+      args: [
+        ...CHROMIUM_ARGS,
+        ...(options.loopbackNames ?? []).map((name) =>
+          `--host-resolver-rules=MAP ${name} 127.0.0.1`
+        ),
+      ],
+      viewport: options.viewport ?? { width: 1000, height: 800 },
+    });
+  } catch (error) {
+    await Deno.remove(profile, { recursive: true });
+    throw error;
+  }
+  const page = context.pages()[0] ?? await context.newPage();
+  return {
+    context,
+    page,
+    async [Symbol.asyncDispose]() {
+      await context.close();
+      await Deno.remove(profile, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+/**
+ * Loads playwright-core. At load it probes for WSL with `fs.existsSync` on
+ * a /proc/sys path, which Deno grants only under --allow-all and answers
+ * with NotCapable otherwise; for that load only, such a refusal counts as
+ * "absent" (it is: this is not WSL), so the test task keeps its explicit
+ * permission flags.
+ */
+async function importPlaywright(): Promise<typeof import("playwright-core")> {
+  const existsSync = nodeFs.existsSync;
+  nodeFs.existsSync = (path) => {
+    try {
+      return existsSync(path);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotCapable) return false;
+      throw error;
+    }
+  };
+  try {
+    return await import("playwright-core");
+  } finally {
+    nodeFs.existsSync = existsSync;
+  }
 }

@@ -1,0 +1,374 @@
+/**
+ * Unit tests of the reconnecting client's decisions: backoff with full
+ * jitter, the attempt counter, server hints, final close codes and stop.
+ * Time, randomness and sockets are injected (the client takes them as
+ * options), so every delay is checked exactly and nothing waits.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import {
+  backoffDelay,
+  type ClientOptions,
+  parseRetryAfter,
+  type RetryDetail,
+  type StateDetail,
+  WsTimeClient,
+} from "../static/ws_time_client.js";
+
+/** Timers on a hand-driven clock. */
+class FakeTimers {
+  now = 0;
+  #next = 1;
+  readonly #due = new Map<number, { at: number; run: () => void }>();
+
+  setTimeout = (run: () => void, ms: number): number => {
+    const id = this.#next++;
+    this.#due.set(id, { at: this.now + ms, run });
+    return id;
+  };
+
+  clearTimeout = (id: number): void => {
+    this.#due.delete(id);
+  };
+
+  get pending(): number {
+    return this.#due.size;
+  }
+
+  /** Runs every timer due within `ms`, in time order. */
+  advance(ms: number): void {
+    const end = this.now + ms;
+    for (;;) {
+      const [id, timer] = [...this.#due].sort((a, b) => a[1].at - b[1].at)[0] ??
+        [];
+      if (id === undefined || !timer || timer.at > end) break;
+      this.#due.delete(id);
+      this.now = timer.at;
+      timer.run();
+    }
+    this.now = end;
+  }
+}
+
+/** A socket driven by the test, standing in for the server's side. */
+class FakeSocket {
+  readyState = 0;
+  protocol = "";
+  closedWith: [number | undefined, string | undefined] | undefined;
+  onopen: ((event: unknown) => void) | null = null;
+  onmessage: ((event: { data: unknown }) => void) | null = null;
+  onerror: ((event: unknown) => void) | null = null;
+  onclose:
+    | ((event: { code: number; reason: string; wasClean: boolean }) => void)
+    | null = null;
+
+  constructor(readonly url: string, readonly protocols?: string | string[]) {}
+
+  open(protocol = "ws-time.v1"): void {
+    this.readyState = 1;
+    this.protocol = protocol;
+    this.onopen?.({});
+  }
+
+  send(message: Record<string, unknown>): void {
+    this.onmessage?.({ data: JSON.stringify(message) });
+  }
+
+  drop(code = 1006, reason = ""): void {
+    this.readyState = 3;
+    this.onerror?.({});
+    this.onclose?.({ code, reason, wasClean: false });
+  }
+
+  close(code?: number, reason?: string): void {
+    this.closedWith = [code, reason];
+    if (this.readyState === 0) return;
+    this.drop(code ?? 1005, reason ?? "");
+  }
+}
+
+/** A deterministic uniform generator (mulberry32). */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6D2B79F5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A client wired to fake timers and sockets, recording its events. */
+function harness(options: ClientOptions = {}) {
+  const timers = new FakeTimers();
+  const sockets: FakeSocket[] = [];
+  const client = new WsTimeClient("ws://example.test/", {
+    random: seeded(1),
+    now: () => timers.now,
+    setTimeout: timers.setTimeout,
+    clearTimeout: timers.clearTimeout,
+    WebSocket: class extends FakeSocket {
+      constructor(url: string, protocols?: string | string[]) {
+        super(url, protocols);
+        sockets.push(this);
+      }
+    },
+    ...options,
+  });
+  const retries: RetryDetail[] = [];
+  const states: StateDetail[] = [];
+  client.on("retry", (detail) => retries.push(detail));
+  client.on("state", (detail) => states.push(detail));
+  const last = () => sockets.at(-1)!;
+  return { client, timers, sockets, retries, states, last };
+}
+
+const flush = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+Deno.test("backoffDelay() stays within full-jitter bounds for each attempt", () => {
+  const random = seeded(42);
+  for (let n = 0; n <= 12; n++) {
+    const ceiling = Math.min(30_000, 500 * 2 ** n);
+    const draws = Array.from(
+      { length: 4000 },
+      () => backoffDelay(n, 500, 30_000, random),
+    );
+    assert.ok(draws.every((d) => d >= 0 && d <= ceiling), `attempt ${n}`);
+    const mean = draws.reduce((a, b) => a + b, 0) / draws.length;
+    assert.ok(Math.abs(mean - ceiling / 2) < ceiling * 0.05, `mean at ${n}`);
+    // Full jitter: both ends of the range are reached, not a band near it.
+    assert.ok(Math.min(...draws) < ceiling * 0.02, `low end at ${n}`);
+    assert.ok(Math.max(...draws) > ceiling * 0.98, `high end at ${n}`);
+  }
+});
+
+Deno.test("backoffDelay() keeps the whole spread at the cap", () => {
+  const random = seeded(7);
+  const draws = Array.from(
+    { length: 4000 },
+    () => backoffDelay(40, 500, 30_000, random),
+  );
+  const tenths = new Array(10).fill(0);
+  for (const d of draws) tenths[Math.min(9, Math.floor(d / 3000))]++;
+  // Uniform over [0, cap]: every tenth of the range holds about 10%.
+  assert.ok(tenths.every((count) => count > 300 && count < 500), `${tenths}`);
+  assert.equal(backoffDelay(10_000, 500, 30_000, () => 0.5), 15_000);
+});
+
+Deno.test("WsTimeClient retries with growing jittered delays, then gives up after maxAttempts", () => {
+  const { client, timers, sockets, retries, states, last } = harness();
+  client.start();
+  for (let i = 0; i < 60 && client.state !== "gave-up"; i++) {
+    last().drop();
+    timers.advance(60_000);
+  }
+  assert.equal(retries.length, 50);
+  retries.forEach((retry, n) => {
+    assert.equal(retry.attempt, n + 1);
+    assert.equal(retry.maxAttempts, 50);
+    assert.ok(retry.delayMs <= Math.min(30_000, 500 * 2 ** n), `attempt ${n}`);
+  });
+  assert.equal(sockets.length, 51);
+  assert.equal(client.state, "gave-up");
+  assert.equal(states.at(-1)!.reason, "gave up after 50 attempts");
+  assert.equal(timers.pending, 0);
+});
+
+Deno.test("WsTimeClient resets the attempt counter only after a stable connection", () => {
+  const { client, timers, retries, last } = harness({ random: () => 0.999 });
+  client.start();
+  for (let i = 0; i < 4; i++) {
+    last().drop();
+    timers.advance(60_000);
+  }
+  assert.equal(retries.at(-1)!.attempt, 4);
+  last().open();
+  timers.advance(2_000); // up, but not for long: the counter stays
+  last().drop();
+  assert.equal(retries.at(-1)!.attempt, 5);
+  assert.ok(retries.at(-1)!.delayMs > 500 * 2 ** 4 * 0.99);
+  timers.advance(60_000);
+  last().open();
+  timers.advance(10_000); // stableMs: the next drop starts over
+  last().drop();
+  assert.equal(retries.at(-1)!.attempt, 1);
+  assert.ok(retries.at(-1)!.delayMs < 500);
+  void client.stop();
+});
+
+Deno.test("WsTimeClient presents the newest session token and its id on reconnect", () => {
+  const { client, timers, sockets, last } = harness({ id: "tab-1" });
+  client.start();
+  assert.equal(sockets[0]!.url, "ws://example.test/?id=tab-1");
+  assert.equal(sockets[0]!.protocols, "ws-time.v1");
+  last().open();
+  last().send({ type: "welcome", server: "a", session: "T1", seconds: 0 });
+  last().send({ type: "tick", server: "a", seconds: 1 });
+  last().send({ type: "tick", server: "a", seconds: 2, session: "T2" });
+  assert.equal(client.session, "T2");
+  last().drop();
+  timers.advance(1_000);
+  assert.equal(sockets[1]!.url, "ws://example.test/?id=tab-1&session=T2");
+  void client.stop();
+});
+
+Deno.test("WsTimeClient honours a drain message's reconnectAfterMs", () => {
+  const { client, timers, sockets, retries, last } = harness({
+    random: () => 0.999,
+  });
+  client.start();
+  last().open();
+  last().send({ type: "drain", reconnectAfterMs: 2345 });
+  last().drop(1001, "server shutting down");
+  assert.equal(retries.at(-1)!.delayMs, 2345);
+  assert.equal(retries.at(-1)!.hintMs, 2345);
+  timers.advance(2344);
+  assert.equal(sockets.length, 1);
+  timers.advance(1);
+  assert.equal(sockets.length, 2);
+  // The hint was for that one close only.
+  last().drop();
+  assert.equal(retries.at(-1)!.hintMs, undefined);
+  void client.stop();
+});
+
+Deno.test("WsTimeClient waits as long as the probe says after a failed handshake", async () => {
+  const probed: string[] = [];
+  const { client, retries, last } = harness({
+    random: () => 0.5,
+    probe: (url) => {
+      probed.push(url);
+      return Promise.resolve(7_000);
+    },
+  });
+  client.start();
+  last().drop();
+  await flush();
+  assert.deepEqual(probed, ["ws://example.test/"]);
+  assert.equal(retries.at(-1)!.delayMs, 7_000);
+  // A connection that did open is not a refusal: no probe.
+  await client.stop();
+  client.start();
+  last().open();
+  last().drop();
+  await flush();
+  assert.equal(probed.length, 1);
+  assert.ok(retries.at(-1)!.delayMs < 500);
+  await client.stop();
+});
+
+for (
+  const [code, reason] of [[4001, "session resumed elsewhere"], [
+    1008,
+    "too many messages",
+  ], [1009, ""]] as const
+) {
+  Deno.test(`WsTimeClient does not reconnect after close code ${code}`, () => {
+    const { client, timers, sockets, retries, states, last } = harness();
+    client.start();
+    last().open();
+    last().drop(code, reason);
+    timers.advance(600_000);
+    assert.equal(sockets.length, 1);
+    assert.equal(retries.length, 0);
+    assert.equal(client.state, "closed");
+    assert.equal(states.at(-1)!.code, code);
+    assert.notEqual(states.at(-1)!.reason, "");
+  });
+}
+
+Deno.test("WsTimeClient refuses a server that does not speak ws-time.v1", () => {
+  const { client, sockets, states, last } = harness();
+  client.start();
+  last().open("");
+  assert.equal(client.state, "closed");
+  assert.match(states.at(-1)!.reason, /does not speak ws-time\.v1/);
+  assert.deepEqual(sockets[0]!.closedWith, [1000, ""]);
+});
+
+Deno.test("WsTimeClient.stop() cancels a pending retry at once", () => {
+  const { client, timers, sockets, last } = harness();
+  client.start();
+  last().drop();
+  assert.equal(client.state, "retrying");
+  void client.stop();
+  assert.equal(client.state, "stopped");
+  assert.equal(timers.pending, 0);
+  timers.advance(600_000);
+  assert.equal(sockets.length, 1);
+});
+
+Deno.test("WsTimeClient.stop() closes an open socket, and a connecting one once it opens", async () => {
+  const { client, timers, sockets, last } = harness();
+  client.start();
+  last().open();
+  await client.stop();
+  assert.deepEqual(sockets[0]!.closedWith, [1000, "client stopped"]);
+  client.start();
+  const stopped = client.stop();
+  assert.equal(sockets[1]!.closedWith, undefined);
+  last().open();
+  await stopped;
+  assert.deepEqual(sockets[1]!.closedWith, [1000, "client stopped"]);
+  assert.equal(client.state, "stopped");
+  assert.equal(timers.pending, 0);
+});
+
+Deno.test("WsTimeClient gives up on a handshake that never completes", () => {
+  const { client, timers, retries, last } = harness({
+    connectTimeoutMs: 5_000,
+  });
+  client.start();
+  timers.advance(4_999);
+  assert.equal(client.state, "connecting");
+  last().readyState = 0;
+  const socket = last();
+  socket.close = (code, reason) => {
+    socket.closedWith = [code, reason];
+    socket.drop();
+  };
+  timers.advance(1);
+  assert.equal(client.state, "retrying");
+  assert.equal(retries.length, 1);
+  void client.stop();
+});
+
+Deno.test("WsTimeClient rejects addresses and options it cannot use", () => {
+  assert.throws(
+    () => new WsTimeClient("http://example.test/"),
+    /must start with ws:\/\/ or wss:\/\//,
+  );
+  assert.throws(
+    () => new WsTimeClient("ws://example.test/", { baseMs: 0 }),
+    /baseMs must be a positive number/,
+  );
+  assert.throws(
+    () => new WsTimeClient("ws://example.test/", { maxAttempts: 1.5 }),
+    /maxAttempts must be a whole number/,
+  );
+});
+
+Deno.test("parseRetryAfter() reads seconds and HTTP dates", () => {
+  assert.equal(parseRetryAfter("7", 0), 7000);
+  assert.equal(parseRetryAfter(null, 0), undefined);
+  assert.equal(parseRetryAfter("soon", 0), undefined);
+  const now = Date.parse("Wed, 25 Nov 2026 12:00:00 GMT");
+  assert.equal(parseRetryAfter("Wed, 25 Nov 2026 12:00:09 GMT", now), 9000);
+});
+
+Deno.test("WsTimeClient.stop() called from inside its own events schedules nothing", () => {
+  for (const event of ["close", "state", "retry"] as const) {
+    const { client, timers, sockets, last } = harness();
+    client.start();
+    last().open();
+    client.on(event, () => void client.stop());
+    last().drop();
+    assert.equal(client.state, "stopped", event);
+    assert.equal(timers.pending, 0, event);
+    timers.advance(600_000);
+    assert.equal(sockets.length, 1, event);
+  }
+});
