@@ -11,7 +11,9 @@ import {
   animals,
   uniqueNamesGenerator,
 } from "unique-names-generator";
-import { createApp } from "./server/app.ts";
+import { type Agent, startAgent } from "./server/agent.ts";
+import { type App, CLOSE, createApp } from "./server/app.ts";
+import { CapacitySampler } from "./server/capacity_sampler.ts";
 import { systemClock } from "./server/clock.ts";
 import {
   type Config,
@@ -20,6 +22,13 @@ import {
   OPTIONS,
   parseConfig,
 } from "./server/config.ts";
+import type { Connection } from "./server/connections.ts";
+import { Drainer } from "./server/drain.ts";
+import {
+  hostTrafficReader,
+  processTrafficReader,
+  reportedLinkMbps,
+} from "./server/host_readers.ts";
 import { consoleLogger, type Logger } from "./server/logger.ts";
 import { MemoryStore, type SessionStore } from "./server/sessions.ts";
 
@@ -53,6 +62,50 @@ function readTls(config: Config): { cert: string; key: string } | undefined {
   };
 }
 
+/**
+ * The sampler behind the network, event-loop and memory probes. The host's
+ * counters need --allow-all under Deno; without them the network probe
+ * measures this process's own WebSocket traffic (`app` is read lazily).
+ */
+function createSampler(
+  config: Config,
+  logger: Logger,
+  app: () => App | undefined,
+): { sampler: CapacitySampler; source: string } {
+  const read = (path: string) => Deno.readTextFileSync(path);
+  const host = hostTrafficReader(read);
+  const linkMbps = config.linkMbps > 0
+    ? config.linkMbps
+    : reportedLinkMbps(read);
+  if (linkMbps === 0) {
+    logger.warn(
+      "network probe off: the link capacity is unknown, set --link-mbps",
+    );
+  }
+  let memoryLimit = config.memoryLimitMb * 1024 * 1024;
+  if (memoryLimit === 0) {
+    try {
+      memoryLimit = Math.floor(Deno.systemMemoryInfo().total * 0.8);
+    } catch (error) {
+      logger.warn("memory probe off: set --memory-limit-mb", {
+        error: String(error),
+      });
+    }
+  }
+  const own = processTrafficReader(() =>
+    app()?.traffic() ??
+      { bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0 }
+  );
+  const sampler = new CapacitySampler({
+    clock: systemClock,
+    traffic: host ?? own,
+    linkBytesPerSecond: linkMbps * 1e6 / 8,
+    memory: () => Deno.memoryUsage().rss,
+    memoryLimitBytes: memoryLimit,
+  });
+  return { sampler, source: host ? "host" : "process" };
+}
+
 /** Runs the server until a signal stops it; returns the exit code. */
 export async function main(
   args: string[],
@@ -77,7 +130,51 @@ export async function main(
   }
   const logger = consoleLogger(config.logLevel);
   const store = createStore(config, logger);
-  const app = createApp({ config, store, clock: systemClock, logger });
+  // The sampler is built first (the app takes its probes) but reads the
+  // app's traffic counters later.
+  const late: { app?: App } = {};
+  const { sampler, source } = createSampler(config, logger, () => late.app);
+  const app = createApp({
+    config,
+    store,
+    clock: systemClock,
+    logger,
+    probes: sampler.probes,
+    capacityFigures: () => ({ ...sampler.figures, trafficSource: source }),
+  });
+  late.app = app;
+  let agent: Agent | undefined;
+  try {
+    agent = config.agentPort > 0
+      ? startAgent({
+        hostname: config.hostname,
+        port: config.agentPort,
+        report: () => app.monitor.report(),
+        logger,
+      })
+      : undefined;
+  } catch (error) {
+    app.close();
+    await store.close();
+    // deno-lint-ignore no-console
+    console.error(
+      `ws-time: Cannot listen on --agent-port ${config.agentPort}: ${
+        (error as Error).message
+      }`,
+    );
+    return 2;
+  }
+  sampler.start();
+  const drainer = new Drainer<Connection>({
+    clock: systemClock,
+    delayMs: config.drainDelayMs,
+    periodMs: config.drainPeriodMs,
+    connections: () => app.connections.values(),
+    close(conn, reconnectAfterMs) {
+      app.sendJson(conn, { type: "drain", reconnectAfterMs });
+      app.closeConnection(conn, CLOSE.goingAway, "server draining");
+    },
+  });
   const finished = Promise.withResolvers<void>();
   const server = Deno.serve({
     port: config.port,
@@ -94,15 +191,40 @@ export async function main(
   }, app.handler);
 
   let stopping = false;
+  const shutdown = async () => {
+    app.close();
+    sampler.stop();
+    await agent?.close();
+    await server.shutdown();
+    await store.close();
+    finished.resolve();
+  };
+  // SIGTERM (systemd, orchestrators, deploys) drains gracefully; SIGINT
+  // (Ctrl-C at a terminal) closes everyone now, with jittered hints.
   const stop = (signal: Deno.Signal) => {
     if (stopping) {
       logger.warn("second signal: exiting now", { signal });
       Deno.exit(1);
     }
     stopping = true;
-    logger.info("stopping", { signal, connections: app.connections.size });
-    app.close();
-    server.shutdown().then(() => store.close()).then(() => finished.resolve());
+    app.monitor.startDraining();
+    const connections = app.connections.size;
+    if (signal === "SIGTERM") {
+      logger.info("draining", {
+        signal,
+        connections,
+        delayMs: config.drainDelayMs,
+        periodMs: config.drainPeriodMs,
+      });
+      drainer.start().then(() => {
+        logger.info("drained", { closed: drainer.closed });
+        return shutdown();
+      });
+    } else {
+      logger.info("stopping", { signal, connections });
+      drainer.closeAllNow();
+      shutdown();
+    }
   };
   const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
   const listeners = signals.map((signal) => {

@@ -12,6 +12,7 @@ import type { Logger } from "./logger.ts";
 import type { SessionRecord, SessionStore } from "./sessions.ts";
 import { Connection, ConnectionSet } from "./connections.ts";
 import { CapacityMonitor, type Probe } from "./health.ts";
+import type { ProcessCounts } from "./host_readers.ts";
 import { Metrics } from "./metrics.ts";
 import { createStaticHandler, securityHeaders } from "./static.ts";
 import { Ticker } from "./ticker.ts";
@@ -54,6 +55,8 @@ export interface AppDeps {
   readonly tokens?: TokenSigner;
   /** Extra capacity probes beside connections (network, lag, memory). */
   readonly probes?: Readonly<Record<string, Probe>>;
+  /** Figures behind the probes, shown in the JSON health details. */
+  readonly capacityFigures?: () => Readonly<Record<string, unknown>>;
   /** Extra checks before an upgrade. */
   readonly admissions?: readonly Admission[];
   /** Maps a request to its client; default: the socket peer. */
@@ -76,6 +79,8 @@ export interface App {
   readonly monitor: CapacityMonitor;
   readonly metrics: Metrics;
   readonly tokens: TokenSigner;
+  /** Cumulative WebSocket payload bytes and messages, both directions. */
+  traffic(): ProcessCounts;
   /** Sends a JSON message to a connection if it speaks JSON and is open. */
   sendJson(conn: Connection, message: Record<string, unknown>): void;
   /** Closes one connection with `code` and `reason`. */
@@ -98,7 +103,13 @@ export function createApp(deps: AppDeps): App {
   const connections = new ConnectionSet();
   const metrics = new Metrics();
   const serveStatic = createStaticHandler();
-  const counts = { ticks: 0, bytesOut: 0, bytesIn: 0, messagesIn: 0 };
+  const counts = {
+    ticks: 0,
+    bytesOut: 0,
+    bytesIn: 0,
+    messagesIn: 0,
+    messagesOut: 0,
+  };
   let pending = 0;
 
   const monitor = new CapacityMonitor({
@@ -133,6 +144,7 @@ export function createApp(deps: AppDeps): App {
     }
     socket.send(text);
     counts.ticks++;
+    counts.messagesOut++;
     counts.bytesOut += text.length;
   });
 
@@ -394,6 +406,7 @@ export function createApp(deps: AppDeps): App {
     if (!conn.json || conn.socket.readyState !== OPEN) return;
     const text = JSON.stringify(message);
     conn.socket.send(text);
+    counts.messagesOut++;
     counts.bytesOut += text.length;
   }
 
@@ -452,9 +465,12 @@ export function createApp(deps: AppDeps): App {
     const body = wantsJson
       ? JSON.stringify({
         ...report,
+        threshold: config.healthThreshold,
+        recover: config.healthRecover,
         server: config.name,
         connections: connections.size,
         maxConnections: config.maxConnections,
+        figures: deps.capacityFigures?.() ?? {},
         store: store.status(),
       })
       : report.reason;
@@ -482,6 +498,12 @@ export function createApp(deps: AppDeps): App {
     monitor,
     metrics,
     tokens,
+    traffic: () => ({
+      bytesIn: counts.bytesIn,
+      bytesOut: counts.bytesOut,
+      messagesIn: counts.messagesIn,
+      messagesOut: counts.messagesOut,
+    }),
     sendJson,
     closeConnection,
     closeAll,
