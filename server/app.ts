@@ -56,7 +56,7 @@ export interface AppDeps {
   /** Extra capacity probes beside connections (network, lag, memory). */
   readonly probes?: Readonly<Record<string, Probe>>;
   /** Figures behind the probes, shown in the JSON health details. */
-  readonly capacityFigures?: () => Readonly<Record<string, unknown>>;
+  readonly capacityFigures?: () => object;
   /** Extra checks before an upgrade. */
   readonly admissions?: readonly Admission[];
   /** Maps a request to its client; default: the socket peer. */
