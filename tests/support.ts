@@ -478,3 +478,160 @@ async function importPlaywright(): Promise<typeof import("playwright-core")> {
     nodeFs.existsSync = existsSync;
   }
 }
+
+/** A HAProxy process started by {@link startHaproxy}. */
+export interface HaproxyProcess extends AsyncDisposable {
+  readonly child: Child;
+  /** Reads the stats page: one row per server of `backend`. */
+  servers(backend?: string): Promise<HaproxyServer[]>;
+}
+
+/** One server line of HAProxy's CSV stats. */
+export interface HaproxyServer {
+  readonly name: string;
+  /** "UP", "DOWN", "DRAIN", "UP 1/2"... */
+  readonly status: string;
+  readonly weight: number;
+  /** Current sessions (connections) on the server. */
+  readonly sessions: number;
+}
+
+/**
+ * Starts Debian's haproxy in the foreground on `config` (written to a
+ * temporary file) and waits until its stats frontend on `statsPort` answers.
+ */
+export async function startHaproxy(
+  config: string,
+  statsPort: number,
+): Promise<HaproxyProcess> {
+  const file = await Deno.makeTempFile({ suffix: ".cfg" });
+  await Deno.writeTextFile(file, config);
+  const child = new Child("haproxy", ["-db", "-f", file]);
+  const servers = async (backend = "ws_time") => {
+    const response = await fetch(`http://127.0.0.1:${statsPort}/stats;csv`);
+    const [header = "", ...rows] = (await response.text()).split("\n");
+    const columns = header.replace(/^# /, "").split(",");
+    const col = (name: string) => columns.indexOf(name);
+    return rows.map((row) => row.split(",")).filter((cells) =>
+      cells[0] === backend && !["FRONTEND", "BACKEND"].includes(cells[1]!)
+    ).map((cells) => ({
+      name: cells[col("svname")]!,
+      status: cells[col("status")]!,
+      weight: Number(cells[col("weight")]),
+      sessions: Number(cells[col("scur")]),
+    }));
+  };
+  const stop = async () => {
+    child.kill("SIGTERM");
+    await child.finished();
+    await Deno.remove(file);
+  };
+  try {
+    await waitFor(
+      () => servers().then(() => true, () => false),
+      10_000,
+      "haproxy stats",
+    );
+  } catch (error) {
+    await stop();
+    throw new Error(`${error}\n${child.lines.join("\n")}`);
+  }
+  return { child, servers, [Symbol.asyncDispose]: stop };
+}
+
+/**
+ * A small reconnecting ws-time.v1 client for load tests: it keeps its
+ * session token, follows drain hints, reconnects with a short jittered
+ * backoff (at most `maxAttempts` in a row) and records what it saw.
+ */
+export class ResumingClient {
+  readonly url: string;
+  /** Every welcome, with its arrival time. */
+  readonly welcomes: Array<
+    { server: string; seconds: number; resumed: boolean; at: number }
+  > = [];
+  /** Every close, with the server it was connected to. */
+  readonly closes: Array<
+    { code: number; at: number; server: string; hint: number | null }
+  > = [];
+  /** Latest tick count seen. */
+  seconds = -1;
+  server = "";
+  #token = "";
+  #hint: number | null = null;
+  #socket: WebSocket | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #failures = 0;
+  #stopped = false;
+  #closed = Promise.withResolvers<void>();
+
+  /** Connects to `url` at once. */
+  constructor(url: string, readonly maxAttempts = 50) {
+    this.url = url;
+    this.#connect();
+  }
+
+  #connect(): void {
+    this.#timer = undefined;
+    const url = this.#token === ""
+      ? this.url
+      : `${this.url}?session=${this.#token}`;
+    const socket = new WebSocket(url, "ws-time.v1");
+    this.#socket = socket;
+    this.#closed = Promise.withResolvers<void>();
+    let opened = false;
+    socket.onopen = () => {
+      opened = true;
+      this.#failures = 0;
+    };
+    socket.onmessage = (event) => this.#message(JSON.parse(String(event.data)));
+    socket.onerror = () => {};
+    socket.onclose = (event) => {
+      if (opened) {
+        this.closes.push({
+          code: event.code,
+          at: Date.now(),
+          server: this.server,
+          hint: this.#hint,
+        });
+      }
+      const hint = this.#hint;
+      this.#hint = null;
+      this.#closed.resolve();
+      if (this.#stopped || ++this.#failures > this.maxAttempts) return;
+      const delay = hint ?? 50 + Math.random() * 250;
+      this.#timer = setTimeout(() => this.#connect(), delay);
+    };
+  }
+
+  #message(message: Record<string, unknown>): void {
+    if (message.type === "welcome") {
+      this.server = String(message.server);
+      this.seconds = Number(message.seconds);
+      this.#token = String(message.session);
+      this.welcomes.push({
+        server: this.server,
+        seconds: this.seconds,
+        resumed: message.resumed === true,
+        at: Date.now(),
+      });
+    } else if (message.type === "tick") {
+      this.seconds = Number(message.seconds);
+      if (typeof message.session === "string") this.#token = message.session;
+    } else if (message.type === "drain") {
+      this.#hint = Number(message.reconnectAfterMs);
+    }
+  }
+
+  /** Stops reconnecting, closes the socket and waits for its close. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const socket = this.#socket;
+    if (socket && socket.readyState < WebSocket.CLOSING) socket.close();
+    if (socket && socket.readyState !== WebSocket.CLOSED) {
+      await this.#closed.promise;
+    }
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * Turns `deploy/haproxy.cfg` into a config for a local cluster: the same
+ * frontends, timeouts, checks and balancing, with loopback addresses and
+ * free ports, logs on stdout, a connection limit an unprivileged shell can
+ * grant, no privilege drop (chroot, user) and no admin socket. Only
+ * addresses, ports, process settings and (optionally) check intervals
+ * change, so the tests exercise the config that ships.
+ *
+ * @module
+ */
+
+/** One ws-time instance behind the local HAProxy. */
+export interface Backend {
+  readonly name: string;
+  readonly port: number;
+  /** Agent-check port of the instance. */
+  readonly agentPort: number;
+}
+
+/** Options of {@link renderHaproxyConfig}. */
+export interface RenderOptions {
+  /** Port of the ws_time frontend on 127.0.0.1. */
+  readonly port: number;
+  /** Port of the stats frontend on 127.0.0.1. */
+  readonly statsPort: number;
+  readonly backends: readonly Backend[];
+  /** Replaces every check interval (inter, agent-inter...), e.g. "500ms". */
+  readonly checkInterval?: string;
+}
+
+const DROPPED_GLOBALS = /^(user|group|chroot|daemon|stats socket)\b/;
+const INTERVALS = /\b(inter|fastinter|downinter|agent-inter) \S+/g;
+
+/** The local variant of the deploy config. */
+export function renderHaproxyConfig(
+  template: string,
+  options: RenderOptions,
+): string {
+  const out: string[] = [];
+  let section = "";
+  let serversWritten = false;
+  for (const line of template.split("\n")) {
+    const trimmed = line.trim();
+    if (/^\S/.test(line)) section = trimmed;
+    if (section === "global" && DROPPED_GLOBALS.test(trimmed)) continue;
+    if (section === "global" && trimmed.startsWith("log ")) {
+      // Server state changes (notice) to stdout; traffic logs stay off.
+      out.push("    log stdout format raw local0 notice");
+      continue;
+    }
+    if (section === "global" && trimmed.startsWith("maxconn ")) {
+      // Within an unprivileged shell's file limit.
+      out.push("    maxconn 4000");
+      continue;
+    }
+    if (trimmed.startsWith("bind ")) {
+      const port = section === "frontend stats"
+        ? options.statsPort
+        : options.port;
+      out.push(`    bind 127.0.0.1:${port}`);
+      continue;
+    }
+    if (trimmed.startsWith("server ")) {
+      if (!serversWritten) out.push(...serverLines(options.backends));
+      serversWritten = true;
+      continue;
+    }
+    out.push(
+      options.checkInterval && trimmed.startsWith("default-server ")
+        ? line.replace(INTERVALS, `$1 ${options.checkInterval}`)
+        : line,
+    );
+  }
+  if (!serversWritten) throw new Error("The template has no server lines");
+  return out.join("\n");
+}
+
+function serverLines(backends: readonly Backend[]): string[] {
+  return backends.map((b) =>
+    `    server ${b.name} 127.0.0.1:${b.port} agent-port ${b.agentPort}`
+  );
+}
