@@ -207,6 +207,10 @@ async function main(argv: string[]): Promise<number> {
       input: config,
       stdout: false,
     }));
+    if (!await waitForHttp(`http://127.0.0.1:${base + 1}/stats`, 10_000)) {
+      say("cluster: haproxy did not start; see above");
+      return 1;
+    }
     for (const [i, b] of backends.entries()) {
       const proc = procs.find((p) => p.label === b.name)!;
       say(

@@ -1,0 +1,44 @@
+import assert from "node:assert/strict";
+import { Child, freePort, ResumingClient, ROOT, waitFor } from "./support.ts";
+
+Deno.test("deno task cluster serves through HAProxy, survives losing an instance and stops everything on SIGTERM", async () => {
+  let base = freePort();
+  if (base > 65000) base -= 10000;
+  const tasks = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)).tasks;
+  const [, ...args] = (tasks.cluster as string).split(" ");
+  const cluster = new Child(Deno.execPath(), [
+    ...args,
+    "--instances",
+    "2",
+    "--port",
+    String(base),
+  ], { cwd: ROOT });
+  let client: ResumingClient | undefined;
+  try {
+    const [, url] = await cluster.waitForLine(/open (http:\S+)/, 30_000);
+    const page = await fetch(url!);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<html/i);
+    client = new ResumingClient(url!.replace(/^http/, "ws"));
+    await waitFor(() => client!.seconds >= 1, 10_000, "a ticking client");
+    const [, pid] = await cluster.waitForLine(
+      new RegExp(`${client.server} pid (\\d+)`),
+    );
+    Deno.kill(Number(pid), "SIGKILL");
+    await waitFor(() => client!.welcomes.length >= 2, 10_000, "a resume");
+    assert.ok(client.welcomes[1]!.resumed);
+    assert.notEqual(client.welcomes[1]!.server, client.welcomes[0]!.server);
+    await client.stop();
+    cluster.kill("SIGTERM");
+    const status = await cluster.finished();
+    assert.equal(status.code, 0, cluster.lines.join("\n"));
+    assert.ok(cluster.lines.includes("cluster: stopped"));
+  } finally {
+    await client?.stop();
+    // SIGTERM first: a SIGKILLed cluster could not stop its children.
+    cluster.kill("SIGTERM");
+    const timer = setTimeout(() => cluster.kill("SIGKILL"), 8000);
+    await cluster.finished();
+    clearTimeout(timer);
+  }
+});
