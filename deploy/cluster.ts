@@ -16,16 +16,18 @@
 import { parseArgs } from "node:util";
 import { renderHaproxyConfig } from "./haproxy_config.ts";
 
-/** Permission flags of an instance: the same as `deno task start`. */
-const SERVER_PERMISSIONS = [
-  "--allow-net",
-  "--allow-env",
-  "--allow-read=/proc",
-  "--allow-sys=networkInterfaces,systemMemoryInfo,loadavg",
-];
-
 const ROOT = new URL("../", import.meta.url);
 const encoder = new TextEncoder();
+
+/** Permission flags of an instance: exactly those of `deno task start`. */
+async function serverPermissions(): Promise<string[]> {
+  const tasks = JSON.parse(
+    await Deno.readTextFile(new URL("deno.json", ROOT)),
+  ).tasks;
+  return (tasks.start as string).split(" ").filter((word) =>
+    word.startsWith("--allow-")
+  );
+}
 
 interface Proc {
   readonly label: string;
@@ -156,10 +158,11 @@ async function main(argv: string[]): Promise<number> {
     port: base + 11 + i,
     agentPort: base + 21 + i,
   }));
+  const permissions = await serverPermissions();
   for (const b of backends) {
     procs.push(spawn(b.name, "deno", [
       "run",
-      ...SERVER_PERMISSIONS,
+      ...permissions,
       "main.ts",
       "--hostname",
       "127.0.0.1",
