@@ -86,18 +86,32 @@ async function startCluster(args: string[] = [], count = 3): Promise<Cluster> {
   }
 }
 
-/** Clients that are stopped (and awaited) when the scope ends. */
-function clientsOf(url: string, count: number) {
+/**
+ * `count` clients through `url`, returned once every one of them has had a
+ * tick (the first second of its session); stopped when the scope ends.
+ */
+async function tickingClients(
+  url: string,
+  count: number,
+): Promise<{ clients: ResumingClient[] } & AsyncDisposable> {
   const clients = Array.from(
     { length: count },
     () => new ResumingClient(url),
   );
-  return {
-    clients,
-    async [Symbol.asyncDispose]() {
-      await Promise.all(clients.map((c) => c.stop()));
-    },
+  const stop = async () => {
+    await Promise.all(clients.map((c) => c.stop()));
   };
+  try {
+    await waitFor(
+      () => clients.every((c) => c.seconds >= 1),
+      30_000,
+      `${count} clients ticking`,
+    );
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { clients, [Symbol.asyncDispose]: stop };
 }
 
 function byServer(clients: ResumingClient[]): Map<string, ResumingClient[]> {
@@ -146,13 +160,8 @@ Deno.test("haproxy -c accepts deploy/haproxy.cfg and its loopback rendering", as
 
 Deno.test("300 clients through HAProxy: after SIGKILL of an instance its clients resume on survivors within 5 s with their counts", async () => {
   await using cluster = await startCluster();
-  await using group = clientsOf(cluster.url, 300);
+  await using group = await tickingClients(cluster.url, 300);
   const { clients } = group;
-  await waitFor(
-    () => clients.every((c) => c.seconds >= 1),
-    30_000,
-    "every client connected and ticking",
-  );
   const groups = byServer(clients);
   assert.equal(groups.size, 3, "leastconn spreads clients over 3 instances");
   const victim = cluster.servers[0]!;
@@ -232,12 +241,7 @@ Deno.test("an instance over its threshold gets no new connections through HAProx
       5000,
       "HAProxy to mark the busy instance down",
     );
-    await using group = clientsOf(cluster.url, 15);
-    await waitFor(
-      () => group.clients.every((c) => c.seconds >= 0),
-      10_000,
-      "new clients welcomed",
-    );
+    await using group = await tickingClients(cluster.url, 15);
     assert.ok(
       group.clients.every((c) => c.server !== busy!.name),
       "no new client landed on the overloaded instance",
@@ -269,13 +273,8 @@ Deno.test("SIGTERM drains: health and agent turn at once, closes wait for the de
     "--drain-period",
     "4s",
   ]);
-  await using group = clientsOf(cluster.url, 90);
+  await using group = await tickingClients(cluster.url, 90);
   const { clients } = group;
-  await waitFor(
-    () => clients.every((c) => c.seconds >= 1),
-    20_000,
-    "every client ticking",
-  );
   const leaving = cluster.servers[0]!;
   const drained = clients.filter((c) => c.server === leaving.name);
   const n = drained.length;
