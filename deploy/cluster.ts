@@ -8,7 +8,8 @@
  *
  * Ports, from `--port` P (default 8080): HAProxy P, its stats page P+1,
  * instance i (1..N) on P+10+i with its agent on P+20+i, Redis on P+30.
- * Arguments after `--` go to every instance.
+ * Arguments after `--` go to every instance. Stop it with Ctrl-C or SIGTERM:
+ * a SIGKILLed cluster cannot stop its children.
  *
  * @module
  */
