@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Child, freePort, ResumingClient, ROOT, waitFor } from "./support.ts";
+import { Child, freePort, ROOT, TrackedClient, waitFor } from "./support.ts";
 
 Deno.test("deno task cluster serves through HAProxy, survives losing an instance and stops everything on SIGTERM", async () => {
   let base = freePort();
@@ -13,13 +13,13 @@ Deno.test("deno task cluster serves through HAProxy, survives losing an instance
     "--port",
     String(base),
   ], { cwd: ROOT });
-  let client: ResumingClient | undefined;
+  let client: TrackedClient | undefined;
   try {
     const [, url] = await cluster.waitForLine(/open (http:\S+)/, 30_000);
     const page = await fetch(url!);
     assert.equal(page.status, 200);
     assert.match(await page.text(), /<html/i);
-    client = new ResumingClient(url!.replace(/^http/, "ws"));
+    client = new TrackedClient(url!.replace(/^http/, "ws"));
     await waitFor(() => client!.seconds >= 1, 10_000, "a ticking client");
     const [, pid] = await cluster.waitForLine(
       new RegExp(`${client.server} pid (\\d+)`),

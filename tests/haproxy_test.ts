@@ -5,11 +5,11 @@ import {
   freePort,
   type HaproxyProcess,
   RecordingSocket,
-  ResumingClient,
   ROOT,
   type ServerProcess,
   startHaproxy,
   startServer,
+  TrackedClient,
   waitFor,
 } from "./support.ts";
 
@@ -93,10 +93,10 @@ async function startCluster(args: string[] = [], count = 3): Promise<Cluster> {
 async function tickingClients(
   url: string,
   count: number,
-): Promise<{ clients: ResumingClient[] } & AsyncDisposable> {
+): Promise<{ clients: TrackedClient[] } & AsyncDisposable> {
   const clients = Array.from(
     { length: count },
-    () => new ResumingClient(url),
+    () => new TrackedClient(url),
   );
   const stop = async () => {
     await Promise.all(clients.map((c) => c.stop()));
@@ -114,8 +114,8 @@ async function tickingClients(
   return { clients, [Symbol.asyncDispose]: stop };
 }
 
-function byServer(clients: ResumingClient[]): Map<string, ResumingClient[]> {
-  const groups = new Map<string, ResumingClient[]>();
+function byServer(clients: TrackedClient[]): Map<string, TrackedClient[]> {
+  const groups = new Map<string, TrackedClient[]>();
   for (const client of clients) {
     groups.set(client.server, [...groups.get(client.server) ?? [], client]);
   }

@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import {
   Child,
   freePort,
-  ResumingClient,
   ROOT,
   startServer,
+  TrackedClient,
   waitFor,
 } from "./support.ts";
 
@@ -63,7 +63,7 @@ Deno.test("nginx with deploy/nginx.conf proxies WebSockets and retries a drainin
     "-g",
     "daemon off; master_process off;",
   ]);
-  const clients: ResumingClient[] = [];
+  const clients: TrackedClient[] = [];
   try {
     await waitFor(
       () =>
@@ -75,7 +75,9 @@ Deno.test("nginx with deploy/nginx.conf proxies WebSockets and retries a drainin
       "nginx to listen",
     );
     for (let i = 0; i < 6; i++) {
-      clients.push(new ResumingClient(`ws://127.0.0.1:${port}/`, 0));
+      clients.push(
+        new TrackedClient(`ws://127.0.0.1:${port}/`, { maxAttempts: 0 }),
+      );
     }
     await waitFor(
       () => clients.every((c) => c.seconds >= 1),

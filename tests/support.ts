@@ -15,6 +15,7 @@ import { type Config, parseConfig } from "../server/config.ts";
 import { memoryLogger } from "../server/logger.ts";
 import { MemoryStore } from "../server/sessions.ts";
 import type { BrowserContext, Page } from "playwright-core";
+import { type ClientOptions, WsTimeClient } from "../static/ws_time_client.js";
 
 /** Repository root (absolute path). */
 export const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -540,98 +541,60 @@ export async function startHaproxy(
 }
 
 /**
- * A small reconnecting ws-time.v1 client for load tests: it keeps its
- * session token, follows drain hints, reconnects with a short jittered
- * backoff (at most `maxAttempts` in a row) and records what it saw.
+ * The page's reconnecting client ({@link WsTimeClient}) with what it saw
+ * recorded: every welcome and every close of an open connection (with the
+ * drain hint that preceded it), for load-balancer tests.
  */
-export class ResumingClient {
-  readonly url: string;
+export class TrackedClient {
+  readonly client: WsTimeClient;
   /** Every welcome, with its arrival time. */
   readonly welcomes: Array<
     { server: string; seconds: number; resumed: boolean; at: number }
   > = [];
-  /** Every close, with the server it was connected to. */
+  /** Every close of an opened connection. */
   readonly closes: Array<
     { code: number; at: number; server: string; hint: number | null }
   > = [];
-  /** Latest tick count seen. */
+  /** Latest count seen (-1 before the first welcome). */
   seconds = -1;
+  /** Server of the latest welcome. */
   server = "";
-  #token = "";
   #hint: number | null = null;
-  #socket: WebSocket | undefined;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #failures = 0;
-  #stopped = false;
-  #closed = Promise.withResolvers<void>();
 
-  /** Connects to `url` at once. */
-  constructor(url: string, readonly maxAttempts = 50) {
-    this.url = url;
-    this.#connect();
-  }
-
-  #connect(): void {
-    this.#timer = undefined;
-    const url = this.#token === ""
-      ? this.url
-      : `${this.url}?session=${this.#token}`;
-    const socket = new WebSocket(url, "ws-time.v1");
-    this.#socket = socket;
-    this.#closed = Promise.withResolvers<void>();
-    let opened = false;
-    socket.onopen = () => {
-      opened = true;
-      this.#failures = 0;
-    };
-    socket.onmessage = (event) => this.#message(JSON.parse(String(event.data)));
-    socket.onerror = () => {};
-    socket.onclose = (event) => {
-      if (opened) {
-        this.closes.push({
-          code: event.code,
-          at: Date.now(),
+  /** Starts a client on `url`; `options` go to {@link WsTimeClient}. */
+  constructor(url: string, options: ClientOptions = {}) {
+    this.client = new WsTimeClient(url, options);
+    this.client.on("message", (message) => {
+      if (message.type === "welcome") {
+        this.server = String(message.server);
+        this.seconds = Number(message.seconds);
+        this.welcomes.push({
           server: this.server,
-          hint: this.#hint,
+          seconds: this.seconds,
+          resumed: message.resumed === true,
+          at: Date.now(),
         });
+      } else if (message.type === "tick") {
+        this.seconds = Number(message.seconds);
+      } else if (message.type === "drain") {
+        this.#hint = Number(message.reconnectAfterMs);
       }
-      const hint = this.#hint;
-      this.#hint = null;
-      this.#closed.resolve();
-      if (this.#stopped || ++this.#failures > this.maxAttempts) return;
-      const delay = hint ?? 50 + Math.random() * 250;
-      this.#timer = setTimeout(() => this.#connect(), delay);
-    };
-  }
-
-  #message(message: Record<string, unknown>): void {
-    if (message.type === "welcome") {
-      this.server = String(message.server);
-      this.seconds = Number(message.seconds);
-      this.#token = String(message.session);
-      this.welcomes.push({
-        server: this.server,
-        seconds: this.seconds,
-        resumed: message.resumed === true,
+    });
+    this.client.on("close", (detail) => {
+      if (!detail.opened) return;
+      this.closes.push({
+        code: detail.code,
         at: Date.now(),
+        server: this.server,
+        hint: this.#hint,
       });
-    } else if (message.type === "tick") {
-      this.seconds = Number(message.seconds);
-      if (typeof message.session === "string") this.#token = message.session;
-    } else if (message.type === "drain") {
-      this.#hint = Number(message.reconnectAfterMs);
-    }
+      this.#hint = null;
+    });
+    this.client.start();
   }
 
-  /** Stops reconnecting, closes the socket and waits for its close. */
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    const socket = this.#socket;
-    if (socket && socket.readyState < WebSocket.CLOSING) socket.close();
-    if (socket && socket.readyState !== WebSocket.CLOSED) {
-      await this.#closed.promise;
-    }
+  /** Stops the client and waits until its socket is gone. */
+  stop(): Promise<void> {
+    return this.client.stop();
   }
 }
