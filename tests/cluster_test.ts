@@ -1,9 +1,30 @@
 import assert from "node:assert/strict";
-import { Child, freePort, ROOT, TrackedClient, waitFor } from "./support.ts";
+import { Child, ROOT, TrackedClient, waitFor } from "./support.ts";
+
+/**
+ * A base port P whose cluster ports (P, P+1, P+11.., P+21.., P+30) are all
+ * free right now.
+ */
+function freeBlock(): number {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    const ports = [0, 1, 11, 12, 21, 22, 30].map((offset) => base + offset);
+    if (ports.every(isFree)) return base;
+  }
+  throw new Error("No free block of ports for the cluster");
+}
+
+function isFree(port: number): boolean {
+  try {
+    Deno.listen({ hostname: "127.0.0.1", port }).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 Deno.test("deno task cluster serves through HAProxy, survives losing an instance and stops everything on SIGTERM", async () => {
-  let base = freePort();
-  if (base > 65000) base -= 10000;
+  const base = freeBlock();
   const tasks = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)).tasks;
   const [, ...args] = (tasks.cluster as string).split(" ");
   const cluster = new Child(Deno.execPath(), [
@@ -15,7 +36,10 @@ Deno.test("deno task cluster serves through HAProxy, survives losing an instance
   ], { cwd: ROOT });
   let client: TrackedClient | undefined;
   try {
-    const [, url] = await cluster.waitForLine(/open (http:\S+)/, 30_000);
+    const [, url] = await cluster.waitForLine(/open (http:\S+)/, 45_000)
+      .catch((error) => {
+        throw new Error(`${error.message}\n${cluster.lines.join("\n")}`);
+      });
     const page = await fetch(url!);
     assert.equal(page.status, 200);
     assert.match(await page.text(), /<html/i);
