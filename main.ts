@@ -30,6 +30,7 @@ import {
   reportedLinkMbps,
 } from "./server/host_readers.ts";
 import { consoleLogger, type Logger } from "./server/logger.ts";
+import { RedisStore } from "./server/redis_store.ts";
 import { MemoryStore, type SessionStore } from "./server/sessions.ts";
 
 /** A random readable server name such as "brave-otter". */
@@ -41,8 +42,25 @@ export function randomName(): string {
   });
 }
 
-function createStore(config: Config, _logger: Logger): SessionStore {
-  return new MemoryStore(systemClock, config.sessionTtlMs);
+async function createStore(
+  config: Config,
+  logger: Logger,
+): Promise<SessionStore> {
+  if (config.redisUrl === "") {
+    return new MemoryStore(systemClock, config.sessionTtlMs);
+  }
+  const store = new RedisStore({
+    url: config.redisUrl,
+    prefix: config.redisPrefix,
+    ttlMs: config.sessionTtlMs,
+    timeoutMs: config.storeTimeoutMs,
+    clock: systemClock,
+    logger,
+  });
+  // One bounded attempt, so the log says whether Redis answered; the server
+  // starts either way and the store keeps retrying.
+  await store.firstAttempt;
+  return store;
 }
 
 function readTls(config: Config): { cert: string; key: string } | undefined {
@@ -129,7 +147,7 @@ export async function main(
     return 2;
   }
   const logger = consoleLogger(config.logLevel);
-  const store = createStore(config, logger);
+  const store = await createStore(config, logger);
   // The sampler is built first (the app takes its probes) but reads the
   // app's traffic counters later.
   const late: { app?: App } = {};

@@ -588,6 +588,15 @@ function declareMetrics(
     () => store.status().state === "up" ? 1 : 0,
   );
   metrics.gauge(
+    "wstime_store_errors_total",
+    "Failed session store calls, by kind",
+    () =>
+      Object.entries(store.status().errors ?? {}).map(([kind, value]) =>
+        [{ kind }, value] as const
+      ),
+    "counter",
+  );
+  metrics.gauge(
     "wstime_store_figure",
     "Session store figures",
     () =>

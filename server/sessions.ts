@@ -20,8 +20,10 @@ export interface StoreStatus {
   readonly kind: string;
   /** "up", "down" or "connecting". */
   readonly state: string;
-  /** Extra numeric figures (errors, buffered writes, round-trip time). */
+  /** Extra numeric figures (buffered writes, round-trip time). */
   readonly figures: Readonly<Record<string, number>>;
+  /** Failed store calls by kind (offline, timeout, connection, reply). */
+  readonly errors?: Readonly<Record<string, number>>;
 }
 
 /** Called when another connection (anywhere) took over a session. */

@@ -16,6 +16,7 @@ import { memoryLogger } from "../server/logger.ts";
 import { MemoryStore } from "../server/sessions.ts";
 import type { BrowserContext, Page } from "playwright-core";
 import { type ClientOptions, WsTimeClient } from "../static/ws_time_client.js";
+import { createClient } from "@redis/client";
 
 /** Repository root (absolute path). */
 export const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -206,8 +207,14 @@ export interface RedisProcess extends AsyncDisposable {
   readonly url: string;
 }
 
-/** Starts Debian's redis-server without persistence; stops on dispose. */
-export async function startRedis(port = freePort()): Promise<RedisProcess> {
+/**
+ * Starts Debian's redis-server without persistence; stops on dispose.
+ * `args` adds server options (say `["--requirepass", "pw"]`).
+ */
+export async function startRedis(
+  port = freePort(),
+  args: string[] = [],
+): Promise<RedisProcess> {
   const child = new Child("redis-server", [
     "--port",
     String(port),
@@ -219,6 +226,7 @@ export async function startRedis(port = freePort()): Promise<RedisProcess> {
     "no",
     "--protected-mode",
     "no",
+    ...args,
   ]);
   await child.waitForLine(/Ready to accept connections/, 10_000);
   return {
@@ -227,6 +235,29 @@ export async function startRedis(port = freePort()): Promise<RedisProcess> {
     url: `redis://127.0.0.1:${port}`,
     [Symbol.asyncDispose]: () => child[Symbol.asyncDispose](),
   };
+}
+
+/**
+ * Sends one command to the Redis at `url` on a fresh connection and returns
+ * the reply: how tests look at (or wipe) what the servers wrote.
+ */
+export async function redisCall(
+  url: string,
+  ...args: string[]
+): Promise<unknown> {
+  const client = createClient({
+    url,
+    socket: { reconnectStrategy: false },
+    disableClientInfo: true,
+    maintNotifications: "disabled",
+  });
+  client.on("error", () => {});
+  await client.connect();
+  try {
+    return await client.sendCommand(args);
+  } finally {
+    client.destroy();
+  }
 }
 
 /** A WebSocket that records every message and its arrival time. */
