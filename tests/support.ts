@@ -260,6 +260,16 @@ export async function redisCall(
   }
 }
 
+/** The JSON detail of a server's /healthcheck, with its HTTP status. */
+export async function healthDetail(
+  http: string,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await fetch(`${http}/healthcheck`, {
+    headers: { accept: "application/json" },
+  });
+  return { status: response.status, body: await response.json() };
+}
+
 /** A WebSocket that records every message and its arrival time. */
 export class RecordingSocket implements AsyncDisposable {
   readonly socket: WebSocket;
@@ -268,6 +278,8 @@ export class RecordingSocket implements AsyncDisposable {
   readonly opened: Promise<void>;
   readonly closed: Promise<CloseEvent>;
   closeEvent: CloseEvent | undefined;
+  /** When the close event arrived (ms since the epoch). */
+  closedAt: number | undefined;
 
   /** Connects to `url` offering `protocols`. */
   constructor(url: string, protocols?: string | string[]) {
@@ -286,6 +298,7 @@ export class RecordingSocket implements AsyncDisposable {
     this.socket.onerror = () => {};
     this.socket.onclose = (event) => {
       this.closeEvent = event;
+      this.closedAt = Date.now();
       opened.reject(new Error(`closed before open (${event.code})`));
       closed.resolve(event);
     };
@@ -309,6 +322,12 @@ export class RecordingSocket implements AsyncDisposable {
       );
     }
     return this.messages;
+  }
+
+  /** Waits for the close event, at most `timeoutMs`. */
+  async waitForClose(timeoutMs = 5000): Promise<CloseEvent> {
+    await waitFor(() => this.closeEvent, timeoutMs, "the socket to close");
+    return this.closeEvent!;
   }
 
   /** Closes (if open) and waits for the close event. */
