@@ -3,8 +3,10 @@ import {
   Child,
   freePort,
   RecordingSocket,
+  redisCall,
   ROOT,
   SERVER_PERMISSIONS,
+  startRedis,
 } from "./support.ts";
 
 async function build(args: string[], env: Record<string, string> = {}) {
@@ -22,8 +24,11 @@ async function build(args: string[], env: Record<string, string> = {}) {
   );
 }
 
+// With Redis, so the artifact proves node-redis travels inside it and runs
+// under the task's exact permission flags.
 async function serveAndCheck(command: string, args: string[], cwd: string) {
   const port = freePort();
+  await using redis = await startRedis();
   await using child = new Child(command, [
     ...args,
     "--hostname",
@@ -32,8 +37,12 @@ async function serveAndCheck(command: string, args: string[], cwd: string) {
     String(port),
     "--name",
     "artifact",
-  ], { cwd });
+  ], {
+    cwd,
+    env: { REDIS_URL: redis.url, SESSION_SECRET: "artifact-test-secret-0123" },
+  });
   await child.waitForLine(/listening on/, 20_000);
+  await child.waitForLine(/redis connected/);
   const page = await fetch(`http://127.0.0.1:${port}/`);
   assert.equal(page.status, 200);
   assert.match(await page.text(), /<title>ws-time<\/title>/);
@@ -47,6 +56,7 @@ async function serveAndCheck(command: string, args: string[], cwd: string) {
   await socket.waitForMessages(2);
   assert.equal(socket.json[0]!.server, "artifact");
   assert.equal(socket.json[1]!.seconds, 1);
+  assert.equal(await redisCall(redis.url, "DBSIZE"), 1);
 }
 
 Deno.test("the bundle runs alone from an empty directory and serves client and WebSockets", async () => {

@@ -104,20 +104,3 @@ Deno.test("a client whose instance is SIGKILLed resumes on the other with its co
   );
   assert.equal(tick!.seconds, seconds + 1);
 });
-
-Deno.test("with the memory store a second connection with the same token closes the first with 4001", async () => {
-  await using server = await startServer();
-  await using first = new RecordingSocket(server.ws, PROTOCOL);
-  await first.waitForMessages(1);
-  const token = first.json[0]!.session;
-  await using second = new RecordingSocket(
-    `${server.ws}?session=${token}`,
-    PROTOCOL,
-  );
-  await second.waitForMessages(2);
-  assert.equal(second.json[0]!.resumed, true);
-  const closed = await first.waitForClose();
-  assert.equal(closed.code, 4001);
-  assert.equal(closed.reason, "session resumed elsewhere");
-  assert.equal(second.closeEvent, undefined);
-});
