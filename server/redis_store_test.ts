@@ -216,3 +216,32 @@ Deno.test("RedisStore reconnects after Redis restarts and reports the outage", a
   assert.equal(store.status().figures.reconnects, 1);
   assert.ok((store.status().errors?.connection ?? 0) >= 1);
 });
+
+Deno.test("RedisStore rebuilds its connection after three unanswered PINGs and recovers", async () => {
+  await using redis = await startRedis();
+  const logger = memoryLogger();
+  await using store = openStore(redis.url, {
+    timeoutMs: 100,
+    pingEveryMs: 100,
+    logger,
+  });
+  await store.firstAttempt;
+  redis.child.kill("SIGSTOP");
+  try {
+    await waitFor(
+      () => store.status().state === "down",
+      3000,
+      "link torn down",
+    );
+    assert.ok(
+      logger.lines.some((l) => l.includes("3 PINGs unanswered")),
+      logger.lines.join("\n"),
+    );
+  } finally {
+    redis.child.kill("SIGCONT");
+  }
+  await waitFor(() => store.status().state === "up", 6000, "link rebuilt");
+  assert.equal(store.status().figures.reconnects, 1);
+  await store.create("after", { start: 3 });
+  assert.equal(await redisCall(redis.url, "GET", "t:session:after"), "3");
+});
