@@ -132,7 +132,6 @@ export class RedisStore implements SessionStore {
 
   /** Pushes every live session's expiry out: one pipeline per batch. */
   async refresh(ids: readonly string[]): Promise<void> {
-    if (!this.#link.up) return;
     const batches: Promise<void>[] = [];
     for (let i = 0; i < ids.length; i += this.#batchSize) {
       batches.push(this.#expireBatch(ids.slice(i, i + this.#batchSize)));
@@ -143,7 +142,7 @@ export class RedisStore implements SessionStore {
   /** Starts the grace period of a closed session. */
   async release(id: string): Promise<void> {
     // A buffered record gets its full grace period when it is written.
-    if (this.#buffer.has(id) || !this.#link.up) return;
+    if (this.#buffer.has(id)) return;
     try {
       await this.#link.run((client) =>
         client.expire(this.#key(id), this.#ttlS)
@@ -156,7 +155,6 @@ export class RedisStore implements SessionStore {
 
   /** Tells the other instances to close their connection of `id`. */
   async announce(id: string): Promise<void> {
-    if (!this.#link.up) return;
     try {
       await this.#link.run((client) =>
         client.publish(this.#channel, `${this.#instanceId} ${id}`)

@@ -181,10 +181,12 @@ Deno.test("RedisStore without Redis buffers a bounded number of writes and flush
   assert.equal(store.status().state, "down");
   for (let i = 1; i <= 5; i++) await store.create(`n${i}`, { start: i });
   await store.refresh(["n5"]);
-  await store.release("n4");
+  await store.release("n1");
   await store.announce("n5");
   assert.equal(store.status().figures.buffered, 3);
   assert.equal(store.status().figures.dropped, 2);
+  // The refresh, release and announce that could not be sent are counted.
+  assert.equal(store.status().errors?.offline, 3);
   assert.equal(await store.get("n1"), null);
   assert.deepEqual(await store.get("n5"), { start: 5 });
 

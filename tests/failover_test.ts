@@ -9,7 +9,7 @@
 
 import assert from "node:assert/strict";
 import { TokenSigner } from "../server/token.ts";
-import { RecordingSocket, startRedis, startServer } from "./support.ts";
+import { RecordingSocket, startSharedPair } from "./support.ts";
 
 const PROTOCOL = "ws-time.v1";
 const SECRET = "failover-test-secret-0123456789";
@@ -23,10 +23,8 @@ function startOf(token: unknown): number {
 }
 
 Deno.test("two instances sharing Redis resume each other's sessions; the older connection gets 4001", async () => {
-  await using redis = await startRedis();
-  const env = { REDIS_URL: redis.url, SESSION_SECRET: SECRET };
-  await using a = await startServer({ env });
-  await using b = await startServer({ env });
+  await using pair = await startSharedPair(SECRET);
+  const { a, b } = pair;
 
   await using onA = new RecordingSocket(a.ws, PROTOCOL);
   await onA.waitForMessages(2);
@@ -73,10 +71,8 @@ Deno.test("two instances sharing Redis resume each other's sessions; the older c
 });
 
 Deno.test("a client whose instance is SIGKILLed resumes on the other with its count", async () => {
-  await using redis = await startRedis();
-  const env = { REDIS_URL: redis.url, SESSION_SECRET: SECRET };
-  await using a = await startServer({ env });
-  await using b = await startServer({ env });
+  await using pair = await startSharedPair(SECRET);
+  const { a, b } = pair;
 
   await using client = new RecordingSocket(a.ws, PROTOCOL);
   await client.waitForMessages(3);

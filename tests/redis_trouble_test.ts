@@ -15,6 +15,7 @@ import {
   redisCall,
   startRedis,
   startServer,
+  startSharedPair,
   waitFor,
 } from "./support.ts";
 
@@ -133,10 +134,8 @@ Deno.test("Redis killed under 100 clients: none dropped, ticks go on, new sessio
 });
 
 Deno.test("Redis flushed: valid tokens resume with their start on any instance; forged or altered ones never do", async () => {
-  await using redis = await startRedis();
-  const env = { REDIS_URL: redis.url, SESSION_SECRET: SECRET };
-  await using a = await startServer({ env });
-  await using b = await startServer({ env });
+  await using pair = await startSharedPair(SECRET);
+  const { redis, a, b } = pair;
   await using original = new RecordingSocket(a.ws, PROTOCOL);
   await original.waitForMessages(2);
   const token = String(original.json[0]!.session);

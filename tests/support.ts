@@ -237,6 +237,33 @@ export async function startRedis(
   };
 }
 
+/** Two ws-time servers sharing one redis-server, as in production. */
+export interface SharedPair extends AsyncDisposable {
+  readonly redis: RedisProcess;
+  readonly a: ServerProcess;
+  readonly b: ServerProcess;
+}
+
+/** Starts a redis-server and two servers using it with `secret`. */
+export async function startSharedPair(secret: string): Promise<SharedPair> {
+  const redis = await startRedis();
+  const env = { REDIS_URL: redis.url, SESSION_SECRET: secret };
+  const started: AsyncDisposable[] = [redis];
+  const stop = async () => {
+    for (const item of started.reverse()) await item[Symbol.asyncDispose]();
+  };
+  try {
+    const a = await startServer({ env });
+    started.push(a);
+    const b = await startServer({ env });
+    started.push(b);
+    return { redis, a, b, [Symbol.asyncDispose]: stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
 /**
  * Sends one command to the Redis at `url` on a fresh connection and returns
  * the reply: how tests look at (or wipe) what the servers wrote.
