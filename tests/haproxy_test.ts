@@ -5,9 +5,11 @@ import {
   freePort,
   type HaproxyProcess,
   RecordingSocket,
+  type RedisProcess,
   ROOT,
   type ServerProcess,
   startHaproxy,
+  startRedis,
   startServer,
   TrackedClient,
   waitFor,
@@ -25,15 +27,21 @@ interface Cluster extends AsyncDisposable {
 }
 
 /**
- * Three ws-time instances sharing a token secret behind HAProxy running the
- * deploy config (checks every 500 ms instead of 2 s, to keep tests short).
+ * Three ws-time instances sharing one Redis and token secret behind HAProxy
+ * running the deploy config (checks every 500 ms instead of 2 s, to keep
+ * tests short).
  */
 async function startCluster(args: string[] = [], count = 3): Promise<Cluster> {
   const agentPorts = Array.from({ length: count }, () => freePort());
   const servers: ServerProcess[] = [];
-  const stopServers = () =>
-    Promise.all(servers.map((s) => s[Symbol.asyncDispose]()));
+  let redis: RedisProcess | undefined;
+  const stopServers = async () => {
+    await Promise.all(servers.map((s) => s[Symbol.asyncDispose]()));
+    await redis?.[Symbol.asyncDispose]();
+  };
   try {
+    redis = await startRedis();
+    const redisUrl = redis.url;
     servers.push(
       ...await Promise.all(agentPorts.map((agentPort) =>
         startServer({
@@ -42,6 +50,8 @@ async function startCluster(args: string[] = [], count = 3): Promise<Cluster> {
             String(agentPort),
             "--session-secret",
             SECRET,
+            "--redis",
+            redisUrl,
             ...args,
           ],
         })
@@ -202,6 +212,16 @@ Deno.test("300 clients through HAProxy: after SIGKILL of an instance its clients
     othersClosed,
     "clients of the survivors were not disturbed",
   );
+  // The survivors found the orphans' sessions in the shared Redis.
+  let fromStore = 0;
+  for (const server of cluster.servers.slice(1)) {
+    const text = await (await fetch(`${server.http}/metrics`)).text();
+    fromStore += Number(
+      /^wstime_sessions_total\{kind="resumed",from="store"\} (\d+)$/m.exec(text)
+        ?.[1] ?? 0,
+    );
+  }
+  assert.equal(fromStore, orphans.length);
 });
 
 Deno.test("an instance over its threshold gets no new connections through HAProxy, keeps its own, and its agent weight follows load", async () => {
