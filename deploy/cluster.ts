@@ -16,6 +16,7 @@
 
 import { parseArgs } from "node:util";
 import { renderHaproxyConfig } from "./haproxy_config.ts";
+import { loopbackRedisArgs } from "./redis_args.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const encoder = new TextEncoder();
@@ -139,14 +140,7 @@ async function main(argv: string[]): Promise<number> {
   if (redisAvailable()) {
     const port = base + 30;
     procs.push(spawn("redis", "redis-server", [
-      "--port",
-      String(port),
-      "--bind",
-      "127.0.0.1",
-      "--save",
-      "",
-      "--appendonly",
-      "no",
+      ...loopbackRedisArgs(port),
       "--loglevel",
       "warning",
     ], { stop: "SIGTERM" }));

@@ -9,6 +9,7 @@
 
 import nodeFs from "node:fs";
 import { fileURLToPath } from "node:url";
+import { loopbackRedisArgs } from "../deploy/redis_args.ts";
 import { type App, type AppDeps, createApp } from "../server/app.ts";
 import { systemClock } from "../server/clock.ts";
 import { type Config, parseConfig } from "../server/config.ts";
@@ -216,14 +217,7 @@ export async function startRedis(
   args: string[] = [],
 ): Promise<RedisProcess> {
   const child = new Child("redis-server", [
-    "--port",
-    String(port),
-    "--bind",
-    "127.0.0.1",
-    "--save",
-    "",
-    "--appendonly",
-    "no",
+    ...loopbackRedisArgs(port),
     "--protected-mode",
     "no",
     ...args,
