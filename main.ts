@@ -11,9 +11,11 @@ import {
   animals,
   uniqueNamesGenerator,
 } from "unique-names-generator";
+import { AddressLimits } from "./server/address_limits.ts";
 import { type Agent, startAgent } from "./server/agent.ts";
 import { type App, CLOSE, createApp } from "./server/app.ts";
 import { CapacitySampler } from "./server/capacity_sampler.ts";
+import { AddressSet, createClientInfo } from "./server/client_address.ts";
 import { systemClock } from "./server/clock.ts";
 import {
   type Config,
@@ -30,6 +32,7 @@ import {
   reportedLinkMbps,
 } from "./server/host_readers.ts";
 import { consoleLogger, type Logger } from "./server/logger.ts";
+import { createOriginCheck } from "./server/origin.ts";
 import { RedisStore } from "./server/redis_store.ts";
 import { MemoryStore, type SessionStore } from "./server/sessions.ts";
 
@@ -63,15 +66,21 @@ async function createStore(
   return store;
 }
 
+/** Where the tasks and the compiled binary may read TLS files from. */
+const TLS_DIR = "/etc/ws-time";
+
 function readTls(config: Config): { cert: string; key: string } | undefined {
   if (config.certFile === "") return undefined;
   const read = (flag: string, path: string) => {
     try {
       return Deno.readTextFileSync(path);
     } catch (error) {
-      throw new ConfigError(
-        `Cannot read --${flag} "${path}": ${(error as Error).message}`,
-      );
+      const why = error instanceof Deno.errors.NotCapable ||
+          error instanceof Deno.errors.PermissionDenied &&
+            /allow-read/.test((error as Error).message)
+        ? `not allowed by this build's --allow-read (the tasks and the binary may read ${TLS_DIR}/)`
+        : (error as Error).message;
+      throw new ConfigError(`Cannot read --${flag} "${path}": ${why}`);
     }
   };
   return {
@@ -124,6 +133,20 @@ function createSampler(
   return { sampler, source: host ? "host" : "process" };
 }
 
+/** A startup failure of Deno.serve explained in terms of our flags. */
+function listenError(error: unknown, config: Config): string {
+  const message = error instanceof Error ? error.message : String(error);
+  if (error instanceof Deno.errors.AddrInUse) {
+    return `Cannot listen on --hostname ${config.hostname} --port ${config.port}: address in use`;
+  }
+  if (
+    config.certFile !== "" && !(error instanceof Deno.errors.PermissionDenied)
+  ) {
+    return `Cannot use --cert "${config.certFile}" and --key "${config.keyFile}": ${message}`;
+  }
+  return `Cannot listen on --hostname ${config.hostname} --port ${config.port}: ${message}`;
+}
+
 /** Runs the server until a signal stops it; returns the exit code. */
 export async function main(
   args: string[],
@@ -157,6 +180,9 @@ export async function main(
     store,
     clock: systemClock,
     logger,
+    clientInfo: createClientInfo(new AddressSet(config.trustedProxies)),
+    admissions: [createOriginCheck(config)],
+    addressGate: new AddressLimits(config, systemClock),
     probes: sampler.probes,
     capacityFigures: () => ({ ...sampler.figures, trafficSource: source }),
   });
@@ -194,19 +220,30 @@ export async function main(
     },
   });
   const finished = Promise.withResolvers<void>();
-  const server = Deno.serve({
-    port: config.port,
-    hostname: config.hostname,
-    reusePort: config.reusePort,
-    ...(tls ?? {}),
-    onListen({ hostname, port }) {
-      const host = hostname.includes(":") ? `[${hostname}]` : hostname;
-      logger.info(
-        `ws-time listening on ${tls ? "https" : "http"}://${host}:${port}/`,
-        { name: config.name, store: store.kind },
-      );
-    },
-  }, app.handler);
+  let server: Deno.HttpServer;
+  try {
+    server = Deno.serve({
+      port: config.port,
+      hostname: config.hostname,
+      reusePort: config.reusePort,
+      ...(tls ?? {}),
+      onListen({ hostname, port }) {
+        const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+        logger.info(
+          `ws-time listening on ${tls ? "https" : "http"}://${host}:${port}/`,
+          { name: config.name, store: store.kind },
+        );
+      },
+    }, app.handler);
+  } catch (error) {
+    app.close();
+    sampler.stop();
+    await agent?.close();
+    await store.close();
+    // deno-lint-ignore no-console
+    console.error(`ws-time: ${listenError(error, config)}`);
+    return 2;
+  }
 
   let stopping = false;
   const shutdown = async () => {
@@ -259,7 +296,8 @@ export async function main(
 }
 
 if (import.meta.main) {
-  // Only the documented variables are read, so --allow-env can name them.
+  // Only the variables ws-time declares are read: the permission flags name
+  // exactly these (`--allow-env=PORT,HOST,...`), nothing else is exposed.
   const env: Record<string, string> = {};
   for (const { env: name } of OPTIONS) {
     const value = Deno.env.get(name);

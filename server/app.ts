@@ -34,6 +34,8 @@ export const CLOSE = {
 export interface ClientInfo {
   /** The client's address (the socket peer unless a trusted proxy said). */
   readonly address: string;
+  /** The scheme the client used, when a trusted proxy said so. */
+  readonly proto?: "http" | "https";
 }
 
 /**
@@ -44,6 +46,15 @@ export interface ClientInfo {
 export type Admission = (request: Request, client: ClientInfo) =>
   | Response
   | null;
+
+/**
+ * Per-address bookkeeping around an upgrade: `admit` reserves a slot or
+ * returns the refusal, `release` frees it when that connection ends.
+ */
+export interface AddressGate {
+  admit(address: string): Response | null;
+  release(address: string): void;
+}
 
 /** Everything the app needs, passed in. */
 export interface AppDeps {
@@ -59,6 +70,8 @@ export interface AppDeps {
   readonly capacityFigures?: () => object;
   /** Extra checks before an upgrade. */
   readonly admissions?: readonly Admission[];
+  /** Per-address limits; a slot is held for each open connection. */
+  readonly addressGate?: AddressGate;
   /** Maps a request to its client; default: the socket peer. */
   readonly clientInfo?: (
     request: Request,
@@ -153,6 +166,7 @@ export function createApp(deps: AppDeps): App {
     if (!conn) return;
     metrics.inc("wstime_takeovers_total", { where: "remote" });
     connections.delete(conn);
+    deps.addressGate?.release(conn.address);
     conn.evicted = true;
     closeConnection(conn, CLOSE.takenOver, "session resumed elsewhere");
   });
@@ -234,29 +248,32 @@ export function createApp(deps: AppDeps): App {
     if (connections.size + pending >= config.maxConnections) {
       return refuse("capacity", 503, "server is at capacity", retryAfter());
     }
-    for (const admit of deps.admissions ?? []) {
-      const refusal = admit(request, client);
-      if (refusal) {
-        metrics.inc("wstime_upgrades_refused_total", {
-          reason: refusal.headers.get("x-refusal") ?? "admission",
-        });
-        return refusal;
-      }
+    const refusal = admit(request, client);
+    if (refusal) {
+      metrics.inc("wstime_upgrades_refused_total", {
+        reason: refusal.headers.get("x-refusal") ?? "admission",
+      });
+      return refusal;
     }
     const offered = (request.headers.get("sec-websocket-protocol") ?? "")
       .split(",").map((p) => p.trim());
     const json = offered.includes(PROTOCOL);
     pending++;
     let session;
+    let upgraded;
     try {
       session = await resolveSession(url.searchParams.get("session") ?? "");
+      upgraded = Deno.upgradeWebSocket(request, {
+        ...(json ? { protocol: PROTOCOL } : {}),
+        idleTimeout: config.idleTimeoutS,
+      });
+    } catch (error) {
+      deps.addressGate?.release(client.address);
+      throw error;
     } finally {
       pending--;
     }
-    const { socket, response } = Deno.upgradeWebSocket(request, {
-      ...(json ? { protocol: PROTOCOL } : {}),
-      idleTimeout: config.idleTimeoutS,
-    });
+    const { socket, response } = upgraded;
     const seconds = Math.max(
       0,
       Math.floor((clock.now() - session.start) / 1000),
@@ -299,6 +316,15 @@ export function createApp(deps: AppDeps): App {
     return response;
   }
 
+  /** Runs the admissions, then reserves the address's slot. */
+  function admit(request: Request, client: ClientInfo): Response | null {
+    for (const check of deps.admissions ?? []) {
+      const refusal = check(request, client);
+      if (refusal) return refusal;
+    }
+    return deps.addressGate?.admit(client.address) ?? null;
+  }
+
   async function resolveSession(presented: string): Promise<{
     id: string;
     start: number;
@@ -306,9 +332,16 @@ export function createApp(deps: AppDeps): App {
     resumed: "" | "store" | "token";
   }> {
     const now = clock.now();
-    const claims = presented === "" ? null : tokens.verify(presented);
+    let claims = presented === "" ? null : tokens.verify(presented);
     if (presented !== "" && !claims) {
-      metrics.inc("wstime_tokens_rejected_total");
+      metrics.inc("wstime_tokens_rejected_total", { reason: "invalid" });
+    }
+    // A client always holds a token at most half a grace period older than
+    // its disconnect and must return within the grace period, so an older
+    // token cannot name a resumable session: refuse it without a store trip.
+    if (claims && claims.issued + 2 * config.sessionTtlMs <= now) {
+      metrics.inc("wstime_tokens_rejected_total", { reason: "expired" });
+      claims = null;
     }
     if (claims) {
       let record: SessionRecord | null = null;
@@ -359,27 +392,40 @@ export function createApp(deps: AppDeps): App {
   function onMessage(this: WebSocket, event: MessageEvent): void {
     const conn = connections.bySocket(this);
     if (!conn) return;
-    const data = event.data;
-    const size = typeof data === "string"
-      ? data.length
-      : (data as ArrayBuffer).byteLength ?? 0;
+    const data: unknown = event.data;
     counts.messagesIn++;
-    counts.bytesIn += size;
     if (typeof data !== "string") {
+      counts.bytesIn += byteLength(data);
       closeConnection(conn, CLOSE.unsupported, "binary messages not accepted");
       return;
     }
+    // A UTF-16 unit is at least one UTF-8 byte, so only short strings need
+    // encoding to learn their size in bytes (the limit is in bytes).
+    const size = data.length > config.maxMessageBytes
+      ? data.length
+      : utf8.encode(data).length;
+    counts.bytesIn += size;
     if (size > config.maxMessageBytes) {
-      closeConnection(conn, CLOSE.tooBig, "message too big");
+      closeConnection(
+        conn,
+        CLOSE.tooBig,
+        `message too big (limit ${config.maxMessageBytes} bytes)`,
+      );
       return;
     }
+    // A token bucket of one second's worth: the debt drains at the allowed
+    // rate; a message that pushes it past the burst closes the connection.
     const now = clock.now();
-    if (now - conn.windowStart >= 1000) {
-      conn.windowStart = now;
-      conn.windowCount = 0;
-    }
-    if (++conn.windowCount > config.maxMessagesPerSecond) {
-      closeConnection(conn, CLOSE.policy, "too many messages");
+    const rate = config.maxMessagesPerSecond;
+    const paid = Math.max(0, now - conn.messageAt) / 1000 * rate;
+    conn.messageAt = now;
+    conn.messageDebt = Math.max(0, conn.messageDebt - paid) + 1;
+    if (conn.messageDebt > Math.max(1, rate)) {
+      closeConnection(
+        conn,
+        CLOSE.policy,
+        `too many messages (limit ${rate} per second)`,
+      );
     }
   }
 
@@ -388,6 +434,7 @@ export function createApp(deps: AppDeps): App {
     if (!conn) return;
     ticker.remove(conn);
     const heldSession = connections.delete(conn);
+    deps.addressGate?.release(conn.address);
     if (heldSession && !conn.evicted) {
       store.release(conn.sessionId).catch(() => {});
     }
@@ -423,6 +470,7 @@ export function createApp(deps: AppDeps): App {
     request: Request,
     info?: Deno.ServeHandlerInfo,
   ): Response | Promise<Response> {
+    if (request.url.length > MAX_URL) return plain(414, "URL too long");
     let url: URL;
     try {
       url = new URL(request.url);
@@ -516,6 +564,15 @@ export function createApp(deps: AppDeps): App {
 }
 
 const noStore = { "cache-control": "no-store" };
+const utf8 = new TextEncoder();
+/** Longest request URL served; ours are short, a resume token is 58 chars. */
+const MAX_URL = 4096;
+
+function byteLength(data: unknown): number {
+  if (data instanceof ArrayBuffer) return data.byteLength;
+  if (data instanceof Blob) return data.size;
+  return 0;
+}
 
 function onlyGet(request: Request): Response | null {
   if (request.method === "GET" || request.method === "HEAD") return null;

@@ -8,6 +8,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { AddressSet } from "./client_address.ts";
 
 /** The fully resolved configuration every other module receives. */
 export interface Config {
@@ -455,6 +456,13 @@ function validate(config: Config): Config {
   if (config.sessionSecret !== "" && config.sessionSecret.length < 16) {
     throw new ConfigError(
       "Invalid --session-secret: expected at least 16 characters",
+    );
+  }
+  try {
+    new AddressSet(config.trustedProxies);
+  } catch (error) {
+    throw new ConfigError(
+      `Invalid --trusted-proxies: ${(error as Error).message}`,
     );
   }
   for (const origin of config.allowedOrigins) {

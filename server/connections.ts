@@ -14,9 +14,12 @@ export class Connection implements Tickable {
   lastTick: number;
   /** Set when this connection lost its session to a newer one. */
   evicted = false;
-  /** Messages received in the current rate window, and its start. */
-  windowCount = 0;
-  windowStart = 0;
+  /**
+   * Message-rate bucket, kept as a debt: messages not yet paid off by the
+   * allowed rate, as of `messageAt` (ms).
+   */
+  messageDebt = 0;
+  messageAt = 0;
   /** The token to hand out in the welcome; cleared once sent. */
   token = "";
   /** Whether the session was resumed rather than started. */

@@ -153,10 +153,18 @@ export interface ServerProcess extends AsyncDisposable {
   readonly name: string;
 }
 
-/** Permission flags of `deno task start`, read from deno.json. */
-export const SERVER_PERMISSIONS: readonly string[] = JSON.parse(
-  Deno.readTextFileSync(`${ROOT}deno.json`),
-).tasks.start.split(" ").filter((word: string) => word.startsWith("--allow-"));
+/** The `--allow-*` flags of a task in deno.json, in order. */
+export function taskPermissions(task: string): string[] {
+  const config = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`));
+  const command = String(config.tasks?.[task] ?? "");
+  return command.split(/\s+/).filter((word) => word.startsWith("--allow-"));
+}
+
+/**
+ * Permission flags for running main.ts: exactly those of `deno task start`,
+ * so every server test also proves those flags suffice.
+ */
+export const SERVER_PERMISSIONS: readonly string[] = taskPermissions("start");
 
 /**
  * Starts `main.ts` in its own process on a free loopback port (or `port`)
@@ -169,13 +177,15 @@ export async function startServer(
     env?: Record<string, string>;
     port?: number;
     name?: string;
+    /** Replaces {@link SERVER_PERMISSIONS}. */
+    permissions?: readonly string[];
   } = {},
 ): Promise<ServerProcess> {
   const port = options.port ?? freePort();
   const name = options.name ?? `srv-${port}`;
   const child = new Child(Deno.execPath(), [
     "run",
-    ...SERVER_PERMISSIONS,
+    ...(options.permissions ?? SERVER_PERMISSIONS),
     `${ROOT}main.ts`,
     "--hostname",
     "127.0.0.1",
