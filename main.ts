@@ -13,10 +13,10 @@ import {
 } from "unique-names-generator";
 import { AddressLimits } from "./server/address_limits.ts";
 import { type Agent, startAgent } from "./server/agent.ts";
-import { type App, CLOSE, createApp } from "./server/app.ts";
+import { type App, type AppDeps, CLOSE, createApp } from "./server/app.ts";
 import { CapacitySampler } from "./server/capacity_sampler.ts";
 import { AddressSet, createClientInfo } from "./server/client_address.ts";
-import { systemClock } from "./server/clock.ts";
+import { type Clock, systemClock } from "./server/clock.ts";
 import {
   type Config,
   ConfigError,
@@ -133,6 +133,30 @@ function createSampler(
   return { sampler, source: host ? "host" : "process" };
 }
 
+/**
+ * The app as production runs it: client addresses through the trusted
+ * proxies, the Origin check and the per-address limits in front of every
+ * upgrade; `extra` adds the capacity probes. Tests build it the same way.
+ */
+export function buildApp(
+  config: Config,
+  store: SessionStore,
+  clock: Clock,
+  logger: Logger,
+  extra: Partial<AppDeps> = {},
+): App {
+  return createApp({
+    config,
+    store,
+    clock,
+    logger,
+    clientInfo: createClientInfo(new AddressSet(config.trustedProxies)),
+    admissions: [createOriginCheck(config)],
+    addressGate: new AddressLimits(config, clock),
+    ...extra,
+  });
+}
+
 /** A startup failure of Deno.serve explained in terms of our flags. */
 function listenError(error: unknown, config: Config): string {
   const message = error instanceof Error ? error.message : String(error);
@@ -175,14 +199,7 @@ export async function main(
   // app's traffic counters later.
   const late: { app?: App } = {};
   const { sampler, source } = createSampler(config, logger, () => late.app);
-  const app = createApp({
-    config,
-    store,
-    clock: systemClock,
-    logger,
-    clientInfo: createClientInfo(new AddressSet(config.trustedProxies)),
-    admissions: [createOriginCheck(config)],
-    addressGate: new AddressLimits(config, systemClock),
+  const app = buildApp(config, store, systemClock, logger, {
     probes: sampler.probes,
     capacityFigures: () => ({ ...sampler.figures, trafficSource: source }),
   });

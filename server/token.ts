@@ -60,6 +60,8 @@ export class TokenSigner {
     if (token.length !== TOKEN_LENGTH || !/^[\w-]+$/.test(token)) return null;
     const raw = Buffer.from(token, "base64url");
     if (raw.length !== BODY + MAC || raw[0] !== VERSION) return null;
+    // One token, one spelling: the last character's spare bits must be 0.
+    if (raw.toString("base64url") !== token) return null;
     const body = raw.subarray(0, BODY);
     if (!timingSafeEqual(raw.subarray(BODY), this.#mac(body))) return null;
     return {

@@ -169,7 +169,7 @@ const DEFECTS: readonly Defect[] = [
           "http://evil.example",
           `http://${host}.evil.example`,
           `http://evil${host}`,
-          `http://${host.replace(/:\d+$/, ":1")}`,
+          `http://${host.replace(/:\d+$/, "")}:1`,
           `ftp://${host}`,
           `http://${host}/page`,
           `http://user@${host}`,
