@@ -391,12 +391,12 @@ export function createApp(deps: AppDeps): App {
 
   function onMessage(this: WebSocket, event: MessageEvent): void {
     const conn = connections.bySocket(this);
-    if (!conn) return;
+    if (!conn || conn.messageDebt === Infinity) return;
     const data: unknown = event.data;
     counts.messagesIn++;
     if (typeof data !== "string") {
       counts.bytesIn += byteLength(data);
-      closeConnection(conn, CLOSE.unsupported, "binary messages not accepted");
+      refuseMessages(conn, CLOSE.unsupported, "binary messages not accepted");
       return;
     }
     // A UTF-16 unit is at least one UTF-8 byte, so only short strings need
@@ -406,7 +406,7 @@ export function createApp(deps: AppDeps): App {
       : utf8.encode(data).length;
     counts.bytesIn += size;
     if (size > config.maxMessageBytes) {
-      closeConnection(
+      refuseMessages(
         conn,
         CLOSE.tooBig,
         `message too big (limit ${config.maxMessageBytes} bytes)`,
@@ -421,12 +421,25 @@ export function createApp(deps: AppDeps): App {
     conn.messageAt = now;
     conn.messageDebt = Math.max(0, conn.messageDebt - paid) + 1;
     if (conn.messageDebt > Math.max(1, rate)) {
-      closeConnection(
+      refuseMessages(
         conn,
         CLOSE.policy,
         `too many messages (limit ${rate} per second)`,
       );
     }
+  }
+
+  /**
+   * Closes a connection for what it sent. Deno drops the connection without
+   * a close frame when close() runs inside a message handler while more
+   * frames are already buffered (measured: a burst of 20 frames), so the
+   * close waits for the next turn of the event loop; until then further
+   * messages are ignored (an infinite debt marks the connection).
+   */
+  function refuseMessages(conn: Connection, code: number, reason: string) {
+    conn.messageDebt = Infinity;
+    ticker.remove(conn);
+    clock.setTimeout(() => closeConnection(conn, code, reason), 0);
   }
 
   function onClose(this: WebSocket, event: CloseEvent): void {
