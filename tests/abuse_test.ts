@@ -177,7 +177,7 @@ Deno.test("per-address limits refuse with 429 and Retry-After; other addresses a
       "--rate-per-address",
       "2",
       "--trusted-proxies",
-      "127.0.0.9",
+      "127.0.0.4",
     ],
   });
   const sockets: SilentSocket[] = [];
@@ -233,9 +233,9 @@ async function limitsHold(
   assert.equal(await b1.status, 101, "another address is unaffected");
   // Behind a trusted proxy, each forwarded client has its own allowance.
   const proxied = [
-    open("127.0.0.9", { "x-forwarded-for": "198.51.100.1" }),
-    open("127.0.0.9", { "x-forwarded-for": "198.51.100.1" }),
-    open("127.0.0.9", { "x-forwarded-for": "198.51.100.2" }),
+    open("127.0.0.4", { "x-forwarded-for": "198.51.100.1" }),
+    open("127.0.0.4", { "x-forwarded-for": "198.51.100.1" }),
+    open("127.0.0.4", { "x-forwarded-for": "198.51.100.2" }),
   ];
   assert.deepEqual(
     await Promise.all(proxied.map((p) => p.status)),

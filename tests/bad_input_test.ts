@@ -22,12 +22,13 @@ import {
   toWire,
   type UpgradeCase,
 } from "./malformed_upgrades.ts";
-import { rawRequest } from "./raw_http.ts";
+import { rawRequest, upgradeRequest } from "./raw_http.ts";
 import { ROOT, startServer, waitFor } from "./support.ts";
 import { SECRET_MARKERS, traversalVectors } from "./traversal_vectors.ts";
 
 const HANDLER_CASES = 5000;
-const WIRE_CASES = 1500;
+const WIRE_CASES = 3000;
+const DROPPED_UPGRADES = 200;
 const WIRE_GARBAGE = 300;
 
 /** Runs `fn` over `items` with at most `width` in flight. */
@@ -196,11 +197,17 @@ function garbageRequests(seed: number, count: number, port: number): string[] {
   return Array.from({ length: count }, () => pick(makers)());
 }
 
-function openFds(pid: number): number {
-  return [...Deno.readDirSync(`/proc/${pid}/fd`)].length;
+/** Open descriptors of process `pid` (Deno reserves /proc/<pid>/fd to -A). */
+async function openFds(pid: number): Promise<number> {
+  const { stdout } = await new Deno.Command("ls", {
+    args: ["-1", `/proc/${pid}/fd`],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return new TextDecoder().decode(stdout).split("\n").filter(Boolean).length;
 }
 
-Deno.test(`${WIRE_CASES} malformed upgrades, ${WIRE_GARBAGE} broken requests and the traversal vectors over raw TCP to a server process`, async (t) => {
+Deno.test(`${WIRE_CASES} malformed upgrades, ${WIRE_GARBAGE} broken requests, the traversal vectors and ${DROPPED_UPGRADES} dropped upgrades over raw TCP to a server process`, async (t) => {
   await using server = await startServer({
     args: ["--rate-per-address", "1e6", "--max-per-address", "1000"],
   });
@@ -208,8 +215,8 @@ Deno.test(`${WIRE_CASES} malformed upgrades, ${WIRE_GARBAGE} broken requests and
   const options = { port: server.port };
   // Warm up (lazily opened descriptors), then take the baseline.
   await rawRequest(options, `GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n`);
-  await waitFor(() => openFds(pid) > 0);
-  const baseline = openFds(pid);
+  const baseline = await openFds(pid);
+  assert.ok(baseline > 0);
 
   await t.step(
     `${WIRE_CASES} malformed upgrades: exact statuses, 0 upgrades`,
@@ -268,6 +275,36 @@ Deno.test(`${WIRE_CASES} malformed upgrades, ${WIRE_GARBAGE} broken requests and
   });
 
   await t.step(
+    `${DROPPED_UPGRADES} valid upgrades dropped right after the 101 leave no connection behind`,
+    async () => {
+      const responses = await pool(
+        Array.from({ length: DROPPED_UPGRADES }, (_, i) => i),
+        16,
+        (i) =>
+          rawRequest(
+            options,
+            upgradeRequest(`/?id=drop-${i}`, server.port),
+          ),
+      );
+      assert.deepEqual(
+        tally(responses.map((r) => r.status)),
+        `101×${DROPPED_UPGRADES}`,
+      );
+      await waitFor(
+        async () =>
+          /^wstime_connections 0$/m.test(
+            (await rawRequest(
+              options,
+              `GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n`,
+            )).body,
+          ),
+        5000,
+        "no open connections",
+      );
+    },
+  );
+
+  await t.step(
     "the process survived and its descriptors returned to baseline",
     async () => {
       assert.equal(server.child.status, undefined, "server process exited");
@@ -276,11 +313,12 @@ Deno.test(`${WIRE_CASES} malformed upgrades, ${WIRE_GARBAGE} broken requests and
         `GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n`,
       );
       assert.equal(health.status, 200);
-      const settled = await waitFor(
-        () => openFds(pid) <= baseline ? openFds(pid) : 0,
+      let settled = await openFds(pid);
+      await waitFor(
+        async () => (settled = await openFds(pid)) <= baseline,
         5000,
         `fds back to ${baseline}`,
-      ).catch(() => openFds(pid));
+      ).catch(() => {});
       assert.ok(
         settled <= baseline,
         `open fds ${settled}, baseline ${baseline}`,
