@@ -579,7 +579,7 @@ export function createApp(deps: AppDeps): App {
 const noStore = { "cache-control": "no-store" };
 const utf8 = new TextEncoder();
 /** Longest request URL served; ours are short, a resume token is 58 chars. */
-const MAX_URL = 4096;
+const MAX_URL = 8192;
 
 function byteLength(data: unknown): number {
   if (data instanceof ArrayBuffer) return data.byteLength;

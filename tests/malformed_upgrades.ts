@@ -57,7 +57,7 @@ const DEFECTS: readonly Defect[] = [
     name: "url-too-long",
     rank: 0,
     status: 414,
-    apply: (d) => d.query.push(`pad=${"x".repeat(4200)}`),
+    apply: (d) => d.query.push(`pad=${"x".repeat(8300)}`),
   },
   {
     name: "path",
