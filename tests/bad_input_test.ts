@@ -17,13 +17,12 @@ import { memoryLogger } from "../server/logger.ts";
 import { MemoryStore } from "../server/sessions.ts";
 import {
   malformedUpgrades,
-  seededRandom,
   toRequest,
   toWire,
   type UpgradeCase,
 } from "./malformed_upgrades.ts";
 import { rawRequest, upgradeRequest } from "./raw_http.ts";
-import { ROOT, startServer, waitFor } from "./support.ts";
+import { ROOT, seededRandom, startServer, waitFor } from "./support.ts";
 import { SECRET_MARKERS, traversalVectors } from "./traversal_vectors.ts";
 
 const HANDLER_CASES = 5000;

@@ -10,6 +10,8 @@
  * @module
  */
 
+import { seededRandom } from "./support.ts";
+
 /** One generated request and what must come back. */
 export interface UpgradeCase {
   readonly index: number;
@@ -21,18 +23,6 @@ export interface UpgradeCase {
   readonly expect: number;
   /** The defects applied, for failure messages. */
   readonly defects: readonly string[];
-}
-
-/** A small fast PRNG (mulberry32): deterministic for a seed. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 type Draft = {
@@ -51,6 +41,26 @@ interface Defect {
 }
 
 const KEY = "dGhlIHNhbXBsZSBub25jZQ==";
+
+/** A defect that sets `header` to one of `values` (null removes it). */
+function headerDefect(
+  name: string,
+  rank: number,
+  status: number,
+  header: string,
+  values: ReadonlyArray<string | null>,
+): Defect {
+  return {
+    name,
+    rank,
+    status,
+    apply(draft, pick) {
+      const value = pick(values);
+      if (value === null) draft.headers.delete(header);
+      else draft.headers.set(header, value);
+    },
+  };
+}
 
 const DEFECTS: readonly Defect[] = [
   {
@@ -74,16 +84,14 @@ const DEFECTS: readonly Defect[] = [
       ]);
     },
   },
-  {
-    name: "upgrade-value",
-    rank: 2,
-    status: 400,
-    apply: (d, pick) =>
-      d.headers.set(
-        "upgrade",
-        pick(["h2c", "websocket2", "", "web socket", "WebSocket, h2c", "ws"]),
-      ),
-  },
+  headerDefect("upgrade-value", 2, 400, "upgrade", [
+    "h2c",
+    "websocket2",
+    "",
+    "web socket",
+    "WebSocket, h2c",
+    "ws",
+  ]),
   {
     name: "method",
     rank: 3,
@@ -99,46 +107,34 @@ const DEFECTS: readonly Defect[] = [
       ]);
     },
   },
-  {
-    name: "connection",
-    rank: 4,
-    status: 400,
-    apply: (d, pick) => {
-      const value = pick([null, "keep-alive", "upgrad", "Upgrade2", "x"]);
-      if (value === null) d.headers.delete("connection");
-      else d.headers.set("connection", value);
-    },
-  },
-  {
-    name: "version",
-    rank: 5,
-    status: 426,
-    apply: (d, pick) => {
-      const value = pick([null, "12", "8", "", "14", "13,8", "abc", "013"]);
-      if (value === null) d.headers.delete("sec-websocket-version");
-      else d.headers.set("sec-websocket-version", value);
-    },
-  },
-  {
-    name: "key",
-    rank: 6,
-    status: 400,
-    apply: (d, pick) => {
-      const value = pick([
-        null,
-        "",
-        "short==",
-        KEY.slice(0, 22),
-        KEY + "AAAA",
-        KEY.replace("==", "=A"),
-        "dGhlIHNhbXBsZSBub25j*Q==",
-        "===",
-        "dGhlIHNhbXBsZSBub25jZQ",
-      ]);
-      if (value === null) d.headers.delete("sec-websocket-key");
-      else d.headers.set("sec-websocket-key", value);
-    },
-  },
+  headerDefect("connection", 4, 400, "connection", [
+    null,
+    "keep-alive",
+    "upgrad",
+    "Upgrade2",
+    "x",
+  ]),
+  headerDefect("version", 5, 426, "sec-websocket-version", [
+    null,
+    "12",
+    "8",
+    "",
+    "14",
+    "13,8",
+    "abc",
+    "013",
+  ]),
+  headerDefect("key", 6, 400, "sec-websocket-key", [
+    null,
+    "",
+    "short==",
+    KEY.slice(0, 22),
+    KEY + "AAAA",
+    KEY.replace("==", "=A"),
+    "dGhlIHNhbXBsZSBub25j*Q==",
+    "===",
+    "dGhlIHNhbXBsZSBub25jZQ",
+  ]),
   {
     name: "label",
     rank: 7,

@@ -16,6 +16,7 @@ import {
   type StateDetail,
   WsTimeClient,
 } from "../static/ws_time_client.js";
+import { seededRandom } from "./support.ts";
 
 /** Timers on a hand-driven clock. */
 class FakeTimers {
@@ -89,24 +90,12 @@ class FakeSocket {
   }
 }
 
-/** A deterministic uniform generator (mulberry32). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** A client wired to fake timers and sockets, recording its events. */
 function harness(options: ClientOptions = {}) {
   const timers = new FakeTimers();
   const sockets: FakeSocket[] = [];
   const client = new WsTimeClient("ws://example.test/", {
-    random: seeded(1),
+    random: seededRandom(1),
     now: () => timers.now,
     setTimeout: timers.setTimeout,
     clearTimeout: timers.clearTimeout,
@@ -129,7 +118,7 @@ function harness(options: ClientOptions = {}) {
 const flush = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
 Deno.test("backoffDelay() stays within full-jitter bounds for each attempt", () => {
-  const random = seeded(42);
+  const random = seededRandom(42);
   for (let n = 0; n <= 12; n++) {
     const ceiling = Math.min(30_000, 500 * 2 ** n);
     const draws = Array.from(
@@ -146,7 +135,7 @@ Deno.test("backoffDelay() stays within full-jitter bounds for each attempt", () 
 });
 
 Deno.test("backoffDelay() keeps the whole spread at the cap", () => {
-  const random = seeded(7);
+  const random = seededRandom(7);
   const draws = Array.from(
     { length: 4000 },
     () => backoffDelay(40, 500, 30_000, random),
