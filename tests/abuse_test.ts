@@ -169,6 +169,35 @@ Deno.test("forged tokens never resume and no token reaches the logs or metrics",
   );
 });
 
+Deno.test("over the wire, the page's own origin upgrades and foreign ones get 403 with the reason", async () => {
+  await using server = await startServer();
+  const verdict = async (origin: string) => {
+    const response = await rawRequest(
+      { port: server.port },
+      upgradeRequest("/", server.port, { origin }),
+    );
+    return `${response.status} ${response.body.trim()}`.trim();
+  };
+  const own = `127.0.0.1:${server.port}`;
+  assert.equal(await verdict(`http://${own}`), "101");
+  // Behind a TLS-terminating balancer the page is https on the same host.
+  assert.equal(await verdict(`https://${own}`), "101");
+  assert.equal(
+    await verdict("http://evil.example"),
+    "403 Origin http://evil.example is not allowed",
+  );
+  const lookAlike = `http://127.0.0.1.evil.example:${server.port}`;
+  assert.equal(
+    await verdict(lookAlike),
+    `403 Origin ${lookAlike} is not allowed`,
+  );
+  assert.equal(
+    await verdict("http://127.0.0.1:1"),
+    "403 Origin http://127.0.0.1:1 is not allowed",
+  );
+  assert.equal(await verdict("null"), "403 Origin null is not allowed");
+});
+
 Deno.test("per-address limits refuse with 429 and Retry-After; other addresses and proxied clients are unaffected", async () => {
   await using server = await startServer({
     args: [
