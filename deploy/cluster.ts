@@ -169,6 +169,9 @@ async function main(argv: string[]): Promise<number> {
       b.name,
       "--session-secret",
       secret,
+      // HAProxy on loopback is the peer; clients come from X-Forwarded-For.
+      "--trusted-proxies",
+      "127.0.0.1",
       // Loopback has no speed to read; this keeps the network probe on.
       "--link-mbps",
       "1000",
