@@ -207,9 +207,7 @@ async function openFds(pid: number): Promise<number> {
 }
 
 Deno.test(`${WIRE_CASES} malformed upgrades, ${WIRE_GARBAGE} broken requests, the traversal vectors and ${DROPPED_UPGRADES} dropped upgrades over raw TCP to a server process`, async (t) => {
-  await using server = await startServer({
-    args: ["--rate-per-address", "1e6", "--max-per-address", "1000"],
-  });
+  await using server = await startServer();
   const pid = server.child.process.pid;
   const options = { port: server.port };
   // Warm up (lazily opened descriptors), then take the baseline.

@@ -53,14 +53,8 @@ async function startCluster(args: string[] = [], count = 3): Promise<Cluster> {
             "--redis",
             redisUrl,
             // HAProxy is the peer: believe its X-Forwarded-For, as deployed.
-            // Every test client is 127.0.0.1, so one address must be allowed
-            // the whole test's worth of connections.
             "--trusted-proxies",
             "127.0.0.1",
-            "--max-per-address",
-            "10000",
-            "--rate-per-address",
-            "10000",
             ...args,
           ],
         })
