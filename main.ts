@@ -150,11 +150,27 @@ export function buildApp(
     store,
     clock,
     logger,
-    clientInfo: createClientInfo(new AddressSet(config.trustedProxies)),
+    clientInfo: createClientInfo(
+      new AddressSet(config.trustedProxies),
+      warnOnce(logger, 16),
+    ),
     admissions: [createOriginCheck(config)],
     addressGate: new AddressLimits(config, clock),
     ...extra,
   });
+}
+
+/** Warns once per peer (at most `limit` peers) about ignored forwarding. */
+function warnOnce(logger: Logger, limit: number): (peer: string) => void {
+  const seen = new Set<string>();
+  return (peer) => {
+    if (seen.has(peer) || seen.size >= limit) return;
+    seen.add(peer);
+    logger.warn(
+      "ignoring X-Forwarded-For/Forwarded from a peer not in --trusted-proxies; behind a load balancer, list it or every client shares its address limits",
+      { peer },
+    );
+  };
 }
 
 /** A startup failure of Deno.serve explained in terms of our flags. */

@@ -53,14 +53,26 @@ export class AddressSet {
 
 /**
  * The clientInfo seam of createApp: socket peer, or the forwarded client
- * when the peer is a trusted proxy.
+ * when the peer is a trusted proxy. `onIgnored` hears of each peer that
+ * sent forwarding headers without being trusted (a missing
+ * --trusted-proxies behind a load balancer makes every client share the
+ * balancer's address and its per-address limits).
  */
-export function createClientInfo(trusted: AddressSet): ClientInfoFn {
+export function createClientInfo(
+  trusted: AddressSet,
+  onIgnored: (peer: string) => void = () => {},
+): ClientInfoFn {
   return (request, info) => {
     const peer = normalize(
       (info?.remoteAddr as Deno.NetAddr | undefined)?.hostname ?? "",
     );
     if (peer === "" || !trusted.has(peer)) {
+      if (
+        peer !== "" && (request.headers.has("x-forwarded-for") ||
+          request.headers.has("forwarded"))
+      ) {
+        onIgnored(peer);
+      }
       return { address: peer === "" ? "unknown" : peer };
     }
     const hops = forwardedHops(request.headers);

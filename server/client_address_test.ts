@@ -87,3 +87,22 @@ Deno.test("AddressSet rejects entries that are not addresses or ranges", () => {
   assert.ok(set.has("127.0.0.1") && set.has("::1") && set.has("192.168.9.9"));
   assert.ok(!set.has("127.0.0.2") && !set.has("not an ip"));
 });
+
+Deno.test("createClientInfo() reports forwarding headers from an untrusted peer", () => {
+  const ignored: string[] = [];
+  const clientInfo = createClientInfo(
+    new AddressSet([]),
+    (peer) => ignored.push(peer),
+  );
+  const info = {
+    remoteAddr: { transport: "tcp", hostname: "10.1.2.3", port: 4000 },
+  } as unknown as Deno.ServeHandlerInfo;
+  const plainRequest = new Request("http://h/");
+  assert.deepEqual(clientInfo(plainRequest, info), { address: "10.1.2.3" });
+  assert.deepEqual(ignored, []);
+  const forwarded = new Request("http://h/", {
+    headers: { "x-forwarded-for": "203.0.113.9" },
+  });
+  assert.deepEqual(clientInfo(forwarded, info), { address: "10.1.2.3" });
+  assert.deepEqual(ignored, ["10.1.2.3"]);
+});
