@@ -71,16 +71,17 @@ export class Child implements AsyncDisposable {
   readonly #done: Promise<void>;
   #status: Deno.CommandStatus | undefined;
 
-  /** Spawns `command args` with piped output. */
+  /** Spawns `command args` with piped output (and stdin if asked). */
   constructor(command: string, args: string[], options: {
     env?: Record<string, string>;
     cwd?: string;
+    stdin?: "null" | "piped";
   } = {}) {
     this.process = new Deno.Command(command, {
       args,
       env: options.env ?? {},
       ...(options.cwd ? { cwd: options.cwd } : {}),
-      stdin: "null",
+      stdin: options.stdin ?? "null",
       stdout: "piped",
       stderr: "piped",
     }).spawn();

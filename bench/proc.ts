@@ -1,0 +1,94 @@
+/**
+ * Process and kernel figures from /proc: resident memory, CPU time, open
+ * file limits and the listen-queue overflow counters. Linux only, like the
+ * bench. Deno refuses to read /proc/<pid> and /proc/net without
+ * --allow-all, so the files are read through `cat` (the bench already holds
+ * --allow-run, which it needs for LD_PRELOAD) rather than granting -A.
+ *
+ * @module
+ */
+
+/** The text of a /proc file, or null when it cannot be read. */
+export function readProc(path: string): string | null {
+  const output = new Deno.Command("cat", {
+    args: [path],
+    stdout: "piped",
+    stderr: "null",
+  }).outputSync();
+  return output.success ? new TextDecoder().decode(output.stdout) : null;
+}
+
+/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 here). */
+const USER_HZ = 100;
+
+/** Resident memory of `pid` in bytes (VmRSS), or NaN once it is gone. */
+export function rssBytes(pid: number): number {
+  const status = readProc(`/proc/${pid}/status`) ?? "";
+  const match = /^VmRSS:\s+(\d+) kB/m.exec(status);
+  return match ? Number(match[1]) * 1024 : NaN;
+}
+
+/** User plus system CPU seconds used by `pid` so far, or NaN. */
+export function cpuSeconds(pid: number): number {
+  const stat = readProc(`/proc/${pid}/stat`);
+  if (stat === null) return NaN;
+  // The command name may hold spaces; fields count from after its ")".
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / USER_HZ;
+}
+
+/** Measures the CPU share (1 = one full core) of processes over a window. */
+export class CpuMeter {
+  readonly #pids: readonly number[];
+  #cpu: number;
+  #at: number;
+
+  /** Starts measuring `pids` now. */
+  constructor(pids: readonly number[]) {
+    this.#pids = pids;
+    this.#cpu = this.#total();
+    this.#at = performance.now();
+  }
+
+  #total(): number {
+    return this.#pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+  }
+
+  /** Core share since the start (or the last `restart`). */
+  share(): number {
+    const seconds = (performance.now() - this.#at) / 1000;
+    return seconds > 0 ? (this.#total() - this.#cpu) / seconds : 0;
+  }
+
+  /** Starts a new window. */
+  restart(): void {
+    this.#cpu = this.#total();
+    this.#at = performance.now();
+  }
+}
+
+/** Kernel counters of refused or dropped connection attempts. */
+export interface ListenCounters {
+  /** Times a listen queue was full (TcpExtListenOverflows). */
+  readonly overflows: number;
+  /** SYNs dropped at listen sockets (TcpExtListenDrops). */
+  readonly drops: number;
+}
+
+/** The machine-wide listen-queue counters from /proc/net/netstat. */
+export function listenCounters(): ListenCounters {
+  const text = readProc("/proc/net/netstat") ?? "";
+  const lines = text.split("\n");
+  const header = lines.findIndex((l) => l.startsWith("TcpExt:"));
+  const names = lines[header]?.split(/\s+/) ?? [];
+  const values = lines[header + 1]?.split(/\s+/).map(Number) ?? [];
+  const get = (name: string) => values[names.indexOf(name)] ?? 0;
+  return { overflows: get("ListenOverflows"), drops: get("ListenDrops") };
+}
+
+/** Open files `pid` may hold (soft limit, as `ulimit -n` shows). */
+export function openFileLimit(pid: number): number {
+  const limits = readProc(`/proc/${pid}/limits`) ?? "";
+  const match = /^Max open files\s+(\d+)/m.exec(limits);
+  return match ? Number(match[1]) : Infinity;
+}

@@ -1,0 +1,228 @@
+/**
+ * Starts ws-time servers for the bench with a named settings profile:
+ * `start` runs exactly the flags of `deno task start` (read from deno.json,
+ * so the two cannot drift), `production` adds what deploy/PRODUCTION.md
+ * ships (jemalloc preloaded; the V8 flags are already in the start task).
+ * Each setting can be switched on its own to prove its effect. The server
+ * gets an inspector on a loopback port so the bench can force a GC and read
+ * the V8 heap, separating heap from native memory.
+ *
+ * @module
+ */
+
+import { Child, freePort, ROOT, sleep } from "../tests/support.ts";
+
+/** Debian's jemalloc, preloaded by the production profile. */
+export const JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
+
+/** The server settings under test. */
+export interface Settings {
+  /** Profile name, for tables and charts. */
+  readonly name: string;
+  /** Deno flags before main.ts (permissions, --v8-flags). */
+  readonly denoFlags: readonly string[];
+  /** Environment (LD_PRELOAD for jemalloc). */
+  readonly env: Readonly<Record<string, string>>;
+  /** Extra ws-time flags, e.g. ["--idle-timeout", "60"]. */
+  readonly serverArgs: readonly string[];
+}
+
+/** Deno flags of `deno task start`, read from deno.json. */
+export function startTaskFlags(): string[] {
+  const config = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`));
+  const words = String(config.tasks.start).split(/\s+/);
+  const run = words.indexOf("run");
+  const entry = words.indexOf("main.ts");
+  if (words[0] !== "deno" || run < 0 || entry < run) {
+    throw new Error(`Cannot read the start task: ${config.tasks.start}`);
+  }
+  return words.slice(run + 1, entry);
+}
+
+/**
+ * Settings from a profile name plus overrides: `v8Flags` replaces the
+ * --v8-flags of the profile ("" removes them), `jemalloc` forces the
+ * allocator on or off.
+ */
+export function settingsFor(
+  profile: string,
+  overrides: { v8Flags?: string; jemalloc?: boolean; serverArgs?: string[] } =
+    {},
+): Settings {
+  if (profile !== "start" && profile !== "production") {
+    throw new Error(
+      `Unknown --profile "${profile}": expected start or production`,
+    );
+  }
+  let denoFlags = startTaskFlags();
+  let jemalloc = profile === "production";
+  let name = profile;
+  if (overrides.v8Flags !== undefined) {
+    denoFlags = denoFlags.filter((f) => !f.startsWith("--v8-flags"));
+    if (overrides.v8Flags !== "") {
+      denoFlags.push(`--v8-flags=${overrides.v8Flags}`);
+    }
+    name += `+v8=${overrides.v8Flags || "none"}`;
+  }
+  if (overrides.jemalloc !== undefined && overrides.jemalloc !== jemalloc) {
+    jemalloc = overrides.jemalloc;
+    name += jemalloc ? "+jemalloc" : "-jemalloc";
+  }
+  const serverArgs = overrides.serverArgs ?? [];
+  if (serverArgs.length > 0) name += ` ${serverArgs.join(" ")}`;
+  return {
+    name,
+    denoFlags,
+    env: jemalloc ? { LD_PRELOAD: JEMALLOC } : {},
+    serverArgs,
+  };
+}
+
+/** A running server under test. */
+export interface BenchServer extends AsyncDisposable {
+  readonly child: Child;
+  readonly pid: number;
+  readonly port: number;
+  readonly inspectPort: number;
+  /** Sends SIGTERM and waits (at most `timeoutMs`) for the exit. */
+  stop(timeoutMs?: number): Promise<void>;
+}
+
+/** Options of {@link launchServer}. */
+export interface LaunchOptions {
+  readonly settings: Settings;
+  /** Connections the bench will open; caps are raised above it. */
+  readonly connections: number;
+  readonly port?: number;
+  /** Extra ws-time flags after the profile's (e.g. --redis, --name). */
+  readonly args?: readonly string[];
+}
+
+/** Starts main.ts with `settings`; resolves once /healthz answers. */
+export async function launchServer(
+  options: LaunchOptions,
+): Promise<BenchServer> {
+  const port = options.port ?? freePort();
+  const inspectPort = freePort();
+  const n = Math.max(options.connections, 1);
+  const child = new Child(Deno.execPath(), [
+    "run",
+    ...options.settings.denoFlags,
+    `--inspect=127.0.0.1:${inspectPort}`,
+    `${ROOT}main.ts`,
+    "--hostname",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    "--log-level",
+    "warn",
+    // The bench is one client fleet from a few addresses: lift the caps
+    // that protect a real instance from one abusive address.
+    "--max-connections",
+    String(Math.ceil(n * 1.2) + 100),
+    "--max-per-address",
+    String(n + 100),
+    "--rate-per-address",
+    "1000000",
+    ...options.settings.serverArgs,
+    ...(options.args ?? []),
+  ], { env: { ...options.settings.env }, cwd: ROOT });
+  const stop = async (timeoutMs = 10_000) => {
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    await child.finished();
+    clearTimeout(timer);
+  };
+  try {
+    await waitHealthy(port, child);
+  } catch (error) {
+    await child[Symbol.asyncDispose]();
+    throw error;
+  }
+  return {
+    child,
+    pid: child.process.pid,
+    port,
+    inspectPort,
+    stop,
+    [Symbol.asyncDispose]: () => child[Symbol.asyncDispose](),
+  };
+}
+
+async function waitHealthy(port: number, child: Child): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (child.status) {
+      throw new Error(
+        `server exited (${child.status.code}):\n${child.lines.join("\n")}`,
+      );
+    }
+    try {
+      const response = await fetch(`http://127.0.0.1:${port}/healthz`);
+      await response.body?.cancel();
+      if (response.ok) return;
+    } catch {
+      // Not listening yet.
+    }
+    await sleep(100);
+  }
+  throw new Error(`server on port ${port} did not answer /healthz in 30 s`);
+}
+
+/** V8 heap figures after a forced full GC, in bytes. */
+export interface HeapFigures {
+  /** Live objects after GC. */
+  readonly used: number;
+  /** Heap committed by V8 (what RSS holds for the heap). */
+  readonly total: number;
+}
+
+/**
+ * Forces a full GC in the server through its inspector and reads the heap.
+ * Returns null when the inspector does not answer in time.
+ */
+export async function heapAfterGc(
+  inspectPort: number,
+): Promise<HeapFigures | null> {
+  const list = await fetch(`http://127.0.0.1:${inspectPort}/json/list`)
+    .then((r) => r.json()) as Array<{ webSocketDebuggerUrl: string }>;
+  const url = list[0]?.webSocketDebuggerUrl;
+  if (!url) return null;
+  const socket = new WebSocket(url);
+  const answers = new Map<number, PromiseWithResolvers<unknown>>();
+  socket.onmessage = (event) => {
+    const message = JSON.parse(String(event.data));
+    answers.get(message.id)?.resolve(message.result);
+  };
+  const opened = Promise.withResolvers<void>();
+  const closed = Promise.withResolvers<void>();
+  socket.onopen = () => opened.resolve();
+  socket.onerror = () => opened.reject(new Error("inspector unreachable"));
+  socket.onclose = () => closed.resolve();
+  const call = (id: number, method: string) => {
+    const answer = Promise.withResolvers<unknown>();
+    answers.set(id, answer);
+    socket.send(JSON.stringify({ id, method }));
+    return answer.promise;
+  };
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await opened.promise;
+    const work = (async () => {
+      await call(1, "HeapProfiler.collectGarbage");
+      const usage = await call(2, "Runtime.getHeapUsage") as {
+        usedSize: number;
+        totalSize: number;
+      };
+      return { used: usage.usedSize, total: usage.totalSize };
+    })();
+    const timeout = new Promise<null>((resolve) => {
+      timer = setTimeout(() => resolve(null), 20_000);
+    });
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+    socket.close();
+    await closed.promise;
+  }
+}

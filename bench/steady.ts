@@ -1,0 +1,167 @@
+/**
+ * The steady and connect scenarios. steady: open N connections at a
+ * controlled rate, let them settle, then hold them for a window and measure
+ * the server (RSS, heap after GC, native memory, CPU) and the fleet (held,
+ * dropped, messages per second, tick lateness, its own CPU and event-loop
+ * delay). connect: open N as fast as the server accepts them and report the
+ * rate.
+ *
+ * @module
+ */
+
+import { sleep } from "../tests/support.ts";
+import { Fleet } from "./fleet.ts";
+import type { LatencySummary } from "./histogram.ts";
+import { CpuMeter, rssBytes } from "./proc.ts";
+import {
+  heapAfterGc,
+  type HeapFigures,
+  launchServer,
+  type Settings,
+} from "./server_launcher.ts";
+
+/** How to run one steady or connect measurement. */
+export interface SteadyOptions {
+  readonly settings: Settings;
+  readonly connections: number;
+  /** Connections per second; 0 = as fast as the server accepts. */
+  readonly rate: number;
+  /** Measured window in seconds (0 for connect). */
+  readonly holdS: number;
+  readonly generators: number;
+  readonly sources: number;
+  readonly onProgress?: (line: string) => void;
+}
+
+/** One steady (or connect) result, as stored in bench/results/. */
+export interface SteadyResult {
+  readonly profile: string;
+  readonly denoFlags: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  readonly serverArgs: readonly string[];
+  readonly connections: number;
+  readonly generators: number;
+  readonly sources: number;
+  readonly held: number;
+  readonly failed: number;
+  readonly dropped: number;
+  readonly rampS: number;
+  readonly connectPerSecond: number;
+  readonly handshakeMs: LatencySummary;
+  readonly errors: Record<string, number>;
+  readonly holdS: number;
+  readonly rssIdleMb: number;
+  readonly rssMb: number;
+  /** (RSS held - RSS idle) / connections. */
+  readonly rssPerConnKb: number;
+  /** V8 heap used after a forced GC, per connection. */
+  readonly heapPerConnKb: number | null;
+  /** RSS beyond V8's committed heap, after GC, per connection. */
+  readonly nativePerConnKb: number | null;
+  /** Server CPU during the window, % of one core. */
+  readonly serverCpuPct: number;
+  readonly generatorCpuPct: number;
+  readonly messagesPerSecond: number;
+  readonly tickGaps: number;
+  readonly latenessMs: LatencySummary;
+  readonly generatorLoopDelayMs: LatencySummary;
+}
+
+const mb = (bytes: number) => Math.round(bytes / 1048576 * 10) / 10;
+const kbPer = (bytes: number, n: number) =>
+  Math.round(bytes / Math.max(n, 1) / 1024 * 100) / 100;
+
+/** Runs one steady (holdS > 0) or connect (holdS = 0) measurement. */
+export async function runSteady(options: SteadyOptions): Promise<SteadyResult> {
+  const n = options.connections;
+  await using server = await launchServer({
+    settings: options.settings,
+    connections: n,
+  });
+  await sleep(1000);
+  const heapIdle = await safeHeap(server.inspectPort);
+  const rssIdle = rssBytes(server.pid);
+
+  await using fleet = new Fleet({
+    port: server.port,
+    connections: n,
+    rate: options.rate,
+    generators: options.generators,
+    sources: options.sources,
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+  });
+  const ramp = await fleet.ramp(Math.max(60_000, n * 20));
+  let window = null;
+  let serverCpu = 0, generatorCpu = 0, rssHeld = rssBytes(server.pid);
+  let heap: HeapFigures | null = null, rssAfterGc = NaN;
+  if (options.holdS > 0) {
+    // Let the ramp's garbage and timers settle before measuring.
+    await sleep(3000);
+    await fleet.mark();
+    const serverMeter = new CpuMeter([server.pid]);
+    const fleetMeter = new CpuMeter(fleet.pids);
+    const samples: number[] = [];
+    for (let s = 0; s < options.holdS; s++) {
+      await sleep(1000);
+      samples.push(rssBytes(server.pid));
+      options.onProgress?.(
+        `hold ${s + 1}/${options.holdS} s, server RSS ${
+          mb(samples.at(-1)!)
+        } MB, CPU ${Math.round(serverMeter.share() * 100)}%`,
+      );
+    }
+    serverCpu = serverMeter.share();
+    generatorCpu = fleetMeter.share();
+    window = await fleet.report();
+    rssHeld = Math.max(...samples);
+    heap = await safeHeap(server.inspectPort);
+    rssAfterGc = rssBytes(server.pid);
+  }
+  await fleet[Symbol.asyncDispose]();
+  await server.stop();
+
+  const held = window?.open ?? ramp.open;
+  const heapPer = heap && heapIdle
+    ? kbPer(heap.used - heapIdle.used, held)
+    : null;
+  const nativePer = heap && heapIdle
+    ? kbPer((rssAfterGc - heap.total) - (rssIdle - heapIdle.total), held)
+    : null;
+  return {
+    profile: options.settings.name,
+    denoFlags: options.settings.denoFlags,
+    env: options.settings.env,
+    serverArgs: options.settings.serverArgs,
+    connections: n,
+    generators: fleet.children.length,
+    sources: options.sources,
+    held,
+    failed: ramp.failed,
+    dropped: window?.dropped ?? 0,
+    rampS: ramp.rampMs / 1000,
+    connectPerSecond: Math.round(ramp.open / (ramp.rampMs / 1000)),
+    handshakeMs: ramp.handshake,
+    errors: ramp.errors,
+    holdS: options.holdS,
+    rssIdleMb: mb(rssIdle),
+    rssMb: mb(rssHeld),
+    rssPerConnKb: kbPer(rssHeld - rssIdle, held),
+    heapPerConnKb: heapPer,
+    nativePerConnKb: nativePer,
+    serverCpuPct: Math.round(serverCpu * 1000) / 10,
+    generatorCpuPct: Math.round(generatorCpu * 1000) / 10,
+    messagesPerSecond: window?.messagesPerSecond ?? 0,
+    tickGaps: window?.gaps ?? 0,
+    latenessMs: window?.lateness ?? { p50: 0, p99: 0, max: 0, samples: 0 },
+    generatorLoopDelayMs: window?.loopDelay ??
+      { p50: 0, p99: 0, max: 0, samples: 0 },
+  };
+}
+
+async function safeHeap(port: number): Promise<HeapFigures | null> {
+  try {
+    return await heapAfterGc(port);
+  } catch {
+    return null;
+  }
+}
