@@ -29,7 +29,8 @@ const HELP = `Usage: deno task bench [options]
   --sources <n>        source addresses 127.0.0.2... [one per 5000, min 2]
   --v8-flags <flags>   replace the profile's V8 flags ("" = none)
   --jemalloc <bool>    force the allocator preload on or off
-  --server-args <s>    extra ws-time flags, e.g. "--idle-timeout 60"
+  --server-args <s>    extra ws-time flags, e.g. "--idle-timeout=60"
+  --heap-split         second pass with an inspector: heap vs native memory
   --out <dir>          where results go [bench/results]
   --tag <word>         label in result file names`;
 
@@ -47,6 +48,7 @@ export interface BenchOptions {
   readonly serverArgs: string[];
   readonly out: string;
   readonly tag: string;
+  readonly heapSplit: boolean;
 }
 
 /** Parses bench flags; throws an Error naming the bad flag. */
@@ -66,6 +68,7 @@ export function parseBenchArgs(args: string[]): BenchOptions | null {
       "server-args": { type: "string", default: "" },
       out: { type: "string", default: `${ROOT}bench/results` },
       tag: { type: "string", default: "" },
+      "heap-split": { type: "boolean", default: false },
       help: { type: "boolean" },
     },
   });
@@ -112,6 +115,7 @@ export function parseBenchArgs(args: string[]): BenchOptions | null {
     serverArgs: values["server-args"].split(/\s+/).filter((s) => s !== ""),
     out: values.out,
     tag: values.tag,
+    heapSplit: values["heap-split"],
   };
 }
 
@@ -145,6 +149,7 @@ async function steadySweep(options: BenchOptions): Promise<SteadyResult[]> {
         holdS: connect ? 0 : options.holdS,
         generators: options.generators || Math.ceil(n / 5000),
         sources: options.sources || Math.max(2, Math.ceil(n / 5000)),
+        heapSplit: options.heapSplit,
         onProgress: progress,
       });
       endProgress();

@@ -3,9 +3,11 @@
  * `start` runs exactly the flags of `deno task start` (read from deno.json,
  * so the two cannot drift), `production` adds what deploy/PRODUCTION.md
  * ships (jemalloc preloaded; the V8 flags are already in the start task).
- * Each setting can be switched on its own to prove its effect. The server
- * gets an inspector on a loopback port so the bench can force a GC and read
- * the V8 heap, separating heap from native memory.
+ * Each setting can be switched on its own to prove its effect. On request
+ * the server gets an inspector on a loopback port so the bench can force a
+ * GC and read the V8 heap, separating heap from native memory; never while
+ * CPU is measured, because `--inspect` alone doubles Deno's user CPU per
+ * WebSocket frame (measured: 13.8% against 7.4% at 4000 connections).
  *
  * @module
  */
@@ -83,6 +85,7 @@ export interface BenchServer extends AsyncDisposable {
   readonly child: Child;
   readonly pid: number;
   readonly port: number;
+  /** Inspector port, or 0 when started without one. */
   readonly inspectPort: number;
   /** Sends SIGTERM and waits (at most `timeoutMs`) for the exit. */
   stop(timeoutMs?: number): Promise<void>;
@@ -96,6 +99,8 @@ export interface LaunchOptions {
   readonly port?: number;
   /** Extra ws-time flags after the profile's (e.g. --redis, --name). */
   readonly args?: readonly string[];
+  /** Start with an inspector (for {@link heapAfterGc}). Default false. */
+  readonly inspect?: boolean;
 }
 
 /** Starts main.ts with `settings`; resolves once /healthz answers. */
@@ -103,12 +108,12 @@ export async function launchServer(
   options: LaunchOptions,
 ): Promise<BenchServer> {
   const port = options.port ?? freePort();
-  const inspectPort = freePort();
+  const inspectPort = options.inspect ? freePort() : 0;
   const n = Math.max(options.connections, 1);
   const child = new Child(Deno.execPath(), [
     "run",
     ...options.settings.denoFlags,
-    `--inspect=127.0.0.1:${inspectPort}`,
+    ...(inspectPort ? [`--inspect=127.0.0.1:${inspectPort}`] : []),
     `${ROOT}main.ts`,
     "--hostname",
     "127.0.0.1",

@@ -30,6 +30,8 @@ export interface SteadyOptions {
   readonly holdS: number;
   readonly generators: number;
   readonly sources: number;
+  /** Also run a second pass with an inspector to split heap and native. */
+  readonly heapSplit: boolean;
   readonly onProgress?: (line: string) => void;
 }
 
@@ -79,21 +81,12 @@ export async function runSteady(options: SteadyOptions): Promise<SteadyResult> {
     connections: n,
   });
   await sleep(1000);
-  const heapIdle = await safeHeap(server.inspectPort);
   const rssIdle = rssBytes(server.pid);
 
-  await using fleet = new Fleet({
-    port: server.port,
-    connections: n,
-    rate: options.rate,
-    generators: options.generators,
-    sources: options.sources,
-    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-  });
+  await using fleet = startFleet(options, server.port);
   const ramp = await fleet.ramp(Math.max(60_000, n * 20));
   let window = null;
   let serverCpu = 0, generatorCpu = 0, rssHeld = rssBytes(server.pid);
-  let heap: HeapFigures | null = null, rssAfterGc = NaN;
   if (options.holdS > 0) {
     // Let the ramp's garbage and timers settle before measuring.
     await sleep(3000);
@@ -114,18 +107,12 @@ export async function runSteady(options: SteadyOptions): Promise<SteadyResult> {
     generatorCpu = fleetMeter.share();
     window = await fleet.report();
     rssHeld = Math.max(...samples);
-    heap = await safeHeap(server.inspectPort);
-    rssAfterGc = rssBytes(server.pid);
   }
   await fleet[Symbol.asyncDispose]();
   await server.stop();
-
   const held = window?.open ?? ramp.open;
-  const heapPer = heap && heapIdle
-    ? kbPer(heap.used - heapIdle.used, held)
-    : null;
-  const nativePer = heap && heapIdle
-    ? kbPer((rssAfterGc - heap.total) - (rssIdle - heapIdle.total), held)
+  const split = options.heapSplit && options.holdS > 0
+    ? await memorySplit(options)
     : null;
   return {
     profile: options.settings.name,
@@ -146,8 +133,8 @@ export async function runSteady(options: SteadyOptions): Promise<SteadyResult> {
     rssIdleMb: mb(rssIdle),
     rssMb: mb(rssHeld),
     rssPerConnKb: kbPer(rssHeld - rssIdle, held),
-    heapPerConnKb: heapPer,
-    nativePerConnKb: nativePer,
+    heapPerConnKb: split?.heapPerConnKb ?? null,
+    nativePerConnKb: split?.nativePerConnKb ?? null,
     serverCpuPct: Math.round(serverCpu * 1000) / 10,
     generatorCpuPct: Math.round(generatorCpu * 1000) / 10,
     messagesPerSecond: window?.messagesPerSecond ?? 0,
@@ -155,6 +142,51 @@ export async function runSteady(options: SteadyOptions): Promise<SteadyResult> {
     latenessMs: window?.lateness ?? { p50: 0, p99: 0, max: 0, samples: 0 },
     generatorLoopDelayMs: window?.loopDelay ??
       { p50: 0, p99: 0, max: 0, samples: 0 },
+  };
+}
+
+function startFleet(options: SteadyOptions, port: number): Fleet {
+  return new Fleet({
+    port,
+    connections: options.connections,
+    rate: options.rate,
+    generators: options.generators,
+    sources: options.sources,
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+  });
+}
+
+/**
+ * The second pass: the same ramp against a server with an inspector, then
+ * a forced GC at idle and at N. Per connection: V8 heap used, and RSS
+ * beyond V8's committed heap (native: sockets, buffers, allocator).
+ */
+async function memorySplit(
+  options: SteadyOptions,
+): Promise<{ heapPerConnKb: number; nativePerConnKb: number } | null> {
+  options.onProgress?.("memory split: second pass with an inspector");
+  await using server = await launchServer({
+    settings: options.settings,
+    connections: options.connections,
+    inspect: true,
+  });
+  await sleep(1000);
+  const idle = await safeHeap(server.inspectPort);
+  const rssIdle = rssBytes(server.pid);
+  await using fleet = startFleet(options, server.port);
+  const ramp = await fleet.ramp(Math.max(60_000, options.connections * 20));
+  await sleep(3000);
+  const held = await safeHeap(server.inspectPort);
+  const rssHeld = rssBytes(server.pid);
+  await fleet[Symbol.asyncDispose]();
+  await server.stop();
+  if (!idle || !held) return null;
+  return {
+    heapPerConnKb: kbPer(held.used - idle.used, ramp.open),
+    nativePerConnKb: kbPer(
+      (rssHeld - held.total) - (rssIdle - idle.total),
+      ramp.open,
+    ),
   };
 }
 

@@ -295,10 +295,13 @@ export function createApp(deps: AppDeps): App {
     if (session.resumed !== "") {
       store.announce(session.id).catch(() => {});
     }
-    socket.onopen = onOpen;
-    socket.onmessage = onMessage;
-    socket.onclose = onClose;
-    socket.onerror = onError;
+    // Shared listeners through addEventListener: an `onX = fn` property
+    // costs every socket a wrapper closure and a handler map besides. No
+    // error listener: an error event without one is dropped silently, and
+    // the close event that follows does the cleanup.
+    socket.addEventListener("open", onOpen);
+    socket.addEventListener("message", onMessage);
+    socket.addEventListener("close", onClose);
     metrics.inc("wstime_sessions_total", {
       kind: session.resumed === "" ? "started" : "resumed",
       from: session.resumed === "" ? "new" : session.resumed,
@@ -456,10 +459,6 @@ export function createApp(deps: AppDeps): App {
       session: logLabel(conn.sessionId),
       code: event.code,
     });
-  }
-
-  function onError(this: WebSocket): void {
-    // A close event always follows; nothing to do but keep Deno quiet.
   }
 
   function sendJson(conn: Connection, message: Record<string, unknown>): void {

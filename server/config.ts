@@ -58,7 +58,12 @@ export interface Config {
   readonly maxMessageBytes: number;
   /** Client messages allowed per second. Default 5. */
   readonly maxMessagesPerSecond: number;
-  /** Deno's ping/idle timeout in seconds; 0 disables it. Default 60. */
+  /**
+   * Deno's ping/idle timeout in seconds; 0 disables it. Default 0: ticks
+   * flow every second, so TCP's retransmission timeout already ends a
+   * vanished peer, and Deno's per-socket ping timer costs ~2 KB per
+   * connection (see bench/README.md).
+   */
   readonly idleTimeoutS: number;
   /** PEM certificate file for TLS; needs `key`. Default "". */
   readonly certFile: string;
@@ -279,7 +284,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     "IDLE_TIMEOUT",
     "idleTimeoutS",
     "int",
-    "60",
+    "0",
     "ping/idle timeout in s, 0 = off",
     0,
     86400,
