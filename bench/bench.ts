@@ -13,8 +13,15 @@ import { ROOT } from "../tests/support.ts";
 import { readProc } from "./proc.ts";
 import { settingsFor } from "./server_launcher.ts";
 import { runSteady, type SteadyResult } from "./steady.ts";
-import { lineChart } from "./svg_chart.ts";
-import { Table } from "./table.ts";
+import {
+  steadyCharts,
+  steadyTable,
+  storeTable,
+  stormChart,
+  stormTable,
+} from "./report.ts";
+import { runStorm, type StormResult } from "./storm.ts";
+import { runStore, type StoreResult } from "./store_traffic.ts";
 
 const SCENARIOS = ["steady", "connect", "storm", "drain", "store"] as const;
 type Scenario = typeof SCENARIOS[number];
@@ -30,6 +37,10 @@ const HELP = `Usage: deno task bench [options]
   --v8-flags <flags>   replace the profile's V8 flags ("" = none)
   --jemalloc <bool>    force the allocator preload on or off
   --server-args <s>    extra ws-time flags, e.g. "--idle-timeout=60"
+  --mode <list>        storm/drain clients: jitter, immediate [jitter,immediate]
+  --store <name>       storm/drain store: redis or memory [redis]
+  --drain-delay <ms>   drain: delay before the first close [3000]
+  --drain-period <ms>  drain: window of the closes [5000]
   --heap-split         second pass with an inspector: heap vs native memory
   --out <dir>          where results go [bench/results]
   --tag <word>         label in result file names`;
@@ -49,6 +60,10 @@ export interface BenchOptions {
   readonly out: string;
   readonly tag: string;
   readonly heapSplit: boolean;
+  readonly modes: Array<"jitter" | "immediate">;
+  readonly store: "redis" | "memory";
+  readonly drainDelayMs: number;
+  readonly drainPeriodMs: number;
 }
 
 /** Parses bench flags; throws an Error naming the bad flag. */
@@ -69,6 +84,10 @@ export function parseBenchArgs(args: string[]): BenchOptions | null {
       out: { type: "string", default: `${ROOT}bench/results` },
       tag: { type: "string", default: "" },
       "heap-split": { type: "boolean", default: false },
+      mode: { type: "string", default: "jitter,immediate" },
+      store: { type: "string", default: "redis" },
+      "drain-delay": { type: "string", default: "3000" },
+      "drain-period": { type: "string", default: "5000" },
       help: { type: "boolean" },
     },
   });
@@ -116,6 +135,22 @@ export function parseBenchArgs(args: string[]): BenchOptions | null {
     out: values.out,
     tag: values.tag,
     heapSplit: values["heap-split"],
+    modes: values.mode.split(",").map((m) => {
+      if (m !== "jitter" && m !== "immediate") {
+        throw new Error(`Invalid --mode "${m}": expected jitter or immediate`);
+      }
+      return m;
+    }),
+    store: (() => {
+      if (values.store !== "redis" && values.store !== "memory") {
+        throw new Error(
+          `Invalid --store "${values.store}": expected redis or memory`,
+        );
+      }
+      return values.store;
+    })(),
+    drainDelayMs: int("drain-delay", values["drain-delay"], 0),
+    drainPeriodMs: int("drain-period", values["drain-period"], 0),
   };
 }
 
@@ -130,25 +165,83 @@ function endProgress(): void {
   }
 }
 
+function settings(options: BenchOptions, profile: string) {
+  return settingsFor(profile, {
+    ...(options.v8Flags !== undefined ? { v8Flags: options.v8Flags } : {}),
+    ...(options.jemalloc !== undefined ? { jemalloc: options.jemalloc } : {}),
+    serverArgs: options.serverArgs,
+  });
+}
+
+const generatorsFor = (options: BenchOptions, n: number) =>
+  options.generators || Math.ceil(n / 5000);
+const sourcesFor = (options: BenchOptions, n: number) =>
+  options.sources || Math.max(2, Math.ceil(n / 5000));
+
+/** Runs storm or drain for every (profile, N, mode). */
+async function stormSweep(options: BenchOptions): Promise<StormResult[]> {
+  const results: StormResult[] = [];
+  for (const profile of options.profiles) {
+    for (const n of options.counts) {
+      for (const mode of options.modes) {
+        results.push(
+          await runStorm({
+            kind: options.scenario === "drain" ? "drain" : "storm",
+            settings: settings(options, profile),
+            connections: n,
+            mode,
+            store: options.store,
+            processes: generatorsFor(options, n),
+            rate: options.rate,
+            drainDelayMs: options.drainDelayMs,
+            drainPeriodMs: options.drainPeriodMs,
+            onProgress: progress,
+          }),
+        );
+        endProgress();
+      }
+    }
+  }
+  return results;
+}
+
+/** Runs the store scenario for every (profile, N). */
+async function storeSweep(options: BenchOptions): Promise<StoreResult[]> {
+  const results: StoreResult[] = [];
+  for (const profile of options.profiles) {
+    for (const n of options.counts) {
+      results.push(
+        await runStore({
+          settings: settings(options, profile),
+          connections: n,
+          rate: options.rate,
+          holdS: options.holdS,
+          generators: generatorsFor(options, n),
+          sources: sourcesFor(options, n),
+          onProgress: progress,
+        }),
+      );
+      endProgress();
+    }
+  }
+  return results;
+}
+
 /** Runs steady/connect for every (profile, N); returns the results. */
 async function steadySweep(options: BenchOptions): Promise<SteadyResult[]> {
   const results: SteadyResult[] = [];
   for (const profile of options.profiles) {
-    const settings = settingsFor(profile, {
-      ...(options.v8Flags !== undefined ? { v8Flags: options.v8Flags } : {}),
-      ...(options.jemalloc !== undefined ? { jemalloc: options.jemalloc } : {}),
-      serverArgs: options.serverArgs,
-    });
+    const chosen = settings(options, profile);
     for (const n of options.counts) {
       const connect = options.scenario === "connect";
-      progress(`${settings.name}: ${options.scenario} N=${n}`);
+      progress(`${chosen.name}: ${options.scenario} N=${n}`);
       const result = await runSteady({
-        settings,
+        settings: chosen,
         connections: n,
         rate: connect ? 0 : options.rate,
         holdS: connect ? 0 : options.holdS,
-        generators: options.generators || Math.ceil(n / 5000),
-        sources: options.sources || Math.max(2, Math.ceil(n / 5000)),
+        generators: generatorsFor(options, n),
+        sources: sourcesFor(options, n),
         heapSplit: options.heapSplit,
         onProgress: progress,
       });
@@ -157,98 +250,6 @@ async function steadySweep(options: BenchOptions): Promise<SteadyResult[]> {
     }
   }
   return results;
-}
-
-function steadyTable(results: SteadyResult[], connect: boolean): string {
-  const table = new Table(
-    connect
-      ? [
-        "profile",
-        "N",
-        "open",
-        "failed",
-        "ramp s",
-        "conn/s",
-        "hs p50",
-        "hs p99",
-      ]
-      : [
-        "profile",
-        "N",
-        "held",
-        "fail",
-        "drop",
-        "RSS MB",
-        "KB/conn",
-        "heap KB",
-        "native KB",
-        "CPU %",
-        "gen CPU %",
-        "msg/s",
-        "late p50",
-        "p99",
-        "max",
-        "gen lag p99",
-      ],
-  );
-  for (const r of results) {
-    table.row(
-      connect
-        ? [
-          r.profile,
-          r.connections,
-          r.held,
-          r.failed,
-          r.rampS,
-          r.connectPerSecond,
-          r.handshakeMs.p50,
-          r.handshakeMs.p99,
-        ]
-        : [
-          r.profile,
-          r.connections,
-          r.held,
-          r.failed,
-          r.dropped,
-          r.rssMb,
-          r.rssPerConnKb,
-          r.heapPerConnKb ?? "-",
-          r.nativePerConnKb ?? "-",
-          r.serverCpuPct,
-          r.generatorCpuPct,
-          r.messagesPerSecond,
-          r.latenessMs.p50,
-          r.latenessMs.p99,
-          r.latenessMs.max,
-          r.generatorLoopDelayMs.p99,
-        ],
-    );
-  }
-  return table.render();
-}
-
-function steadyCharts(results: SteadyResult[]): Record<string, string> {
-  const byProfile = Map.groupBy(results, (r) => r.profile);
-  const series = (pick: (r: SteadyResult) => number) =>
-    [...byProfile].map(([name, rs]) => ({
-      name,
-      points: rs.map((r) => [r.connections, pick(r)] as const),
-    }));
-  return {
-    rss: lineChart({
-      title: "Server RSS against connections",
-      xLabel: "connections",
-      yLabel: "RSS (MB)",
-      series: series((r) => r.rssMb),
-    }),
-    cpu: lineChart({
-      title: "Server CPU against connections (1 tick/s each)",
-      xLabel: "connections",
-      yLabel: "CPU (% of one core)",
-      series: series((r) => r.serverCpuPct),
-      marks: [{ y: 39, label: "original Node server at 19.5k: 39%" }],
-    }),
-  };
 }
 
 /** Runs the bench; returns the exit code. */
@@ -266,31 +267,54 @@ export async function main(args: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  if (options.scenario !== "steady" && options.scenario !== "connect") {
+  let table: string;
+  let results: unknown[];
+  const charts: Record<string, string> = {};
+  try {
+    if (options.scenario === "storm" || options.scenario === "drain") {
+      const storms = await stormSweep(options);
+      table = stormTable(storms);
+      charts.resumed = stormChart(storms);
+      results = storms;
+    } else if (options.scenario === "store") {
+      const stores = await storeSweep(options);
+      table = storeTable(stores);
+      results = stores;
+    } else {
+      const steady = await steadySweep(options);
+      table = steadyTable(steady, options.scenario === "connect");
+      if (options.scenario === "steady" && steady.length > 1) {
+        Object.assign(charts, steadyCharts(steady));
+      }
+      results = steady;
+    }
+  } catch (error) {
+    endProgress();
     // deno-lint-ignore no-console
-    console.error(`bench: scenario ${options.scenario} is not built yet`);
-    return 2;
+    console.error(
+      `bench: ${options.scenario} failed: ${(error as Error).message}`,
+    );
+    return 1;
   }
-  const results = await steadySweep(options);
   // deno-lint-ignore no-console
-  console.log(steadyTable(results, options.scenario === "connect"));
+  console.log(table);
   const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
   const base = `${options.out}/${options.scenario}-${stamp}${
     options.tag ? "-" + options.tag : ""
   }`;
   await Deno.mkdir(options.out, { recursive: true });
+  const record = {
+    scenario: options.scenario,
+    command: `deno task bench ${args.join(" ")}`,
+    machine: machine(),
+    results,
+  };
   await Deno.writeTextFile(
     `${base}.json`,
-    JSON.stringify(
-      { scenario: options.scenario, machine: machine(), results },
-      null,
-      2,
-    ) + "\n",
+    JSON.stringify(record, null, 2) + "\n",
   );
-  if (options.scenario === "steady" && results.length > 1) {
-    for (const [name, svg] of Object.entries(steadyCharts(results))) {
-      await Deno.writeTextFile(`${base}-${name}.svg`, svg);
-    }
+  for (const [name, svg] of Object.entries(charts)) {
+    await Deno.writeTextFile(`${base}-${name}.svg`, svg);
   }
   // deno-lint-ignore no-console
   console.log(`results: ${base}.json`);

@@ -10,6 +10,7 @@ import { Child, ROOT, waitFor } from "../tests/support.ts";
 import type { GeneratorEvent, GeneratorPlan } from "./generator.ts";
 import { Histogram, type LatencySummary } from "./histogram.ts";
 import { openFileLimit } from "./proc.ts";
+import { ChildEvents } from "./child_events.ts";
 
 /** How to spread the load. */
 export interface FleetOptions {
@@ -53,10 +54,7 @@ export class Fleet implements AsyncDisposable {
   readonly fileLimit: number;
   readonly #options: FleetOptions;
   readonly #writers: WritableStreamDefaultWriter<Uint8Array>[];
-  readonly #parsed = new Map<
-    Child,
-    { lines: number; events: GeneratorEvent[] }
-  >();
+  readonly #logs: ChildEvents<GeneratorEvent>[];
 
   /** Spawns the generators; they start opening connections at once. */
   constructor(options: FleetOptions) {
@@ -98,6 +96,7 @@ export class Fleet implements AsyncDisposable {
       ], { cwd: ROOT, stdin: "piped" });
     });
     this.#writers = this.children.map((c) => c.process.stdin.getWriter());
+    this.#logs = this.children.map((c) => new ChildEvents(c));
   }
 
   /** Process ids of the generators, for CPU measurement. */
@@ -105,34 +104,11 @@ export class Fleet implements AsyncDisposable {
     return this.children.map((c) => c.process.pid);
   }
 
-  /** Every event a generator printed so far. */
-  #events(child: Child): GeneratorEvent[] {
-    // Each line is parsed once: reports carry histograms of 7k bins.
-    const parsed = this.#parsed.get(child) ?? { lines: 0, events: [] };
-    this.#parsed.set(child, parsed);
-    for (const line of child.lines.slice(parsed.lines)) {
-      if (line.startsWith("{")) parsed.events.push(JSON.parse(line));
-    }
-    parsed.lines = child.lines.length;
-    return parsed.events;
-  }
-
-  #latest<T extends GeneratorEvent["type"]>(
-    child: Child,
-    type: T,
-  ): Extract<GeneratorEvent, { type: T }> | undefined {
-    const events = this.#events(child).filter((e) => e.type === type);
-    return events.at(-1) as Extract<GeneratorEvent, { type: T }> | undefined;
-  }
-
   #checkErrors(): void {
-    for (const child of this.children) {
-      const error = this.#latest(child, "error");
-      if (error) throw new Error(`generator: ${error.message}`);
-      if (child.status && !this.#latest(child, "ramped")) {
-        throw new Error(
-          `generator exited (${child.status.code}):\n${child.lines.join("\n")}`,
-        );
+    for (const log of this.#logs) {
+      log.check("generator");
+      if (log.child.status && !log.latest("ramped")) {
+        throw new Error(`generator exited before its ramp ended`);
       }
     }
   }
@@ -143,7 +119,7 @@ export class Fleet implements AsyncDisposable {
     const ramped = await waitFor(
       () => {
         this.#checkErrors();
-        const done = this.children.map((c) => this.#latest(c, "ramped"));
+        const done = this.#logs.map((l) => l.latest("ramped"));
         if (done.every((d) => d)) return done as Ramped[];
         this.#progress(began);
         return null;
@@ -169,7 +145,7 @@ export class Fleet implements AsyncDisposable {
   }
 
   #progress(began: number): void {
-    const latest = this.children.map((c) => this.#latest(c, "progress"));
+    const latest = this.#logs.map((l) => l.latest("progress"));
     const open = sum(latest.map((p) => p?.open ?? 0));
     const failed = sum(latest.map((p) => p?.failed ?? 0));
     const seconds = (performance.now() - began) / 1000;
@@ -192,14 +168,11 @@ export class Fleet implements AsyncDisposable {
 
   /** Ends the window: merged figures since `mark`. */
   async report(): Promise<WindowResult> {
-    const before = this.children.map((c) => this.#events(c).length);
+    const before = this.#logs.map((l) => l.all().length);
     await this.send("report");
     const reports = await waitFor(
       () => {
-        const got = this.children.map((c, i) => {
-          const events = this.#events(c).slice(before[i]);
-          return events.find((e) => e.type === "report") as Report | undefined;
-        });
+        const got = this.#logs.map((l, i) => l.latest("report", before[i]));
         return got.every((r) => r) ? got as Report[] : null;
       },
       30_000,

@@ -231,3 +231,19 @@ export async function heapAfterGc(
     await closed.promise;
   }
 }
+
+/** Throws unless `server` runs the Redis store (it was given --redis). */
+export async function requireRedisStore(server: BenchServer): Promise<void> {
+  const response = await fetch(`http://127.0.0.1:${server.port}/healthcheck`, {
+    headers: { accept: "application/json" },
+  });
+  const body = await response.json();
+  const kind = body?.store?.kind;
+  if (kind !== "redis") {
+    throw new Error(
+      `this scenario needs the Redis store (issue 3): the server given ` +
+        `--redis runs store "${kind}" (storm and drain can run on token ` +
+        `resume alone with --store memory)`,
+    );
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * The store scenario: N connections held on a server backed by Redis, and
+ * the Redis commands they cost at steady state, counted by Redis itself
+ * (INFO commandstats) over the window, per connection per minute.
+ *
+ * @module
+ */
+
+import { sleep, startRedis } from "../tests/support.ts";
+import { Fleet } from "./fleet.ts";
+import {
+  launchServer,
+  requireRedisStore,
+  type Settings,
+} from "./server_launcher.ts";
+
+/** How to run the store scenario. */
+export interface StoreOptions {
+  readonly settings: Settings;
+  readonly connections: number;
+  readonly rate: number;
+  readonly holdS: number;
+  readonly generators: number;
+  readonly sources: number;
+  readonly onProgress?: (line: string) => void;
+}
+
+/** What Redis saw. */
+export interface StoreResult {
+  readonly profile: string;
+  readonly serverArgs: readonly string[];
+  readonly connections: number;
+  readonly held: number;
+  readonly holdS: number;
+  /** Calls per command over the window. */
+  readonly commands: Record<string, number>;
+  readonly commandsPerConnPerMinute: number;
+}
+
+/** Calls per Redis command so far (INFO commandstats, through redis-cli). */
+export async function commandStats(
+  port: number,
+): Promise<Record<string, number>> {
+  const output = await new Deno.Command("redis-cli", {
+    args: ["-h", "127.0.0.1", "-p", String(port), "INFO", "commandstats"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!output.success) {
+    throw new Error(
+      `redis-cli failed: ${new TextDecoder().decode(output.stderr)}`,
+    );
+  }
+  const stats: Record<string, number> = {};
+  for (const line of new TextDecoder().decode(output.stdout).split("\n")) {
+    const match = /^cmdstat_([^:]+):calls=(\d+)/.exec(line);
+    if (match) stats[match[1]!] = Number(match[2]);
+  }
+  return stats;
+}
+
+/** Runs the store scenario. */
+export async function runStore(options: StoreOptions): Promise<StoreResult> {
+  await using redis = await startRedis();
+  await using server = await launchServer({
+    settings: options.settings,
+    connections: options.connections,
+    args: [
+      "--redis",
+      redis.url,
+      "--session-secret",
+      crypto.randomUUID() + crypto.randomUUID(),
+    ],
+  });
+  await requireRedisStore(server);
+  await using fleet = new Fleet({
+    port: server.port,
+    connections: options.connections,
+    rate: options.rate,
+    generators: options.generators,
+    sources: options.sources,
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+  });
+  await fleet.ramp(Math.max(60_000, options.connections * 20));
+  // Session creation is not steady state: let its writes finish first.
+  await sleep(5000);
+  const before = await commandStats(redis.port);
+  for (let s = 0; s < options.holdS; s++) {
+    await sleep(1000);
+    options.onProgress?.(`store: hold ${s + 1}/${options.holdS} s`);
+  }
+  const after = await commandStats(redis.port);
+  const window = await fleet.report();
+  const commands: Record<string, number> = {};
+  let total = 0;
+  for (const [name, calls] of Object.entries(after)) {
+    // The bench's own INFO calls are not the server's traffic.
+    if (name === "info") continue;
+    const delta = calls - (before[name] ?? 0);
+    if (delta > 0) {
+      commands[name] = delta;
+      total += delta;
+    }
+  }
+  return {
+    profile: options.settings.name,
+    serverArgs: options.settings.serverArgs,
+    connections: options.connections,
+    held: window.open,
+    holdS: options.holdS,
+    commands,
+    commandsPerConnPerMinute: Math.round(
+      (total / Math.max(window.open, 1) / (options.holdS / 60)) * 1000,
+    ) / 1000,
+  };
+}

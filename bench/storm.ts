@@ -1,0 +1,229 @@
+/**
+ * The storm and drain scenarios: N real clients (the reconnecting client
+ * module) on instance A of a pair sharing a session secret and the store;
+ * then A is killed (storm: SIGKILL) or stopped (drain: SIGTERM) and every
+ * client must resume on B with its count intact. Reports time to 50/99/100%
+ * resumed, failed attempts, the peak accept rate on B, count continuity,
+ * listen-queue overflows and, for drain, closes before the drain delay.
+ *
+ * @module
+ */
+
+import { Child, ROOT, sleep, startRedis, waitFor } from "../tests/support.ts";
+import { ChildEvents } from "./child_events.ts";
+import { listenCounters } from "./proc.ts";
+import {
+  launchServer,
+  requireRedisStore,
+  type Settings,
+} from "./server_launcher.ts";
+import type { StormEvent, StormPlan } from "./storm_clients.ts";
+
+/** How to run one storm or drain. */
+export interface StormOptions {
+  readonly kind: "storm" | "drain";
+  readonly settings: Settings;
+  readonly connections: number;
+  readonly mode: "jitter" | "immediate";
+  /** "redis" (the product's shared store) or "memory" (token resume only). */
+  readonly store: "redis" | "memory";
+  readonly processes: number;
+  /** Connections per second while the clients first connect. */
+  readonly rate: number;
+  /** Drain settings given to both servers. */
+  readonly drainDelayMs: number;
+  readonly drainPeriodMs: number;
+  readonly onProgress?: (line: string) => void;
+}
+
+/** One storm or drain result, as stored in bench/results/. */
+export interface StormResult {
+  readonly kind: "storm" | "drain";
+  readonly mode: "jitter" | "immediate";
+  readonly profile: string;
+  readonly store: string;
+  readonly connections: number;
+  readonly resumed: number;
+  /** ms from the signal to 50%, 99%, 100% resumed (null: never). */
+  readonly resumedMs: {
+    p50: number | null;
+    p99: number | null;
+    all: number | null;
+  };
+  readonly failedAttempts: number;
+  readonly discontinuous: number;
+  /** Highest welcomes per second on the survivor (1 s sliding window). */
+  readonly peakAcceptPerSecond: number;
+  readonly listenOverflows: number;
+  readonly listenDrops: number;
+  /** Drain only: ms from SIGTERM to the first and last close by A. */
+  readonly firstCloseMs: number | null;
+  readonly lastCloseMs: number | null;
+  readonly closedBeforeDelay: number;
+  readonly drainDelayMs: number;
+  /** Share resumed (%) against seconds since the signal, every 100 ms. */
+  readonly curve: Array<[number, number]>;
+}
+
+type Report = Extract<StormEvent, { type: "report" }>;
+
+/** Runs one storm or drain; returns its figures. */
+export async function runStorm(options: StormOptions): Promise<StormResult> {
+  const n = options.connections;
+  await using redis = options.store === "redis" ? await startRedis() : null;
+  const secret = crypto.randomUUID() + crypto.randomUUID();
+  const args = [
+    "--session-secret",
+    secret,
+    "--drain-delay",
+    `${options.drainDelayMs}ms`,
+    "--drain-period",
+    `${options.drainPeriodMs}ms`,
+    ...(redis ? ["--redis", redis.url] : []),
+  ];
+  const launch = (name: string) =>
+    launchServer({
+      settings: options.settings,
+      connections: n,
+      args: [...args, "--name", name],
+    });
+  await using a = await launch("storm-a");
+  await using b = await launch("storm-b");
+  if (redis) await requireRedisStore(a);
+
+  const p = Math.max(1, options.processes);
+  const children = Array.from({ length: p }, (_, i) => {
+    const plan: StormPlan = {
+      first: `ws://127.0.0.1:${a.port}`,
+      survivor: `ws://127.0.0.1:${b.port}`,
+      count: Math.floor(n / p) + (i < n % p ? 1 : 0),
+      mode: options.mode,
+      rate: options.rate / p,
+      label: `s${i}`,
+    };
+    return new Child(Deno.execPath(), [
+      "run",
+      "--allow-net=127.0.0.1",
+      `${ROOT}bench/storm_clients.ts`,
+      JSON.stringify(plan),
+    ], { cwd: ROOT, stdin: "piped" });
+  });
+  const writers = children.map((c) => c.process.stdin.getWriter());
+  await using _children = {
+    async [Symbol.asyncDispose]() {
+      await Promise.all(writers.map((w) => w.close().catch(() => {})));
+      const timer = setTimeout(() => children.forEach((c) => c.kill()), 20_000);
+      await Promise.all(children.map((c) => c.finished()));
+      clearTimeout(timer);
+    },
+  };
+  const logs = children.map((c) => new ChildEvents<StormEvent>(c));
+  const send = (command: string) =>
+    Promise.all(
+      writers.map((w) => w.write(new TextEncoder().encode(command + "\n"))),
+    );
+  const count = (field: "welcomed" | "resumed") =>
+    logs.reduce((sum, l) => sum + (l.latest("progress")?.[field] ?? 0), 0);
+
+  await waitFor(
+    () => {
+      logs.forEach((l) => l.check("storm clients"));
+      options.onProgress?.(`connecting ${count("welcomed")}/${n} to A`);
+      return logs.every((l) => l.latest("ready"));
+    },
+    Math.max(60_000, (n / options.rate) * 3000),
+    "storm clients on A",
+  );
+  await sleep(2000);
+
+  const before = listenCounters();
+  await send("failover");
+  const signalAt = Date.now();
+  a.child.kill(options.kind === "storm" ? "SIGKILL" : "SIGTERM");
+  const limitMs = options.kind === "storm"
+    ? 30_000
+    : options.drainDelayMs + options.drainPeriodMs + 30_000;
+  try {
+    await waitFor(
+      () => {
+        logs.forEach((l) => l.check("storm clients"));
+        const resumed = count("resumed");
+        options.onProgress?.(
+          `${options.kind} (${options.mode}): ${resumed}/${n} resumed on B after ${
+            ((Date.now() - signalAt) / 1000).toFixed(1)
+          } s`,
+        );
+        return resumed >= n;
+      },
+      limitMs,
+      "every client to resume",
+    );
+  } catch {
+    // Reported as missing below.
+  }
+  const after = listenCounters();
+  const marks = logs.map((l) => l.all().length);
+  await send("report");
+  const reports = await waitFor(
+    () => {
+      const got = logs.map((l, i) => l.latest("report", marks[i]));
+      return got.every((r) => r) ? got as Report[] : null;
+    },
+    30_000,
+    "storm reports",
+  );
+  await send("close");
+  return summarize(options, reports, signalAt, before, after, !!redis);
+}
+
+function summarize(
+  options: StormOptions,
+  reports: Report[],
+  signalAt: number,
+  before: { overflows: number; drops: number },
+  after: { overflows: number; drops: number },
+  redis: boolean,
+): StormResult {
+  const clients = reports.flatMap((r) => r.clients);
+  const n = options.connections;
+  const times = clients.filter((c) => c.resumedAt > 0)
+    .map((c) => c.resumedAt - signalAt).sort((x, y) => x - y);
+  const at = (q: number) => {
+    const need = Math.ceil(q * n);
+    return times.length >= need ? times[need - 1]! : null;
+  };
+  const closes = clients.filter((c) => c.closedAt > 0)
+    .map((c) => c.closedAt - signalAt).sort((x, y) => x - y);
+  const welcomes = reports.flatMap((r) => r.welcomes).sort((x, y) => x - y);
+  let peak = 0;
+  for (let i = 0, j = 0; i < welcomes.length; i++) {
+    while (welcomes[i]! - welcomes[j]! >= 1000) j++;
+    peak = Math.max(peak, i - j + 1);
+  }
+  const curve: Array<[number, number]> = [];
+  const end = Math.max(1000, (times.at(-1) ?? 0) + 500);
+  for (let t = 0, k = 0; t <= end; t += 100) {
+    while (k < times.length && times[k]! <= t) k++;
+    curve.push([t / 1000, Math.round((k / n) * 1000) / 10]);
+  }
+  return {
+    kind: options.kind,
+    mode: options.mode,
+    profile: options.settings.name,
+    store: redis ? "redis" : "memory (token resume)",
+    connections: n,
+    resumed: times.length,
+    resumedMs: { p50: at(0.5), p99: at(0.99), all: at(1) },
+    failedAttempts: clients.reduce((s, c) => s + c.failedAttempts, 0),
+    discontinuous: clients.filter((c) => c.resumedAt > 0 && !c.continuous)
+      .length,
+    peakAcceptPerSecond: peak,
+    listenOverflows: after.overflows - before.overflows,
+    listenDrops: after.drops - before.drops,
+    firstCloseMs: closes[0] ?? null,
+    lastCloseMs: closes.at(-1) ?? null,
+    closedBeforeDelay: closes.filter((t) => t < options.drainDelayMs).length,
+    drainDelayMs: options.drainDelayMs,
+    curve,
+  };
+}
