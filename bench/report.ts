@@ -174,6 +174,7 @@ export function stormChart(results: StormResult[]): string {
     }`,
     xLabel: "seconds since the signal",
     yLabel: "resumed (%)",
+    yMax: 100,
     series: results.map((r) => ({
       name: `${r.mode} (N=${r.connections})`,
       points: r.curve,

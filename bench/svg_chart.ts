@@ -18,6 +18,8 @@ export interface ChartSpec {
   readonly xLabel: string;
   readonly yLabel: string;
   readonly series: readonly Series[];
+  /** Top of the y axis; default: a round value above the data. */
+  readonly yMax?: number;
   /** Horizontal reference lines, e.g. a target. */
   readonly marks?: ReadonlyArray<
     { readonly y: number; readonly label: string }
@@ -35,7 +37,7 @@ export function lineChart(spec: ChartSpec): string {
     ...(spec.marks ?? []).map((m) => m.y),
   ];
   const xMax = niceCeil(Math.max(1, ...points.map((p) => p[0])));
-  const yMax = niceCeil(Math.max(1e-9, ...ys) * 1.05);
+  const yMax = spec.yMax ?? niceCeil(Math.max(1e-9, ...ys) * 1.05);
   const x = (v: number) => LEFT + (v / xMax) * (W - LEFT - RIGHT);
   const y = (v: number) => H - BOTTOM - (v / yMax) * (H - TOP - BOTTOM);
   const out: string[] = [

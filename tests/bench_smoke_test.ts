@@ -1,0 +1,37 @@
+import assert from "node:assert/strict";
+import { Child, ROOT } from "./support.ts";
+
+Deno.test("deno task bench runs a tiny steady scenario and writes its result", async () => {
+  const out = await Deno.makeTempDir({ prefix: "ws-time-bench-" });
+  try {
+    await using bench = new Child(Deno.execPath(), [
+      "run",
+      "--allow-run",
+      "--allow-net=127.0.0.1",
+      "--allow-read",
+      `--allow-write=${out}`,
+      "--allow-sys=systemMemoryInfo,osRelease",
+      `${ROOT}bench/bench.ts`,
+      "--scenario=steady",
+      "--n=20",
+      "--hold=2",
+      "--rate=200",
+      `--out=${out}`,
+    ], { cwd: ROOT });
+    const status = await bench.finished();
+    assert.equal(status.code, 0, bench.lines.join("\n"));
+    const files = [...Deno.readDirSync(out)].map((f) => f.name);
+    const json = files.find((f) => /^steady-.*\.json$/.test(f));
+    assert.ok(json, `no result in ${files.join(", ")}`);
+    const record = JSON.parse(Deno.readTextFileSync(`${out}/${json}`));
+    const [result] = record.results;
+    assert.equal(result.held, 20);
+    assert.equal(result.failed, 0);
+    assert.ok(result.messagesPerSecond > 0, "no ticks counted");
+    assert.ok(result.latenessMs.samples > 0, "no tick lateness measured");
+    assert.ok(result.rssMb > 0, "no server RSS read");
+    assert.ok(bench.lines.some((l) => /^profile\s+N\s+held/.test(l)));
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
