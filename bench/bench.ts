@@ -37,6 +37,7 @@ const HELP = `Usage: deno task bench [options]
   --v8-flags <flags>   replace the profile's V8 flags ("" = none)
   --jemalloc <bool>    force the allocator preload on or off
   --server-args <s>    extra ws-time flags, e.g. "--idle-timeout=60"
+  --server-env <s>     extra server environment, e.g. "MALLOC_CONF=narenas:1"
   --mode <list>        storm/drain clients: jitter, immediate [jitter,immediate]
   --store <name>       storm/drain store: redis or memory [redis]
   --drain-delay <ms>   drain: delay before the first close [3000]
@@ -57,6 +58,7 @@ export interface BenchOptions {
   readonly v8Flags: string | undefined;
   readonly jemalloc: boolean | undefined;
   readonly serverArgs: string[];
+  readonly serverEnv: Record<string, string>;
   readonly out: string;
   readonly tag: string;
   readonly heapSplit: boolean;
@@ -81,6 +83,7 @@ export function parseBenchArgs(args: string[]): BenchOptions | null {
       "v8-flags": { type: "string" },
       jemalloc: { type: "string" },
       "server-args": { type: "string", default: "" },
+      "server-env": { type: "string", default: "" },
       out: { type: "string", default: `${ROOT}bench/results` },
       tag: { type: "string", default: "" },
       "heap-split": { type: "boolean", default: false },
@@ -132,6 +135,17 @@ export function parseBenchArgs(args: string[]): BenchOptions | null {
     v8Flags: values["v8-flags"],
     jemalloc,
     serverArgs: values["server-args"].split(/\s+/).filter((s) => s !== ""),
+    serverEnv: Object.fromEntries(
+      values["server-env"].split(/\s+/).filter((s) => s !== "").map((pair) => {
+        const at = pair.indexOf("=");
+        if (at < 1) {
+          throw new Error(
+            `Invalid --server-env "${pair}": expected NAME=value`,
+          );
+        }
+        return [pair.slice(0, at), pair.slice(at + 1)];
+      }),
+    ),
     out: values.out,
     tag: values.tag,
     heapSplit: values["heap-split"],
@@ -170,6 +184,7 @@ function settings(options: BenchOptions, profile: string) {
     ...(options.v8Flags !== undefined ? { v8Flags: options.v8Flags } : {}),
     ...(options.jemalloc !== undefined ? { jemalloc: options.jemalloc } : {}),
     serverArgs: options.serverArgs,
+    env: options.serverEnv,
   });
 }
 

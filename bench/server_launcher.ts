@@ -44,12 +44,16 @@ export function startTaskFlags(): string[] {
 /**
  * Settings from a profile name plus overrides: `v8Flags` replaces the
  * --v8-flags of the profile ("" removes them), `jemalloc` forces the
- * allocator on or off.
+ * allocator on or off, `env` adds variables (e.g. MALLOC_CONF).
  */
 export function settingsFor(
   profile: string,
-  overrides: { v8Flags?: string; jemalloc?: boolean; serverArgs?: string[] } =
-    {},
+  overrides: {
+    v8Flags?: string;
+    jemalloc?: boolean;
+    serverArgs?: string[];
+    env?: Record<string, string>;
+  } = {},
 ): Settings {
   if (profile !== "start" && profile !== "production") {
     throw new Error(
@@ -70,12 +74,16 @@ export function settingsFor(
     jemalloc = overrides.jemalloc;
     name += jemalloc ? "+jemalloc" : "-jemalloc";
   }
+  const extraEnv = overrides.env ?? {};
+  for (const [key, value] of Object.entries(extraEnv)) {
+    name += ` ${key}=${value}`;
+  }
   const serverArgs = overrides.serverArgs ?? [];
   if (serverArgs.length > 0) name += ` ${serverArgs.join(" ")}`;
   return {
     name,
     denoFlags,
-    env: jemalloc ? { LD_PRELOAD: JEMALLOC } : {},
+    env: { ...(jemalloc ? { LD_PRELOAD: JEMALLOC } : {}), ...extraEnv },
     serverArgs,
   };
 }

@@ -29,7 +29,7 @@ export interface StormPlan {
 export interface StormClientReport {
   /** When its first welcome after the failover arrived (0 = never). */
   readonly resumedAt: number;
-  /** Whether that welcome continued the count (resumed, within 1 s). */
+  /** Whether that welcome continued the count (same start within 1 s). */
   readonly continuous: boolean;
   /** Handshakes that failed after the failover. */
   readonly failedAttempts: number;
@@ -111,11 +111,14 @@ export async function runStormClients(plan: StormPlan): Promise<void> {
       }
       welcomes.push(at);
       if (entry.report.resumedAt !== 0) return;
-      const expected = Math.floor((at - entry.start) / 1000);
       entry.report.resumedAt = at;
       resumed++;
+      // The count is continuous when the survivor kept the session's start:
+      // its counts are then exactly the uninterrupted ones. (Comparing the
+      // welcome's seconds with the arrival time would blame a busy
+      // survivor's late welcome on the count.)
       entry.report.continuous = message.resumed === true &&
-        Math.abs(Number(message.seconds) - expected) <= 1;
+        Math.abs(tokenStart(String(message.session)) - entry.start) < 1000;
     });
     client.on("close", (detail) => {
       if (!failedOver) return;
