@@ -32,6 +32,7 @@ const HELP = `Usage: deno task bench [options]
   --profile <list>     server settings: start, production [start]
   --hold <s>           measured window of steady/store [30]
   --rate <n>           connections opened per second; 0 = unthrottled [2000]
+  --processes <n>      steady/connect: server processes on one port [1]
   --generators <n>     generator processes [one per 5000 connections]
   --sources <n>        source addresses 127.0.0.2... [one per 5000, min 2]
   --v8-flags <flags>   replace the profile's V8 flags ("" = none)
@@ -54,6 +55,7 @@ export interface BenchOptions {
   readonly holdS: number;
   readonly rate: number;
   readonly generators: number;
+  readonly processes: number;
   readonly sources: number;
   readonly v8Flags: string | undefined;
   readonly jemalloc: boolean | undefined;
@@ -79,6 +81,7 @@ export function parseBenchArgs(args: string[]): BenchOptions | null {
       hold: { type: "string", default: "30" },
       rate: { type: "string", default: "2000" },
       generators: { type: "string", default: "0" },
+      processes: { type: "string", default: "1" },
       sources: { type: "string", default: "0" },
       "v8-flags": { type: "string" },
       jemalloc: { type: "string" },
@@ -131,6 +134,7 @@ export function parseBenchArgs(args: string[]): BenchOptions | null {
     holdS: int("hold", values.hold, 0),
     rate: int("rate", values.rate, 0),
     generators: int("generators", values.generators, 0),
+    processes: int("processes", values.processes, 1),
     sources: int("sources", values.sources, 0),
     v8Flags: values["v8-flags"],
     jemalloc,
@@ -258,6 +262,7 @@ async function steadySweep(options: BenchOptions): Promise<SteadyResult[]> {
         generators: generatorsFor(options, n),
         sources: sourcesFor(options, n),
         heapSplit: options.heapSplit,
+        serverProcesses: options.processes,
         onProgress: progress,
       });
       endProgress();

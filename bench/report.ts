@@ -58,7 +58,7 @@ export function steadyTable(results: SteadyResult[], connect: boolean): string {
   ]);
   for (const r of results) {
     table.row([
-      r.profile,
+      r.serverProcesses > 1 ? `${r.profile} x${r.serverProcesses}` : r.profile,
       r.connections,
       r.held,
       r.failed,

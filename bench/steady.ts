@@ -9,11 +9,12 @@
  * @module
  */
 
-import { sleep } from "../tests/support.ts";
+import { freePort, sleep } from "../tests/support.ts";
 import { Fleet } from "./fleet.ts";
 import type { LatencySummary } from "./histogram.ts";
 import { CpuMeter, rssBytes } from "./proc.ts";
 import {
+  type BenchServer,
   heapAfterGc,
   type HeapFigures,
   launchServer,
@@ -30,6 +31,8 @@ export interface SteadyOptions {
   readonly holdS: number;
   readonly generators: number;
   readonly sources: number;
+  /** Server processes sharing one port with --reuse-port. */
+  readonly serverProcesses: number;
   /** Also run a second pass with an inspector to split heap and native. */
   readonly heapSplit: boolean;
   readonly onProgress?: (line: string) => void;
@@ -42,6 +45,8 @@ export interface SteadyResult {
   readonly env: Readonly<Record<string, string>>;
   readonly serverArgs: readonly string[];
   readonly connections: number;
+  /** Server processes sharing the port (figures are their sums). */
+  readonly serverProcesses: number;
   readonly generators: number;
   readonly sources: number;
   readonly held: number;
@@ -76,27 +81,31 @@ const kbPer = (bytes: number, n: number) =>
 /** Runs one steady (holdS > 0) or connect (holdS = 0) measurement. */
 export async function runSteady(options: SteadyOptions): Promise<SteadyResult> {
   const n = options.connections;
-  await using server = await launchServer({
-    settings: options.settings,
-    connections: n,
-  });
+  const servers = await launchServers(options);
+  await using _servers = {
+    async [Symbol.asyncDispose]() {
+      await Promise.all(servers.map((s) => s[Symbol.asyncDispose]()));
+    },
+  };
+  const pids = servers.map((s) => s.pid);
+  const rss = () => pids.reduce((sum, pid) => sum + rssBytes(pid), 0);
   await sleep(1000);
-  const rssIdle = rssBytes(server.pid);
+  const rssIdle = rss();
 
-  await using fleet = startFleet(options, server.port);
+  await using fleet = startFleet(options, servers[0]!.port);
   const ramp = await fleet.ramp(Math.max(60_000, n * 20));
   let window = null;
-  let serverCpu = 0, generatorCpu = 0, rssHeld = rssBytes(server.pid);
+  let serverCpu = 0, generatorCpu = 0, rssHeld = rss();
   if (options.holdS > 0) {
     // Let the ramp's garbage and timers settle before measuring.
     await sleep(3000);
     await fleet.mark();
-    const serverMeter = new CpuMeter([server.pid]);
+    const serverMeter = new CpuMeter(pids);
     const fleetMeter = new CpuMeter(fleet.pids);
     const samples: number[] = [];
     for (let s = 0; s < options.holdS; s++) {
       await sleep(1000);
-      samples.push(rssBytes(server.pid));
+      samples.push(rss());
       options.onProgress?.(
         `hold ${s + 1}/${options.holdS} s, server RSS ${
           mb(samples.at(-1)!)
@@ -109,9 +118,10 @@ export async function runSteady(options: SteadyOptions): Promise<SteadyResult> {
     rssHeld = Math.max(...samples);
   }
   await fleet[Symbol.asyncDispose]();
-  await server.stop();
+  await Promise.all(servers.map((s) => s.stop()));
   const held = window?.open ?? ramp.open;
-  const split = options.heapSplit && options.holdS > 0
+  const split = options.heapSplit && options.holdS > 0 &&
+      options.serverProcesses === 1
     ? await memorySplit(options)
     : null;
   return {
@@ -120,6 +130,7 @@ export async function runSteady(options: SteadyOptions): Promise<SteadyResult> {
     env: options.settings.env,
     serverArgs: options.settings.serverArgs,
     connections: n,
+    serverProcesses: servers.length,
     generators: fleet.children.length,
     sources: options.sources,
     held,
@@ -143,6 +154,33 @@ export async function runSteady(options: SteadyOptions): Promise<SteadyResult> {
     generatorLoopDelayMs: window?.loopDelay ??
       { p50: 0, p99: 0, max: 0, samples: 0 },
   };
+}
+
+/** One server, or several sharing one port (--reuse-port). */
+async function launchServers(options: SteadyOptions): Promise<BenchServer[]> {
+  const count = Math.max(1, options.serverProcesses);
+  if (count === 1) {
+    return [
+      await launchServer({
+        settings: options.settings,
+        connections: options.connections,
+      }),
+    ];
+  }
+  const port = freePort();
+  const servers: BenchServer[] = [];
+  for (let i = 0; i < count; i++) {
+    servers.push(
+      await launchServer({
+        settings: options.settings,
+        // The kernel spreads connections unevenly: room for a fair margin.
+        connections: Math.ceil((options.connections / count) * 1.5),
+        port,
+        args: ["--reuse-port", "true", "--name", `bench-${i}`],
+      }),
+    );
+  }
+  return servers;
 }
 
 function startFleet(options: SteadyOptions, port: number): Fleet {
