@@ -11,6 +11,7 @@
  */
 
 import { Buffer } from "node:buffer";
+import { commands, emit as emitLine } from "./child_io.ts";
 import { Histogram } from "./histogram.ts";
 import { LoadSocket, type LoadSocketEvents } from "./ws_client.ts";
 
@@ -65,9 +66,7 @@ export function tokenStart(token: string): number {
   return raw.length > 7 ? raw.readUIntBE(1, 6) : NaN;
 }
 
-function emit(event: GeneratorEvent): void {
-  Deno.stdout.writeSync(new TextEncoder().encode(JSON.stringify(event) + "\n"));
-}
+const emit = (event: GeneratorEvent) => emitLine(event);
 
 /** Runs one generator until told to close. */
 export async function runGenerator(plan: GeneratorPlan): Promise<void> {
@@ -172,36 +171,29 @@ export async function runGenerator(plan: GeneratorPlan): Promise<void> {
   });
   dropped = 0;
 
-  const lines = Deno.stdin.readable.pipeThrough(new TextDecoderStream());
-  let buffer = "";
-  for await (const chunk of lines) {
-    buffer += chunk;
-    const commands = buffer.split("\n");
-    buffer = commands.pop() ?? "";
-    for (const command of commands) {
-      if (command === "mark") {
-        lateness = new Histogram();
-        loopDelay = new Histogram();
-        messages = 0;
-        dropped = 0;
-        gaps = 0;
-        windowStart = now();
-      } else if (command === "report") {
-        emit({
-          type: "report",
-          open,
-          dropped,
-          messages,
-          gaps,
-          lateness: lateness.toJSON(),
-          loopDelay: loopDelay.toJSON(),
-          windowMs: Math.round(now() - windowStart),
-        });
-      } else if (command === "close") {
-        clearTimeout(lagTimer);
-        for (const socket of [...sockets]) socket.destroy();
-        return;
-      }
+  for await (const command of commands()) {
+    if (command === "mark") {
+      lateness = new Histogram();
+      loopDelay = new Histogram();
+      messages = 0;
+      dropped = 0;
+      gaps = 0;
+      windowStart = now();
+    } else if (command === "report") {
+      emit({
+        type: "report",
+        open,
+        dropped,
+        messages,
+        gaps,
+        lateness: lateness.toJSON(),
+        loopDelay: loopDelay.toJSON(),
+        windowMs: Math.round(now() - windowStart),
+      });
+    } else if (command === "close") {
+      clearTimeout(lagTimer);
+      for (const socket of [...sockets]) socket.destroy();
+      return;
     }
   }
   clearTimeout(lagTimer);

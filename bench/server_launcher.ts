@@ -105,7 +105,7 @@ export interface BenchServer extends AsyncDisposable {
   readonly port: number;
   /** Inspector port, or 0 when started without one. */
   readonly inspectPort: number;
-  /** Sends SIGTERM and waits (at most `timeoutMs`) for the exit. */
+  /** Sends SIGINT and waits (at most `timeoutMs`) for the exit. */
   stop(timeoutMs?: number): Promise<void>;
 }
 
@@ -151,7 +151,8 @@ export async function launchServer(
     ...(options.args ?? []),
   ], { env: { ...options.settings.env }, cwd: ROOT });
   const stop = async (timeoutMs = 10_000) => {
-    child.kill("SIGTERM");
+    // SIGINT closes at once; SIGTERM would drain for tens of seconds.
+    child.kill("SIGINT");
     const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
     await child.finished();
     clearTimeout(timer);

@@ -21,8 +21,8 @@ import {
   type Settings,
 } from "./server_launcher.ts";
 
-/** How to run one steady or connect measurement. */
-export interface SteadyOptions {
+/** A held load: settings, N, ramp rate, window, generators. */
+export interface LoadOptions {
   readonly settings: Settings;
   readonly connections: number;
   /** Connections per second; 0 = as fast as the server accepts. */
@@ -31,11 +31,15 @@ export interface SteadyOptions {
   readonly holdS: number;
   readonly generators: number;
   readonly sources: number;
+  readonly onProgress?: (line: string) => void;
+}
+
+/** How to run one steady or connect measurement. */
+export interface SteadyOptions extends LoadOptions {
   /** Server processes sharing one port with --reuse-port. */
   readonly serverProcesses: number;
   /** Also run a second pass with an inspector to split heap and native. */
   readonly heapSplit: boolean;
-  readonly onProgress?: (line: string) => void;
 }
 
 /** One steady (or connect) result, as stored in bench/results/. */
@@ -183,7 +187,8 @@ async function launchServers(options: SteadyOptions): Promise<BenchServer[]> {
   return servers;
 }
 
-function startFleet(options: SteadyOptions, port: number): Fleet {
+/** Starts the generators of `options` against `port`. */
+export function startFleet(options: LoadOptions, port: number): Fleet {
   return new Fleet({
     port,
     connections: options.connections,

@@ -7,23 +7,8 @@
  */
 
 import { sleep, startRedis } from "../tests/support.ts";
-import { Fleet } from "./fleet.ts";
-import {
-  launchServer,
-  requireRedisStore,
-  type Settings,
-} from "./server_launcher.ts";
-
-/** How to run the store scenario. */
-export interface StoreOptions {
-  readonly settings: Settings;
-  readonly connections: number;
-  readonly rate: number;
-  readonly holdS: number;
-  readonly generators: number;
-  readonly sources: number;
-  readonly onProgress?: (line: string) => void;
-}
+import { launchServer, requireRedisStore } from "./server_launcher.ts";
+import { type LoadOptions, startFleet } from "./steady.ts";
 
 /** What Redis saw. */
 export interface StoreResult {
@@ -60,7 +45,7 @@ export async function commandStats(
 }
 
 /** Runs the store scenario. */
-export async function runStore(options: StoreOptions): Promise<StoreResult> {
+export async function runStore(options: LoadOptions): Promise<StoreResult> {
   await using redis = await startRedis();
   await using server = await launchServer({
     settings: options.settings,
@@ -73,14 +58,7 @@ export async function runStore(options: StoreOptions): Promise<StoreResult> {
     ],
   });
   await requireRedisStore(server);
-  await using fleet = new Fleet({
-    port: server.port,
-    connections: options.connections,
-    rate: options.rate,
-    generators: options.generators,
-    sources: options.sources,
-    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-  });
+  await using fleet = startFleet(options, server.port);
   await fleet.ramp(Math.max(60_000, options.connections * 20));
   // Session creation is not steady state: let its writes finish first.
   await sleep(5000);

@@ -10,6 +10,7 @@
  */
 
 import { WsTimeClient } from "../static/ws_time_client.js";
+import { commands, emit as emitLine } from "./child_io.ts";
 import { tokenStart } from "./generator.ts";
 
 /** What one storm process is told (its only argument, as JSON). */
@@ -44,9 +45,7 @@ export type StormEvent =
   | { type: "report"; clients: StormClientReport[]; welcomes: number[] }
   | { type: "error"; message: string };
 
-function emit(event: StormEvent): void {
-  Deno.stdout.writeSync(new TextEncoder().encode(JSON.stringify(event) + "\n"));
-}
+const emit = (event: StormEvent) => emitLine(event);
 
 /** The module's structural socket type; Deno's WebSocket fits it. */
 type SocketConstructor = NonNullable<
@@ -132,8 +131,6 @@ export async function runStormClients(plan: StormPlan): Promise<void> {
     () => emit({ type: "progress", welcomed, resumed }),
     250,
   );
-  const lines = Deno.stdin.readable.pipeThrough(new TextDecoderStream());
-  let buffer = "";
   let readySent = false;
   const readyCheck = setInterval(() => {
     if (!readySent && welcomed === plan.count) {
@@ -142,23 +139,18 @@ export async function runStormClients(plan: StormPlan): Promise<void> {
     }
   }, 50);
   try {
-    for await (const chunk of lines) {
-      buffer += chunk;
-      const commands = buffer.split("\n");
-      buffer = commands.pop() ?? "";
-      for (const command of commands) {
-        if (command === "failover") {
-          target = plan.survivor;
-          failedOver = true;
-        } else if (command === "report") {
-          emit({
-            type: "report",
-            clients: tracked.map((t) => t.report),
-            welcomes,
-          });
-        } else if (command === "close") {
-          return;
-        }
+    for await (const command of commands()) {
+      if (command === "failover") {
+        target = plan.survivor;
+        failedOver = true;
+      } else if (command === "report") {
+        emit({
+          type: "report",
+          clients: tracked.map((t) => t.report),
+          welcomes,
+        });
+      } else if (command === "close") {
+        return;
       }
     }
   } finally {
