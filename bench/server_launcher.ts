@@ -1,7 +1,7 @@
 /**
  * Starts ws-time servers for the bench with a named settings profile:
- * `start` runs exactly the flags of `deno task start` (read from deno.json,
- * so the two cannot drift), `production` adds what deploy/PRODUCTION.md
+ * `start` runs exactly the flags and environment of `deno task start` (read
+ * from deno.json, so the two cannot drift), `production` adds what deploy/PRODUCTION.md
  * ships (jemalloc preloaded and tuned; the V8 flags are already in the
  * start task).
  * Each setting can be switched on its own to prove its effect. On request
@@ -20,11 +20,11 @@ export const JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
 
 /**
  * The production allocator environment (as in deploy/ws-time.service):
- * jemalloc, returning freed pages after 1 s instead of 10 s.
+ * jemalloc, returning freed pages at once instead of after 10 s.
  */
 export const PRODUCTION_ENV: Readonly<Record<string, string>> = {
   LD_PRELOAD: JEMALLOC,
-  MALLOC_CONF: "dirty_decay_ms:1000,muzzy_decay_ms:0",
+  MALLOC_CONF: "dirty_decay_ms:0,muzzy_decay_ms:0",
 };
 
 /** The server settings under test. */
@@ -39,16 +39,21 @@ export interface Settings {
   readonly serverArgs: readonly string[];
 }
 
-/** Deno flags of `deno task start`, read from deno.json. */
-export function startTaskFlags(): string[] {
+/** Environment and Deno flags of `deno task start`, read from deno.json. */
+export function startTask(): { env: Record<string, string>; flags: string[] } {
   const config = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`));
   const words = String(config.tasks.start).split(/\s+/);
+  const env: Record<string, string> = {};
+  while (/^[A-Z_]+=/.test(words[0] ?? "")) {
+    const word = words.shift()!;
+    env[word.slice(0, word.indexOf("="))] = word.slice(word.indexOf("=") + 1);
+  }
   const run = words.indexOf("run");
   const entry = words.indexOf("main.ts");
   if (words[0] !== "deno" || run < 0 || entry < run) {
     throw new Error(`Cannot read the start task: ${config.tasks.start}`);
   }
-  return words.slice(run + 1, entry);
+  return { env, flags: words.slice(run + 1, entry) };
 }
 
 /**
@@ -70,7 +75,8 @@ export function settingsFor(
       `Unknown --profile "${profile}": expected start or production`,
     );
   }
-  let denoFlags = startTaskFlags();
+  const task = startTask();
+  let denoFlags = task.flags;
   let jemalloc = profile === "production";
   let name = profile;
   if (overrides.v8Flags !== undefined) {
@@ -93,7 +99,7 @@ export function settingsFor(
   return {
     name,
     denoFlags,
-    env: { ...(jemalloc ? PRODUCTION_ENV : {}), ...extraEnv },
+    env: { ...task.env, ...(jemalloc ? PRODUCTION_ENV : {}), ...extraEnv },
     serverArgs,
   };
 }
