@@ -41,6 +41,7 @@ const HELP = `Usage: deno task bench [options]
   --server-env <s>     extra server environment, e.g. "MALLOC_CONF=narenas:1"
   --mode <list>        storm/drain clients: jitter, immediate [jitter,immediate]
   --store <name>       storm/drain store: redis or memory [redis]
+  --base-ms <ms>       storm/drain: the client's backoff base [its default]
   --drain-delay <ms>   drain: delay before the first close [3000]
   --drain-period <ms>  drain: window of the closes [5000]
   --heap-split         second pass with an inspector: heap vs native memory
@@ -68,6 +69,7 @@ export interface BenchOptions {
   readonly store: "redis" | "memory";
   readonly drainDelayMs: number;
   readonly drainPeriodMs: number;
+  readonly baseMs: number;
 }
 
 /** Parses bench flags; throws an Error naming the bad flag. */
@@ -92,6 +94,7 @@ export function parseBenchArgs(args: string[]): BenchOptions | null {
       "heap-split": { type: "boolean", default: false },
       mode: { type: "string", default: "jitter,immediate" },
       store: { type: "string", default: "redis" },
+      "base-ms": { type: "string", default: "0" },
       "drain-delay": { type: "string", default: "3000" },
       "drain-period": { type: "string", default: "5000" },
       help: { type: "boolean" },
@@ -168,6 +171,7 @@ export function parseBenchArgs(args: string[]): BenchOptions | null {
       return values.store;
     })(),
     drainDelayMs: int("drain-delay", values["drain-delay"], 0),
+    baseMs: int("base-ms", values["base-ms"], 0),
     drainPeriodMs: int("drain-period", values["drain-period"], 0),
   };
 }
@@ -212,6 +216,7 @@ async function stormSweep(options: BenchOptions): Promise<StormResult[]> {
             store: options.store,
             processes: generatorsFor(options, n),
             rate: options.rate,
+            baseMs: options.baseMs,
             drainDelayMs: options.drainDelayMs,
             drainPeriodMs: options.drainPeriodMs,
             onProgress: progress,

@@ -100,7 +100,7 @@ export function stormTable(results: StormResult[]): string {
   for (const r of results) {
     table.row([
       r.kind,
-      r.mode,
+      r.baseMs > 0 ? `${r.mode} ${r.baseMs}ms` : r.mode,
       r.store,
       r.connections,
       r.resumed,
@@ -176,7 +176,9 @@ export function stormChart(results: StormResult[]): string {
     yLabel: "resumed (%)",
     yMax: 100,
     series: results.map((r) => ({
-      name: `${r.mode} (N=${r.connections})`,
+      name: `${r.mode}${
+        r.baseMs > 0 ? ` base ${r.baseMs} ms` : ""
+      } (N=${r.connections})`,
       points: r.curve,
     })),
     marks: [{ y: 99, label: "99%" }],

@@ -30,6 +30,8 @@ export interface StormOptions {
   readonly processes: number;
   /** Connections per second while the clients first connect. */
   readonly rate: number;
+  /** The client module's backoff base (jitter mode); 0 = its default. */
+  readonly baseMs: number;
   /** Drain settings given to both servers. */
   readonly drainDelayMs: number;
   readonly drainPeriodMs: number;
@@ -40,6 +42,8 @@ export interface StormOptions {
 export interface StormResult {
   readonly kind: "storm" | "drain";
   readonly mode: "jitter" | "immediate";
+  /** The client's backoff base in ms (0: the module's default). */
+  readonly baseMs: number;
   readonly profile: string;
   readonly store: string;
   readonly connections: number;
@@ -99,6 +103,7 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
       count: Math.floor(n / p) + (i < n % p ? 1 : 0),
       mode: options.mode,
       rate: options.rate / p,
+      baseMs: options.baseMs,
       label: `s${i}`,
     };
     return new Child(Deno.execPath(), [
@@ -209,6 +214,7 @@ function summarize(
   return {
     kind: options.kind,
     mode: options.mode,
+    baseMs: options.mode === "jitter" ? options.baseMs : 0,
     profile: options.settings.name,
     store: redis ? "redis" : "memory (token resume)",
     connections: n,

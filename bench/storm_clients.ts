@@ -23,6 +23,8 @@ export interface StormPlan {
   readonly mode: "jitter" | "immediate";
   /** Connections opened per second at the start. */
   readonly rate: number;
+  /** The client's backoff base in ms (jitter mode); 0 = its default. */
+  readonly baseMs: number;
   readonly label: string;
 }
 
@@ -78,6 +80,8 @@ export async function runStormClients(plan: StormPlan): Promise<void> {
   let welcomed = 0, resumed = 0;
   const options = plan.mode === "immediate"
     ? { random: () => 0, maxAttempts: 100_000 }
+    : plan.baseMs > 0
+    ? { baseMs: plan.baseMs }
     : {};
   const started = Date.now();
   for (let i = 0; i < plan.count; i++) {
