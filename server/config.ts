@@ -59,10 +59,10 @@ export interface Config {
   /** Client messages allowed per second. Default 5. */
   readonly maxMessagesPerSecond: number;
   /**
-   * Deno's ping/idle timeout in seconds; 0 disables it. Default 0: ticks
-   * flow every second, so TCP's retransmission timeout already ends a
-   * vanished peer, and Deno's per-socket ping timer costs ~2 KB per
-   * connection (see bench/README.md).
+   * Deno's ping/idle timeout in seconds; 0 disables it. Default 0: a tick
+   * every second already lets TCP end a vanished peer, and at 19.5k
+   * connections the per-socket ping cost ~7 KB each and 5x the tick p99
+   * (bench/README.md).
    */
   readonly idleTimeoutS: number;
   /** PEM certificate file for TLS; needs `key`. Default "". */
