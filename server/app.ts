@@ -145,6 +145,13 @@ export function createApp(deps: AppDeps): App {
   const ticker = new Ticker<Connection>(clock, (conn, seconds) => {
     const socket = conn.socket;
     if (socket.readyState !== OPEN) return;
+    // With Deno's ping off, a peer that stops reading is noticed here: once
+    // the kernel's buffers are full, Deno queues our ticks in memory.
+    if (socket.bufferedAmount > config.maxBufferedBytes) {
+      metrics.inc("wstime_slow_readers_closed_total");
+      closeConnection(conn, CLOSE.policy, "client is not reading");
+      return;
+    }
     let text: string;
     if (!conn.json) {
       text = `${textPrefix}${seconds} second${seconds === 1 ? "" : "s"}`;
@@ -623,6 +630,10 @@ function declareMetrics(
   metrics.counter("wstime_sessions_total", "Sessions served, by kind");
   metrics.counter("wstime_upgrades_refused_total", "Refused upgrades");
   metrics.counter("wstime_takeovers_total", "Sessions taken over");
+  metrics.counter(
+    "wstime_slow_readers_closed_total",
+    "Connections closed because the client stopped reading",
+  );
   metrics.counter("wstime_disconnects_total", "Closed connections, by code");
   metrics.counter("wstime_tokens_rejected_total", "Invalid session tokens");
   metrics.gauge(

@@ -56,6 +56,8 @@ export interface Config {
   readonly ratePerAddress: number;
   /** Largest client message in bytes. Default 4096. */
   readonly maxMessageBytes: number;
+  /** Bytes queued for a client that stops reading before it is closed. */
+  readonly maxBufferedBytes: number;
   /** Client messages allowed per second. Default 5. */
   readonly maxMessagesPerSecond: number;
   /**
@@ -268,6 +270,16 @@ export const OPTIONS: readonly OptionSpec[] = [
     "largest client message",
     1,
     16 * 1024 * 1024,
+  ),
+  opt(
+    "max-buffered-bytes",
+    "MAX_BUFFERED_BYTES",
+    "maxBufferedBytes",
+    "int",
+    "65536",
+    "bytes queued for a non-reading client",
+    1024,
+    1 << 30,
   ),
   opt(
     "max-messages-per-second",
