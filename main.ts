@@ -278,7 +278,7 @@ export async function main(
     return 2;
   }
 
-  let stopping = false;
+  let stoppingSince = -1;
   const shutdown = async () => {
     app.close();
     sampler.stop();
@@ -290,11 +290,14 @@ export async function main(
   // SIGTERM (systemd, orchestrators, deploys) drains gracefully; SIGINT
   // (Ctrl-C at a terminal) closes everyone now, with jittered hints.
   const stop = (signal: Deno.Signal) => {
-    if (stopping) {
+    if (stoppingSince >= 0) {
+      // `deno task` forwards a terminal's Ctrl-C that the process group
+      // already delivered: a copy within a moment is not a second request.
+      if (performance.now() - stoppingSince < 250) return;
       logger.warn("second signal: exiting now", { signal });
       Deno.exit(1);
     }
-    stopping = true;
+    stoppingSince = performance.now();
     app.monitor.startDraining();
     const connections = app.connections.size;
     if (signal === "SIGTERM") {

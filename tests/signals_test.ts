@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { RecordingSocket, startServer } from "./support.ts";
+import {
+  Child,
+  freePort,
+  RecordingSocket,
+  ROOT,
+  sleep,
+  startServer,
+} from "./support.ts";
 
 Deno.test("SIGINT closes every connection at once with a drain hint and exits 0", async () => {
   await using server = await startServer({ args: ["--drain-delay", "1m"] });
@@ -27,7 +34,42 @@ Deno.test("a second SIGTERM during the drain delay exits at once", async () => {
   const refused = await fetch(`${server.http}/healthcheck`);
   assert.equal(refused.status, 503);
   assert.equal(await refused.text(), "draining\n");
+  // A person's second signal; copies within 250 ms are taken as one.
+  await sleep(300);
   server.child.kill("SIGTERM");
   assert.equal((await server.child.finished()).code, 1);
   await client.closed;
+});
+
+Deno.test("Ctrl-C on `deno task start` (the whole process group) stops gracefully once", async () => {
+  const port = freePort();
+  // setsid gives the task its own process group, as a terminal would.
+  await using task = new Child("setsid", [
+    Deno.execPath(),
+    "task",
+    "start",
+    "--hostname",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    "--name",
+    "terminal",
+  ], { cwd: ROOT });
+  await task.waitForLine(/listening on/, 20_000);
+  await using client = new RecordingSocket(
+    `ws://127.0.0.1:${port}/`,
+    "ws-time.v1",
+  );
+  await client.waitForMessages(1);
+  // The terminal signals every process of the group: deno task and the
+  // server both get SIGINT, and deno task forwards its copy to the server.
+  Deno.kill(-task.process.pid, "SIGINT");
+  const closed = await client.closed;
+  assert.equal(closed.code, 1001);
+  assert.equal(client.json.at(-1)!.type, "drain");
+  assert.equal((await task.finished()).code, 0);
+  assert.ok(
+    !task.lines.some((line) => line.includes("second signal")),
+    task.lines.join("\n"),
+  );
 });
