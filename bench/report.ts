@@ -55,6 +55,7 @@ export function steadyTable(results: SteadyResult[], connect: boolean): string {
     "p99",
     "max",
     "gen lag p99",
+    "health p99",
   ]);
   for (const r of results) {
     table.row([
@@ -74,6 +75,7 @@ export function steadyTable(results: SteadyResult[], connect: boolean): string {
       r.latenessMs.p99,
       r.latenessMs.max,
       r.generatorLoopDelayMs.p99,
+      r.healthcheckMs?.samples ? r.healthcheckMs.p99 : "-",
     ]);
   }
   return table.render();

@@ -11,7 +11,7 @@
 
 import { freePort, sleep } from "../tests/support.ts";
 import { Fleet } from "./fleet.ts";
-import type { LatencySummary } from "./histogram.ts";
+import { Histogram, type LatencySummary } from "./histogram.ts";
 import { CpuMeter, rssBytes } from "./proc.ts";
 import {
   type BenchServer,
@@ -76,6 +76,8 @@ export interface SteadyResult {
   readonly tickGaps: number;
   readonly latenessMs: LatencySummary;
   readonly generatorLoopDelayMs: LatencySummary;
+  /** /healthcheck answer time under this load, 5 requests a second. */
+  readonly healthcheckMs: LatencySummary;
 }
 
 const mb = (bytes: number) => Math.round(bytes / 1048576 * 10) / 10;
@@ -100,6 +102,7 @@ export async function runSteady(options: SteadyOptions): Promise<SteadyResult> {
   const ramp = await fleet.ramp(Math.max(60_000, n * 20));
   let window = null;
   let serverCpu = 0, generatorCpu = 0, rssHeld = rss();
+  const healthcheck = new Histogram();
   if (options.holdS > 0) {
     // Let the ramp's garbage and timers settle before measuring.
     await sleep(3000);
@@ -108,7 +111,12 @@ export async function runSteady(options: SteadyOptions): Promise<SteadyResult> {
     const fleetMeter = new CpuMeter(fleet.pids);
     const samples: number[] = [];
     for (let s = 0; s < options.holdS; s++) {
-      await sleep(1000);
+      const second = sleep(1000);
+      // The load balancer's view: how fast /healthcheck answers under load.
+      for (let i = 0; i < 5; i++) {
+        healthcheck.add(await timeHealthcheck(servers[0]!.port));
+      }
+      await second;
       samples.push(rss());
       options.onProgress?.(
         `hold ${s + 1}/${options.holdS} s, server RSS ${
@@ -157,7 +165,18 @@ export async function runSteady(options: SteadyOptions): Promise<SteadyResult> {
     latenessMs: window?.lateness ?? { p50: 0, p99: 0, max: 0, samples: 0 },
     generatorLoopDelayMs: window?.loopDelay ??
       { p50: 0, p99: 0, max: 0, samples: 0 },
+    healthcheckMs: healthcheck.summary(),
   };
+}
+
+/** Milliseconds one GET /healthcheck takes, on a fresh connection. */
+async function timeHealthcheck(port: number): Promise<number> {
+  const started = performance.now();
+  const response = await fetch(`http://127.0.0.1:${port}/healthcheck`, {
+    headers: { connection: "close" },
+  });
+  await response.body?.cancel();
+  return performance.now() - started;
 }
 
 /** One server, or several sharing one port (--reuse-port). */
