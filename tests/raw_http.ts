@@ -114,22 +114,34 @@ export function silentWebSocket(
   };
 }
 
-/** A valid upgrade request, with `headers` added or overriding. */
+/**
+ * A valid upgrade request, with `headers` added or overriding (null drops
+ * one) and another `method` when a test needs it.
+ */
 export function upgradeRequest(
   path: string,
   port: number,
-  headers: Record<string, string> = {},
+  headers: Record<string, string | null> = {},
+  method = "GET",
 ): string {
-  const all: Record<string, string> = {
+  const all: Record<string, string | null> = {
     host: `127.0.0.1:${port}`,
     upgrade: "websocket",
     connection: "Upgrade",
     "sec-websocket-version": "13",
     "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
-    ...headers,
+    ...lowerKeys(headers),
   };
-  const lines = Object.entries(all).map(([k, v]) => `${k}: ${v}\r\n`);
-  return `GET ${path} HTTP/1.1\r\n${lines.join("")}\r\n`;
+  const lines = Object.entries(all).filter(([, v]) => v !== null).map((
+    [k, v],
+  ) => `${k}: ${v}\r\n`);
+  return `${method} ${path} HTTP/1.1\r\n${lines.join("")}\r\n`;
+}
+
+function lowerKeys<T>(record: Record<string, T>): Record<string, T> {
+  return Object.fromEntries(
+    Object.entries(record).map(([k, v]) => [k.toLowerCase(), v]),
+  );
 }
 
 function connect(options: RawOptions): net.Socket {

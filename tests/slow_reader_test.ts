@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { RecordingSocket, serve, testApp, waitFor } from "./support.ts";
+import { upgradeRequest } from "./raw_http.ts";
+import { RecordingSocket, serve, sleep, testApp, waitFor } from "./support.ts";
 
 Deno.test("a client that stops reading is closed once its queue passes --max-buffered-bytes; others keep ticking", async () => {
   await using t = testApp(["--max-buffered-bytes", "4096"]);
@@ -15,11 +16,9 @@ Deno.test("a client that stops reading is closed once its queue passes --max-buf
     port: server.port,
   });
   try {
-    await stalled.write(new TextEncoder().encode(
-      "GET /?id=stalled HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n" +
-        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
-        "Sec-WebSocket-Version: 13\r\n\r\n",
-    ));
+    await stalled.write(
+      new TextEncoder().encode(upgradeRequest("/?id=stalled", server.port)),
+    );
     const conn = await waitFor(
       () => [...t.app.connections.values()].find((c) => c.label === "stalled"),
       5000,
@@ -30,7 +29,7 @@ Deno.test("a client that stops reading is closed once its queue passes --max-buf
     const chunk = "x".repeat(100_000);
     for (let i = 0; i < 80 && conn.socket.bufferedAmount < 100_000; i++) {
       conn.socket.send(chunk);
-      await new Promise((resolve) => setTimeout(resolve, 5));
+      await sleep(5);
     }
     assert.ok(conn.socket.bufferedAmount > 4096, "the queue grew");
     await waitFor(

@@ -395,61 +395,6 @@ export class RecordingSocket implements AsyncDisposable {
   }
 }
 
-/**
- * Sends `request` verbatim over TCP to 127.0.0.1:`port` and returns what
- * comes back until the server closes or `quietMs` pass without data. Used
- * where fetch would normalise the request away (traversal, bad handshakes).
- */
-export async function rawHttp(
-  port: number,
-  request: string | Uint8Array,
-  quietMs = 300,
-  hostname = "127.0.0.1",
-): Promise<string> {
-  const conn = await Deno.connect({ hostname, port });
-  const chunks: Uint8Array[] = [];
-  let pending: Promise<number | null> | undefined;
-  try {
-    await conn.write(
-      typeof request === "string" ? new TextEncoder().encode(request) : request,
-    );
-    const buffer = new Uint8Array(16 * 1024);
-    for (;;) {
-      const timer = Promise.withResolvers<"quiet">();
-      const id = setTimeout(() => timer.resolve("quiet"), quietMs);
-      pending = conn.read(buffer).catch(() => null);
-      const n = await Promise.race([pending, timer.promise]);
-      clearTimeout(id);
-      if (n === "quiet" || n === null) break;
-      pending = undefined;
-      chunks.push(buffer.slice(0, n));
-    }
-  } finally {
-    try {
-      conn.close();
-    } catch {
-      // The server closed first.
-    }
-    await pending;
-  }
-  return new TextDecoder().decode(concat(chunks));
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
-}
-
-/** The status code of a raw HTTP response text (0 when none). */
-export function statusOf(response: string): number {
-  return Number(/^HTTP\/1\.[01] (\d{3})/.exec(response)?.[1] ?? 0);
-}
-
 /** An app built in-process on the memory store, closed on dispose. */
 export interface TestApp extends AsyncDisposable {
   readonly app: App;

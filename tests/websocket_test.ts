@@ -1,45 +1,32 @@
 import assert from "node:assert/strict";
-import {
-  rawHttp,
-  RecordingSocket,
-  serve,
-  sleep,
-  statusOf,
-  testApp,
-} from "./support.ts";
+import { rawRequest, upgradeRequest } from "./raw_http.ts";
+import { RecordingSocket, serve, sleep, testApp } from "./support.ts";
 
-const KEY = "dGhlIHNhbXBsZSBub25jZQ==";
-
-function upgradeRequest(
-  path = "/",
-  headers: Record<string, string | null> = {},
-  method = "GET",
-): string {
-  const all: Record<string, string | null> = {
-    Host: "127.0.0.1",
-    Upgrade: "websocket",
-    Connection: "Upgrade",
-    "Sec-WebSocket-Key": KEY,
-    "Sec-WebSocket-Version": "13",
-    ...headers,
+/** The status and the whole response as text (headers and reason alike). */
+async function exchange(
+  port: number,
+  request: string,
+): Promise<{ status: number; text: string }> {
+  const response = await rawRequest({ port }, request);
+  return {
+    status: response.status,
+    text: `${response.head}\r\n\r\n${response.body}`,
   };
-  const lines = Object.entries(all).filter(([, v]) => v !== null).map((
-    [k, v],
-  ) => `${k}: ${v}`);
-  return `${method} ${path} HTTP/1.1\r\n${lines.join("\r\n")}\r\n\r\n`;
 }
 
 Deno.test("a valid handshake on / switches protocols and selects ws-time.v1", async () => {
   await using t = testApp();
   await using server = serve(t.app.handler);
-  const response = await rawHttp(
+  const response = await exchange(
     server.port,
-    upgradeRequest("/", { "Sec-WebSocket-Protocol": "chat, ws-time.v1" }),
+    upgradeRequest("/", server.port, {
+      "Sec-WebSocket-Protocol": "chat, ws-time.v1",
+    }),
   );
-  assert.equal(statusOf(response), 101);
-  assert.match(response, /sec-websocket-protocol: ws-time\.v1/i);
+  assert.equal(response.status, 101);
+  assert.match(response.text, /sec-websocket-protocol: ws-time\.v1/i);
   assert.match(
-    response,
+    response.text,
     /sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=/i,
   );
 });
@@ -47,28 +34,45 @@ Deno.test("a valid handshake on / switches protocols and selects ws-time.v1", as
 Deno.test("bad handshakes get the right status and a reason", async () => {
   await using t = testApp();
   await using server = serve(t.app.handler);
+  const port = server.port;
   const cases: Array<[string, number, RegExp]> = [
-    [upgradeRequest("/", { "Sec-WebSocket-Version": "12" }), 426, /must be 13/],
-    [upgradeRequest("/", { "Sec-WebSocket-Version": null }), 426, /must be 13/],
-    [upgradeRequest("/", { "Sec-WebSocket-Key": null }), 400, /Key/],
-    [upgradeRequest("/", { "Sec-WebSocket-Key": "short" }), 400, /Key/],
     [
-      upgradeRequest("/", { "Sec-WebSocket-Key": "!!!!!!!!!!!!!!!!!!!!!!==" }),
+      upgradeRequest("/", port, { "Sec-WebSocket-Version": "12" }),
+      426,
+      /must be 13/,
+    ],
+    [
+      upgradeRequest("/", port, { "Sec-WebSocket-Version": null }),
+      426,
+      /must be 13/,
+    ],
+    [upgradeRequest("/", port, { "Sec-WebSocket-Key": null }), 400, /Key/],
+    [upgradeRequest("/", port, { "Sec-WebSocket-Key": "short" }), 400, /Key/],
+    [
+      upgradeRequest("/", port, {
+        "Sec-WebSocket-Key": "!!!!!!!!!!!!!!!!!!!!!!==",
+      }),
       400,
       /Key/,
     ],
-    [upgradeRequest("/", { Connection: "keep-alive" }), 400, /Upgrade/],
-    [upgradeRequest("/", { Upgrade: "h2c" }), 400, /WebSocket/],
-    [upgradeRequest("/?id=<script>"), 400, /id must be/],
-    [upgradeRequest("/?id=" + "x".repeat(65)), 400, /id must be/],
-    [upgradeRequest("/", {}, "POST"), 405, /GET/],
-    [upgradeRequest("/elsewhere"), 404, /no WebSocket/],
+    [upgradeRequest("/", port, { Connection: "keep-alive" }), 400, /Upgrade/],
+    [upgradeRequest("/", port, { Upgrade: "h2c" }), 400, /WebSocket/],
+    [upgradeRequest("/?id=<script>", port), 400, /id must be/],
+    [upgradeRequest("/?id=" + "x".repeat(65), port), 400, /id must be/],
+    [upgradeRequest("/", port, {}, "POST"), 405, /GET/],
+    [upgradeRequest("/elsewhere", port), 404, /no WebSocket/],
   ];
   for (const [request, status, reason] of cases) {
-    const response = await rawHttp(server.port, request);
-    assert.equal(statusOf(response), status, request.split("\r\n").join(" | "));
-    assert.match(response, reason);
-    if (status === 426) assert.match(response, /sec-websocket-version: 13/i);
+    const response = await exchange(port, request);
+    assert.equal(
+      response.status,
+      status,
+      request.split("\r\n").join(" | "),
+    );
+    assert.match(response.text, reason);
+    if (status === 426) {
+      assert.match(response.text, /sec-websocket-version: 13/i);
+    }
   }
   assert.equal(t.app.connections.size, 0);
   assert.match(
