@@ -221,6 +221,15 @@ export async function main(
   });
   late.app = app;
   let agent: Agent | undefined;
+  let server: Deno.HttpServer | undefined;
+  // Stops whatever has been started so far; every exit path goes through it.
+  const release = async () => {
+    app.close();
+    sampler.stop();
+    await agent?.close();
+    await server?.shutdown();
+    await store.close();
+  };
   try {
     agent = config.agentPort > 0
       ? startAgent({
@@ -231,8 +240,7 @@ export async function main(
       })
       : undefined;
   } catch (error) {
-    app.close();
-    await store.close();
+    await release();
     // deno-lint-ignore no-console
     console.error(
       `ws-time: Cannot listen on --agent-port ${config.agentPort}: ${
@@ -253,7 +261,6 @@ export async function main(
     },
   });
   const finished = Promise.withResolvers<void>();
-  let server: Deno.HttpServer;
   try {
     server = Deno.serve({
       port: config.port,
@@ -269,10 +276,7 @@ export async function main(
       },
     }, app.handler);
   } catch (error) {
-    app.close();
-    sampler.stop();
-    await agent?.close();
-    await store.close();
+    await release();
     // deno-lint-ignore no-console
     console.error(`ws-time: ${listenError(error, config)}`);
     return 2;
@@ -280,11 +284,7 @@ export async function main(
 
   let stoppingSince = -1;
   const shutdown = async () => {
-    app.close();
-    sampler.stop();
-    await agent?.close();
-    await server.shutdown();
-    await store.close();
+    await release();
     finished.resolve();
   };
   // SIGTERM (systemd, orchestrators, deploys) drains gracefully; SIGINT
