@@ -13,7 +13,13 @@
  * @module
  */
 
-import { Child, freePort, ROOT, sleep } from "../tests/support.ts";
+import {
+  Child,
+  freePort,
+  healthDetail,
+  ROOT,
+  sleep,
+} from "../tests/support.ts";
 
 /** Debian's jemalloc, preloaded by the production profile. */
 export const JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
@@ -259,11 +265,8 @@ export async function heapAfterGc(
 
 /** Throws unless `server` runs the Redis store (it was given --redis). */
 export async function requireRedisStore(server: BenchServer): Promise<void> {
-  const response = await fetch(`http://127.0.0.1:${server.port}/healthcheck`, {
-    headers: { accept: "application/json" },
-  });
-  const body = await response.json();
-  const kind = body?.store?.kind;
+  const { body } = await healthDetail(`http://127.0.0.1:${server.port}`);
+  const kind = (body.store as { kind?: string } | undefined)?.kind;
   if (kind !== "redis") {
     throw new Error(
       `this scenario needs the Redis store (issue 3): the server given ` +
