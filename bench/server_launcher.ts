@@ -43,7 +43,22 @@ export interface Settings {
   readonly env: Readonly<Record<string, string>>;
   /** Extra ws-time flags, e.g. ["--idle-timeout", "60"]. */
   readonly serverArgs: readonly string[];
+  /** Set for a reference server measured in place of ws-time. */
+  readonly reference?: Reference;
 }
+
+/** The reference servers of bench/reference/, measured beside ws-time. */
+export const REFERENCES = {
+  /** The architecture ws-time replaces: Node.js, ws, a timer per socket. */
+  original: { program: "node", script: "original.mjs" },
+  /** Bun.serve, a timer per socket. */
+  bun: { program: "node_modules/.bin/bun", script: "bun.ts" },
+} as const;
+
+/** Name of a reference server. */
+export type Reference = keyof typeof REFERENCES;
+
+const REFERENCE_DIR = `${ROOT}bench/reference/`;
 
 /** Environment and Deno flags of `deno task start`, read from deno.json. */
 export function startTask(): { env: Record<string, string>; flags: string[] } {
@@ -76,9 +91,29 @@ export function settingsFor(
     env?: Record<string, string>;
   } = {},
 ): Settings {
+  if (profile in REFERENCES) {
+    if (
+      overrides.v8Flags !== undefined || overrides.jemalloc !== undefined ||
+      (overrides.serverArgs ?? []).length > 0 ||
+      Object.keys(overrides.env ?? {}).length > 0
+    ) {
+      throw new Error(
+        `--profile ${profile} is a reference server: --v8-flags, ` +
+          `--jemalloc, --server-args and --server-env apply to ws-time only`,
+      );
+    }
+    return {
+      name: profile,
+      denoFlags: [],
+      env: {},
+      serverArgs: [],
+      reference: profile as Reference,
+    };
+  }
   if (profile !== "start" && profile !== "production") {
     throw new Error(
-      `Unknown --profile "${profile}": expected start or production`,
+      `Unknown --profile "${profile}": expected start, production, ` +
+        Object.keys(REFERENCES).join(" or "),
     );
   }
   const task = startTask();
@@ -140,28 +175,34 @@ export async function launchServer(
   const port = options.port ?? freePort();
   const inspectPort = options.inspect ? freePort() : 0;
   const n = Math.max(options.connections, 1);
-  const child = new Child(Deno.execPath(), [
-    "run",
-    ...options.settings.denoFlags,
-    ...(inspectPort ? [`--inspect=127.0.0.1:${inspectPort}`] : []),
-    `${ROOT}main.ts`,
-    "--hostname",
-    "127.0.0.1",
-    "--port",
-    String(port),
-    "--log-level",
-    "warn",
-    // The bench is one client fleet from a few addresses: lift the caps
-    // that protect a real instance from one abusive address.
-    "--max-connections",
-    String(Math.ceil(n * 1.2) + 100),
-    "--max-per-address",
-    String(n + 100),
-    "--rate-per-address",
-    "1000000",
-    ...options.settings.serverArgs,
-    ...(options.args ?? []),
-  ], { env: { ...options.settings.env }, cwd: ROOT });
+  const reference = options.settings.reference;
+  if (reference && (inspectPort || options.args?.length)) {
+    throw new Error(`the ${reference} reference runs the steady scenario only`);
+  }
+  const child = reference
+    ? await launchReference(reference, port)
+    : new Child(Deno.execPath(), [
+      "run",
+      ...options.settings.denoFlags,
+      ...(inspectPort ? [`--inspect=127.0.0.1:${inspectPort}`] : []),
+      `${ROOT}main.ts`,
+      "--hostname",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--log-level",
+      "warn",
+      // The bench is one client fleet from a few addresses: lift the caps
+      // that protect a real instance from one abusive address.
+      "--max-connections",
+      String(Math.ceil(n * 1.2) + 100),
+      "--max-per-address",
+      String(n + 100),
+      "--rate-per-address",
+      "1000000",
+      ...options.settings.serverArgs,
+      ...(options.args ?? []),
+    ], { env: { ...options.settings.env }, cwd: ROOT });
   const stop = async (timeoutMs = 10_000) => {
     // SIGINT closes at once; SIGTERM would drain for tens of seconds.
     child.kill("SIGINT");
@@ -183,6 +224,38 @@ export async function launchServer(
     stop,
     [Symbol.asyncDispose]: () => child[Symbol.asyncDispose](),
   };
+}
+
+/**
+ * Starts a reference server on `port`, installing its npm dependencies
+ * (pinned by bench/reference/package-lock.json) on first use.
+ */
+async function launchReference(name: Reference, port: number): Promise<Child> {
+  const { program, script } = REFERENCES[name];
+  try {
+    await Deno.stat(`${REFERENCE_DIR}node_modules/ws`);
+  } catch {
+    const install = await new Deno.Command("npm", {
+      args: ["ci", "--no-audit", "--no-fund"],
+      cwd: REFERENCE_DIR,
+      stdout: "null",
+      stderr: "piped",
+    }).output().catch((error: Error) => {
+      throw new Error(
+        `the reference servers need Node.js and npm (${error.message})`,
+      );
+    });
+    if (!install.success) {
+      throw new Error(
+        `npm ci in bench/reference failed:\n` +
+          new TextDecoder().decode(install.stderr),
+      );
+    }
+  }
+  const path = program.includes("/") ? REFERENCE_DIR + program : program;
+  return new Child(path, [REFERENCE_DIR + script, String(port)], {
+    cwd: REFERENCE_DIR,
+  });
 }
 
 async function waitHealthy(port: number, child: Child): Promise<void> {

@@ -132,8 +132,9 @@ export async function runSteady(options: SteadyOptions): Promise<SteadyResult> {
   await fleet[Symbol.asyncDispose]();
   await Promise.all(servers.map((s) => s.stop()));
   const held = window?.open ?? ramp.open;
+  // The inspector pass is ws-time's: reference servers report RSS only.
   const split = options.heapSplit && options.holdS > 0 &&
-      options.serverProcesses === 1
+      options.serverProcesses === 1 && !options.settings.reference
     ? await memorySplit(options)
     : null;
   return {
