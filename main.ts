@@ -17,6 +17,7 @@ import { type App, type AppDeps, CLOSE, createApp } from "./server/app.ts";
 import { CapacitySampler } from "./server/capacity_sampler.ts";
 import { AddressSet, createClientInfo } from "./server/client_address.ts";
 import { type Clock, systemClock } from "./server/clock.ts";
+import { PreciseClock } from "./server/precise_clock.ts";
 import {
   type Config,
   ConfigError,
@@ -215,7 +216,14 @@ export async function main(
   // app's traffic counters later.
   const late: { app?: App } = {};
   const { sampler, source } = createSampler(config, logger, () => late.app);
+  let tickClock: PreciseClock | undefined;
+  if (config.preciseTicks) {
+    tickClock = new PreciseClock();
+    // Now rather than at the first tick: its isolate is part of idle RSS.
+    tickClock.start();
+  }
   const app = buildApp(config, store, systemClock, logger, {
+    ...(tickClock ? { tickClock } : {}),
     probes: sampler.probes,
     capacityFigures: () => ({ ...sampler.figures, trafficSource: source }),
   });

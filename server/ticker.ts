@@ -3,7 +3,10 @@
  * buckets by the millisecond phase of their session start; a single timer
  * wakes for the next non-empty bucket. Tick k of a session is due at
  * start + k s, computed from the clock, so ticks never drift and the load
- * spreads across the second as sessions start.
+ * spreads across the second as sessions start. Wakes are at least
+ * `minGapMs` apart: each costs the process about 0.1 ms of CPU here, so a
+ * gap of 2 ms halves them at 1000 sessions and more, at the price of up to
+ * 1 ms of lateness for half the buckets.
  *
  * @module
  */
@@ -34,14 +37,20 @@ export class Ticker<T extends Tickable> {
   #size = 0;
   #timer: TimerHandle | undefined;
   #timerAt = Infinity;
-  /** Every instant up to this one (ms) has been served. */
+  /** Every instant up to this one (whole ms) has been served. */
   #servedUntil: number;
+  readonly #minGap: number;
 
   /** A ticker that calls `sink` for each due tick. */
-  constructor(clock: Clock, sink: TickSink<T>) {
+  constructor(
+    clock: Clock,
+    sink: TickSink<T>,
+    options: { minGapMs?: number } = {},
+  ) {
     this.#clock = clock;
     this.#sink = sink;
-    this.#servedUntil = clock.now();
+    this.#servedUntil = Math.floor(clock.now());
+    this.#minGap = Math.max(1, Math.floor(options.minGapMs ?? 1));
   }
 
   /** Number of scheduled items. */
@@ -74,7 +83,7 @@ export class Ticker<T extends Tickable> {
   #run = (): void => {
     this.#timer = undefined;
     this.#timerAt = Infinity;
-    const now = this.#clock.now();
+    const now = Math.floor(this.#clock.now());
     // After a stall longer than a period, each bucket is served once.
     const from = Math.max(this.#servedUntil + 1, now - PERIOD + 1);
     for (let t = from; t <= now; t++) {
@@ -95,10 +104,11 @@ export class Ticker<T extends Tickable> {
   #arm(): void {
     if (this.#size === 0) return;
     const now = this.#clock.now();
-    let at = Math.max(this.#servedUntil, now) + 1;
+    let at = Math.max(this.#servedUntil, Math.floor(now)) + 1;
     for (let i = 0; i < PERIOD; i++, at++) {
       if (this.#buckets[phase(at)]!.size > 0) break;
     }
+    at = Math.max(at, this.#servedUntil + this.#minGap);
     if (at >= this.#timerAt) return;
     this.#disarm();
     this.#timerAt = at;

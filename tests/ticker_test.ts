@@ -94,3 +94,26 @@ Deno.test("Ticker arms one timer for many items", () => {
   assert.equal(sent.filter(([, k]) => k === 2).length, 5);
   ticker.stop();
 });
+
+Deno.test("Ticker with minGapMs 2 serves neighbouring buckets in one wake, never early", () => {
+  const clock = new ManualClock(1_000_000);
+  const sent: Array<[string, number, number]> = [];
+  const wakes = new Set<number>();
+  const ticker = new Ticker<Item>(clock, (item, seconds) => {
+    sent.push([item.name, seconds, clock.now()]);
+    wakes.add(clock.now());
+  }, { minGapMs: 2 });
+  const base = clock.now();
+  for (let i = 0; i < 6; i++) {
+    ticker.add({ name: `i${i}`, start: base + i, lastTick: 0 });
+  }
+  clock.advance(1_010);
+  assert.equal(sent.length, 6);
+  for (const [name, seconds, at] of sent) {
+    const due = base + Number(name.slice(1)) + 1000;
+    assert.equal(seconds, 1);
+    assert.ok(at >= due && at <= due + 1, `${name} at ${at - due} ms`);
+  }
+  assert.ok(wakes.size <= 4, `${wakes.size} wakes for 6 adjacent buckets`);
+  ticker.stop();
+});

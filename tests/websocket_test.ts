@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { rawRequest, upgradeRequest } from "./raw_http.ts";
-import { RecordingSocket, serve, sleep, testApp } from "./support.ts";
+import {
+  RecordingSocket,
+  serve,
+  sleep,
+  startServer,
+  testApp,
+} from "./support.ts";
 
 /** The status and the whole response as text (headers and reason alike). */
 async function exchange(
@@ -229,4 +235,20 @@ Deno.test("ticks arrive about 1 s apart with no drift over 5 s", async () => {
     4,
     5,
   ]);
+});
+
+Deno.test("--precise-ticks: the worker-timed ticker keeps the cadence; SIGINT still closes with 1001, exit 0", async () => {
+  await using server = await startServer({ args: ["--precise-ticks", "true"] });
+  const opened = Date.now();
+  await using socket = new RecordingSocket(server.ws, "ws-time.v1");
+  await socket.waitForMessages(4, 6000);
+  const ticks = socket.times.slice(1, 4);
+  const gaps = ticks.slice(1).map((t, i) => t - ticks[i]!);
+  for (const gap of gaps) assert.ok(gap > 800 && gap < 1200, `gap ${gap}`);
+  const drift = ticks[2]! - opened - 3000;
+  assert.ok(drift > -100 && drift < 250, `drift ${drift} ms`);
+  assert.deepEqual(socket.json.slice(1, 4).map((m) => m.seconds), [1, 2, 3]);
+  server.child.kill("SIGINT");
+  assert.equal((await socket.closed).code, 1001);
+  assert.equal((await server.child.finished()).code, 0);
 });
