@@ -229,13 +229,13 @@ export async function main(
   });
   late.app = app;
   let agent: Agent | undefined;
-  let server: Deno.HttpServer | undefined;
+  const servers: Deno.HttpServer[] = [];
   // Stops whatever has been started so far; every exit path goes through it.
   const release = async () => {
     app.close();
     sampler.stop();
     await agent?.close();
-    await server?.shutdown();
+    await Promise.all(servers.map((server) => server.shutdown()));
     await store.close();
   };
   try {
@@ -270,19 +270,27 @@ export async function main(
   });
   const finished = Promise.withResolvers<void>();
   try {
-    server = Deno.serve({
-      port: config.port,
-      hostname: config.hostname,
-      reusePort: config.reusePort,
-      ...(tls ?? {}),
-      onListen({ hostname, port }) {
-        const host = hostname.includes(":") ? `[${hostname}]` : hostname;
-        logger.info(
-          `ws-time listening on ${tls ? "https" : "http"}://${host}:${port}/`,
-          { name: config.name, store: store.kind },
-        );
-      },
-    }, app.handler);
+    // Each Deno listener has an accept queue of 511 (not configurable);
+    // a storm of resuming clients overflows it and waits for SYN
+    // retransmissions (1 s, 3 s, 7 s). More listeners on the port multiply
+    // the queue; the kernel spreads new connections over them.
+    for (let i = 0; i < config.listeners; i++) {
+      servers.push(Deno.serve({
+        // With --port 0 the first listener picks the port the others share.
+        port: i === 0 ? config.port : (servers[0]!.addr as Deno.NetAddr).port,
+        hostname: config.hostname,
+        reusePort: config.reusePort || config.listeners > 1,
+        ...(tls ?? {}),
+        onListen({ hostname, port }) {
+          if (i > 0) return;
+          const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+          logger.info(
+            `ws-time listening on ${tls ? "https" : "http"}://${host}:${port}/`,
+            { name: config.name, store: store.kind },
+          );
+        },
+      }, app.handler));
+    }
   } catch (error) {
     await release();
     // deno-lint-ignore no-console

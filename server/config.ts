@@ -74,6 +74,11 @@ export interface Config {
   /** Share the port with sibling processes (SO_REUSEPORT). */
   readonly reusePort: boolean;
   /**
+   * Listening sockets on the port, each with Deno's fixed accept queue of
+   * 511; more than 1 implies SO_REUSEPORT. Default 1.
+   */
+  readonly listeners: number;
+  /**
    * Wake the ticker from a worker thread instead of Deno's millisecond
    * timers: ticks leave about 1 ms sooner, for about 15% more CPU at 19.5k
    * connections (bench/README.md). Default false.
@@ -316,6 +321,16 @@ export const OPTIONS: readonly OptionSpec[] = [
     "bool",
     "false",
     "share the port with sibling processes",
+  ),
+  opt(
+    "listeners",
+    "LISTENERS",
+    "listeners",
+    "int",
+    "1",
+    "accept queues of 511 on the port, for reconnect storms",
+    1,
+    16,
   ),
   opt(
     "precise-ticks",

@@ -57,3 +57,53 @@ Deno.test("--reuse-port: two processes share one port, each with its own cap and
     await Promise.all(sockets.map((s) => s[Symbol.asyncDispose]()));
   }
 });
+
+/**
+ * Connections the kernel completes for a stopped server on `port` within
+ * 600 ms, out of `attempts`: what its accept queues hold. All attempts are
+ * settled and closed before returning (after SIGCONT the rest get through).
+ */
+async function queuedWhileStopped(
+  server: { port: number; child: { process: Deno.ChildProcess } },
+  attempts: number,
+): Promise<number> {
+  server.child.process.kill("SIGSTOP");
+  let completed = 0;
+  const conns = Array.from(
+    { length: attempts },
+    () =>
+      Deno.connect({ hostname: "127.0.0.1", port: server.port }).then(
+        (conn) => {
+          completed++;
+          return conn;
+        },
+        () => null,
+      ),
+  );
+  await new Promise((resolve) => setTimeout(resolve, 600));
+  const counted = completed;
+  server.child.process.kill("SIGCONT");
+  for (const conn of await Promise.all(conns)) conn?.close();
+  return counted;
+}
+
+Deno.test("--listeners: more accept queues on one port hold a larger connection burst", async () => {
+  await using one = await startServer();
+  await using three = await startServer({ args: ["--listeners", "3"] });
+  const listening = new TextDecoder().decode(
+    (await new Deno.Command("ss", {
+      args: ["-Hltn", `sport = :${three.port}`],
+      stdout: "piped",
+    }).output()).stdout,
+  ).trim().split("\n").filter((line) => line !== "");
+  assert.equal(listening.length, 3, listening.join("\n"));
+  // Deno's backlog is 511: a stopped server's kernel holds 512 per queue
+  // (measured here: 512 with one listener, 1536 with three).
+  const single = await queuedWhileStopped(one, 1800);
+  const triple = await queuedWhileStopped(three, 1800);
+  assert.ok(single <= 520, `one listener held ${single}`);
+  assert.ok(triple >= 1000, `three listeners held ${triple}`);
+  // And the server behind them serves as usual.
+  await using client = new RecordingSocket(three.ws, "ws-time.v1");
+  await client.waitForMessages(2);
+});
