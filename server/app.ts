@@ -323,7 +323,7 @@ export function createApp(deps: AppDeps): App {
     });
     logger.info("connect", {
       id: label || undefined,
-      session: logLabel(session.id),
+      session: () => logLabel(session.id),
       resumed: session.resumed || "no",
       seconds,
       protocol: json ? PROTOCOL : "text",
@@ -471,7 +471,7 @@ export function createApp(deps: AppDeps): App {
     }
     metrics.inc("wstime_disconnects_total", { code: String(event.code) });
     logger.debug("disconnect", {
-      session: logLabel(conn.sessionId),
+      session: () => logLabel(conn.sessionId),
       code: event.code,
     });
   }

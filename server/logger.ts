@@ -18,9 +18,16 @@ export interface Logger {
 
 const RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
 
-/** Formats `key=value` pairs, quoting values that contain spaces. */
+/**
+ * Formats `key=value` pairs, quoting values that contain spaces. A function
+ * value is called here, so a costly field is only computed for a line that
+ * is printed.
+ */
 export function formatFields(fields: Record<string, unknown> = {}): string {
-  return Object.entries(fields).filter(([, value]) => value !== undefined).map(
+  return Object.entries(fields).map(([key, value]): [string, unknown] => [
+    key,
+    typeof value === "function" ? value() : value,
+  ]).filter(([, value]) => value !== undefined).map(
     ([key, value]) => {
       const text = typeof value === "string" ? value : JSON.stringify(value);
       return ` ${key}=${

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { hash, randomBytes, timingSafeEqual } from "node:crypto";
 import { Buffer } from "node:buffer";
 
 const VERSION = 1;
@@ -30,13 +30,15 @@ export interface TokenClaims {
 
 /** Issues and verifies session tokens with one secret. */
 export class TokenSigner {
-  readonly #key: Buffer;
+  readonly #mac: (message: Uint8Array) => Buffer;
 
   /** Uses `secret`, or a random one (tokens then die with the process). */
   constructor(secret = "") {
-    this.#key = secret === ""
-      ? randomBytes(32)
-      : Buffer.from(`ws-time token v1\0${secret}`);
+    this.#mac = hmacSha256(
+      secret === ""
+        ? randomBytes(32)
+        : Buffer.from(`ws-time token v1\0${secret}`),
+    );
   }
 
   /** Issues a token for a new session (fresh id) or an existing one. */
@@ -51,7 +53,8 @@ export class TokenSigner {
     body.writeUInt32BE(Math.floor(now / 1000) >>> 0, 7);
     const idBytes = id === undefined ? randomBytes(16) : decodeId(id);
     idBytes.copy(body, 11);
-    const token = Buffer.concat([body, this.#mac(body)]).toString("base64url");
+    const mac = this.#mac(body).subarray(0, MAC);
+    const token = Buffer.concat([body, mac]).toString("base64url");
     return { token, id: idBytes.toString("base64url") };
   }
 
@@ -63,20 +66,32 @@ export class TokenSigner {
     // One token, one spelling: the last character's spare bits must be 0.
     if (raw.toString("base64url") !== token) return null;
     const body = raw.subarray(0, BODY);
-    if (!timingSafeEqual(raw.subarray(BODY), this.#mac(body))) return null;
+    const mac = this.#mac(body).subarray(0, MAC);
+    if (!timingSafeEqual(raw.subarray(BODY), mac)) return null;
     return {
       start: body.readUIntBE(1, 6),
       issued: body.readUInt32BE(7) * 1000,
       id: body.subarray(11).toString("base64url"),
     };
   }
+}
 
-  #mac(body: Uint8Array): Buffer {
-    return createHmac("sha256", this.#key).update(body).digest().subarray(
-      0,
-      MAC,
-    );
-  }
+/**
+ * HMAC-SHA256 (RFC 2104) with `key`, from two one-shot hashes: Deno's
+ * createHmac builds a stream object per call and took 18.5 us here against
+ * 10.7 us for this, on every connection.
+ */
+export function hmacSha256(key: Uint8Array): (message: Uint8Array) => Buffer {
+  const block = Buffer.alloc(64);
+  Buffer.from(key.length > 64 ? sha256(key) : key).copy(block);
+  const inner = Buffer.from(block.map((b) => b ^ 0x36));
+  const outer = Buffer.from(block.map((b) => b ^ 0x5c));
+  return (message) =>
+    sha256(Buffer.concat([outer, sha256(Buffer.concat([inner, message]))]));
+}
+
+function sha256(data: Uint8Array): Buffer {
+  return hash("sha256", data, "buffer") as unknown as Buffer;
 }
 
 function decodeId(id: string): Buffer {
@@ -85,9 +100,9 @@ function decodeId(id: string): Buffer {
   return bytes;
 }
 
+const logMac = hmacSha256(Buffer.from("ws-time log"));
+
 /** A short, non-reversible label of a token or id, safe for logs. */
 export function logLabel(secretish: string): string {
-  return createHmac("sha256", "ws-time log").update(secretish).digest(
-    "base64url",
-  ).slice(0, 8);
+  return logMac(Buffer.from(secretish)).toString("base64url").slice(0, 8);
 }
