@@ -30,7 +30,8 @@ const HELP = `Usage: deno task bench [options]
   --scenario <name>    steady, connect, storm, drain or store [steady]
   --n <list>           connections, comma-separated for a sweep [1000]
   --profile <list>     server settings: start, production; or a reference
-                       server: original (Node, ws), bun [start]
+                       server: original (Node, ws), bun, floor,
+                       floor-burst (bench/README.md) [start]
   --hold <s>           measured window of steady/store [30]
   --rate <n>           connections opened per second; 0 = unthrottled [2000]
   --processes <n>      steady/connect: server processes on one port [1]

@@ -50,9 +50,13 @@ export interface Settings {
 /** The reference servers of bench/reference/, measured beside ws-time. */
 export const REFERENCES = {
   /** The architecture ws-time replaces: Node.js, ws, a timer per socket. */
-  original: { program: "node", script: "original.mjs" },
+  original: { program: "node", script: "original.mjs", args: [] },
   /** Bun.serve, a timer per socket. */
-  bun: { program: "node_modules/.bin/bun", script: "bun.ts" },
+  bun: { program: "node_modules/.bin/bun", script: "bun.ts", args: [] },
+  /** The least a Deno server can do: the sends, on ws-time's schedule. */
+  floor: { program: "deno", script: "floor.ts", args: ["ms"] },
+  /** The same, every tick of a second sent in one burst. */
+  "floor-burst": { program: "deno", script: "floor.ts", args: ["burst"] },
 } as const;
 
 /** Name of a reference server. */
@@ -231,7 +235,18 @@ export async function launchServer(
  * (pinned by bench/reference/package-lock.json) on first use.
  */
 async function launchReference(name: Reference, port: number): Promise<Child> {
-  const { program, script } = REFERENCES[name];
+  const { program, script, args } = REFERENCES[name];
+  if (program === "deno") {
+    // The start task's V8 flag, so the floor compares like for like.
+    return new Child(Deno.execPath(), [
+      "run",
+      "--v8-flags=--optimize-for-size",
+      "--allow-net=127.0.0.1",
+      REFERENCE_DIR + script,
+      String(port),
+      ...args,
+    ], { cwd: REFERENCE_DIR });
+  }
   try {
     await Deno.stat(`${REFERENCE_DIR}node_modules/ws`);
   } catch {
@@ -253,7 +268,7 @@ async function launchReference(name: Reference, port: number): Promise<Child> {
     }
   }
   const path = program.includes("/") ? REFERENCE_DIR + program : program;
-  return new Child(path, [REFERENCE_DIR + script, String(port)], {
+  return new Child(path, [REFERENCE_DIR + script, String(port), ...args], {
     cwd: REFERENCE_DIR,
   });
 }
