@@ -47,7 +47,8 @@ const HELP = `Usage: deno task bench [options]
   --drain-delay <ms>   drain: delay before the first close [3000]
   --drain-period <ms>  drain: window of the closes [5000]
   --heap-split         second pass with an inspector: heap vs native memory
-  --out <dir>          where results go [bench/results]
+  --out <dir>          where results go, a folder under bench/results
+                       (the task may write only there) [bench/results]
   --tag <word>         label in result file names`;
 
 /** Parsed command line. */
