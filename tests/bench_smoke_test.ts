@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Child, ROOT } from "./support.ts";
 
-Deno.test("deno task bench runs a tiny steady scenario and writes its result", async () => {
+Deno.test("deno task bench runs a tiny steady scenario, ws-time and the floor reference, and writes its result", async () => {
   const out = await Deno.makeTempDir({ prefix: "ws-time-bench-" });
   try {
     await using bench = new Child(Deno.execPath(), [
@@ -13,6 +13,8 @@ Deno.test("deno task bench runs a tiny steady scenario and writes its result", a
       "--allow-sys=systemMemoryInfo,osRelease",
       `${ROOT}bench/bench.ts`,
       "--scenario=steady",
+      // ws-time beside the floor reference (reference/floor.ts, Deno only).
+      "--profile=start,floor",
       "--n=20",
       "--hold=2",
       "--rate=200",
@@ -24,12 +26,20 @@ Deno.test("deno task bench runs a tiny steady scenario and writes its result", a
     const json = files.find((f) => /^steady-.*\.json$/.test(f));
     assert.ok(json, `no result in ${files.join(", ")}`);
     const record = JSON.parse(Deno.readTextFileSync(`${out}/${json}`));
-    const [result] = record.results;
-    assert.equal(result.held, 20);
-    assert.equal(result.failed, 0);
-    assert.ok(result.messagesPerSecond > 0, "no ticks counted");
-    assert.ok(result.latenessMs.samples > 0, "no tick lateness measured");
-    assert.ok(result.rssMb > 0, "no server RSS read");
+    assert.deepEqual(
+      record.results.map((r: { profile: string }) => r.profile),
+      ["start", "floor"],
+    );
+    for (const result of record.results) {
+      assert.equal(result.held, 20, result.profile);
+      assert.equal(result.failed, 0, result.profile);
+      assert.ok(result.messagesPerSecond > 0, `${result.profile}: no ticks`);
+      assert.ok(
+        result.latenessMs.samples > 0,
+        `${result.profile}: no lateness`,
+      );
+      assert.ok(result.rssMb > 0, `${result.profile}: no server RSS read`);
+    }
     assert.ok(bench.lines.some((l) => /^profile\s+N\s+held/.test(l)));
   } finally {
     await Deno.remove(out, { recursive: true });

@@ -57,6 +57,16 @@ Deno.test("parseConfig() names the flag, the value and the expectation", () => {
       /--reuse-port "maybe": expected true or false/,
     ],
     [
+      ["--listeners", "17"],
+      {},
+      /--listeners "17": expected a value from 1 to 16/,
+    ],
+    [
+      [],
+      { PRECISE_TICKS: "maybe" },
+      /PRECISE_TICKS \(--precise-ticks\) "maybe"/,
+    ],
+    [
       ["--redis", "http://x"],
       { SESSION_SECRET: "0123456789abcdef" },
       /--redis/,
