@@ -174,6 +174,26 @@ function warnOnce(logger: Logger, limit: number): (peer: string) => void {
   };
 }
 
+/**
+ * SO_REUSEPORT is behind Deno's unstable net API, and Deno kills a process
+ * that asks for it without `--unstable-net` (exit 70, no way to catch it):
+ * refuse the flag first, by name. deno.json and `deno task compile` carry
+ * the API; the bundle needs the flag on its command line.
+ */
+function requireUnstableNet(config: Config): void {
+  const wanted = config.listeners > 1
+    ? `--listeners ${config.listeners}`
+    : config.reusePort
+    ? "--reuse-port"
+    : "";
+  // Unstable APIs are absent from the namespace unless enabled.
+  if (wanted === "" || "listenDatagram" in Deno) return;
+  throw new ConfigError(
+    `${wanted} needs Deno's unstable net API: run with --unstable-net ` +
+      `(deno task start and the compiled binary already carry it)`,
+  );
+}
+
 /** A startup failure of Deno.serve explained in terms of our flags. */
 function listenError(error: unknown, config: Config): string {
   const message = error instanceof Error ? error.message : String(error);
@@ -204,6 +224,7 @@ export async function main(
     }
     config = parsed.config;
     tls = readTls(config);
+    requireUnstableNet(config);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     // deno-lint-ignore no-console

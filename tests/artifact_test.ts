@@ -80,6 +80,33 @@ Deno.test("the bundle runs alone from an empty directory and serves client and W
       ...SERVER_PERMISSIONS,
       "ws-time.js",
     ], empty);
+    // Outside deno.json the unstable net API is off: SO_REUSEPORT flags
+    // get a startup error naming them, not Deno's exit 70.
+    const bundle = (flags: string[]) =>
+      new Child(Deno.execPath(), [
+        "run",
+        "--no-config",
+        ...flags,
+        ...SERVER_PERMISSIONS,
+        "ws-time.js",
+        "--hostname",
+        "127.0.0.1",
+        "--port",
+        String(freePort()),
+        "--listeners",
+        "2",
+      ], { cwd: empty });
+    await using refused = bundle([]);
+    assert.equal((await refused.finished()).code, 2);
+    assert.ok(
+      refused.lines.some((l) =>
+        /--listeners 2 needs Deno's unstable net API: run with --unstable-net/
+          .test(l)
+      ),
+      refused.lines.join("\n"),
+    );
+    await using shared = bundle(["--unstable-net"]);
+    await shared.waitForLine(/listening on/, 20_000);
   } finally {
     await Deno.remove(work, { recursive: true });
     await Deno.remove(empty, { recursive: true });
