@@ -28,19 +28,22 @@ export function rssBytes(pid: number): number {
   return match ? Number(match[1]) * 1024 : NaN;
 }
 
-/** User plus system CPU seconds used by `pid` so far, or NaN. */
-export function cpuSeconds(pid: number): number {
+/** User and system CPU seconds used by `pid` so far (NaN once it is gone). */
+export function cpuTimes(pid: number): { user: number; system: number } {
   const stat = readProc(`/proc/${pid}/stat`);
-  if (stat === null) return NaN;
+  if (stat === null) return { user: NaN, system: NaN };
   // The command name may hold spaces; fields count from after its ")".
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / USER_HZ;
+  return {
+    user: Number(fields[11]) / USER_HZ,
+    system: Number(fields[12]) / USER_HZ,
+  };
 }
 
 /** Measures the CPU share (1 = one full core) of processes over a window. */
 export class CpuMeter {
   readonly #pids: readonly number[];
-  #cpu: number;
+  #cpu: { user: number; system: number };
   #at: number;
 
   /** Starts measuring `pids` now. */
@@ -50,14 +53,29 @@ export class CpuMeter {
     this.#at = performance.now();
   }
 
-  #total(): number {
-    return this.#pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+  #total(): { user: number; system: number } {
+    const times = this.#pids.map(cpuTimes);
+    return {
+      user: times.reduce((sum, t) => sum + t.user, 0),
+      system: times.reduce((sum, t) => sum + t.system, 0),
+    };
   }
 
   /** Core share since the start (or the last `restart`). */
   share(): number {
+    const { user, system } = this.split();
+    return user + system;
+  }
+
+  /** The same share as {@link share}, as user and system (kernel) parts. */
+  split(): { user: number; system: number } {
     const seconds = (performance.now() - this.#at) / 1000;
-    return seconds > 0 ? (this.#total() - this.#cpu) / seconds : 0;
+    if (seconds <= 0) return { user: 0, system: 0 };
+    const now = this.#total();
+    return {
+      user: (now.user - this.#cpu.user) / seconds,
+      system: (now.system - this.#cpu.system) / seconds,
+    };
   }
 
   /** Starts a new window. */

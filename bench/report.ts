@@ -49,6 +49,7 @@ export function steadyTable(results: SteadyResult[], connect: boolean): string {
     "heap KB",
     "native KB",
     "CPU %",
+    "sys %",
     "gen CPU %",
     "msg/s",
     "late p50",
@@ -69,6 +70,8 @@ export function steadyTable(results: SteadyResult[], connect: boolean): string {
       r.heapPerConnKb ?? "-",
       r.nativePerConnKb ?? "-",
       r.serverCpuPct,
+      // Results written before the split have no system share.
+      r.serverSysCpuPct ?? "-",
       r.generatorCpuPct,
       r.messagesPerSecond,
       r.latenessMs.p50,

@@ -71,6 +71,8 @@ export interface SteadyResult {
   readonly nativePerConnKb: number | null;
   /** Server CPU during the window, % of one core. */
   readonly serverCpuPct: number;
+  /** The kernel's part of it (system time), % of one core. */
+  readonly serverSysCpuPct: number;
   readonly generatorCpuPct: number;
   readonly messagesPerSecond: number;
   readonly tickGaps: number;
@@ -101,7 +103,7 @@ export async function runSteady(options: SteadyOptions): Promise<SteadyResult> {
   await using fleet = startFleet(options, servers[0]!.port);
   const ramp = await fleet.ramp(Math.max(60_000, n * 20));
   let window = null;
-  let serverCpu = 0, generatorCpu = 0, rssHeld = rss();
+  let serverCpu = 0, serverSys = 0, generatorCpu = 0, rssHeld = rss();
   const healthcheck = new Histogram();
   if (options.holdS > 0) {
     // Let the ramp's garbage and timers settle before measuring.
@@ -124,7 +126,9 @@ export async function runSteady(options: SteadyOptions): Promise<SteadyResult> {
         } MB, CPU ${Math.round(serverMeter.share() * 100)}%`,
       );
     }
-    serverCpu = serverMeter.share();
+    const times = serverMeter.split();
+    serverCpu = times.user + times.system;
+    serverSys = times.system;
     generatorCpu = fleetMeter.share();
     window = await fleet.report();
     rssHeld = Math.max(...samples);
@@ -160,6 +164,7 @@ export async function runSteady(options: SteadyOptions): Promise<SteadyResult> {
     heapPerConnKb: split?.heapPerConnKb ?? null,
     nativePerConnKb: split?.nativePerConnKb ?? null,
     serverCpuPct: Math.round(serverCpu * 1000) / 10,
+    serverSysCpuPct: Math.round(serverSys * 1000) / 10,
     generatorCpuPct: Math.round(generatorCpu * 1000) / 10,
     messagesPerSecond: window?.messagesPerSecond ?? 0,
     tickGaps: window?.gaps ?? 0,

@@ -39,6 +39,11 @@ Deno.test("deno task bench runs a tiny steady scenario, ws-time and the floor re
         `${result.profile}: no lateness`,
       );
       assert.ok(result.rssMb > 0, `${result.profile}: no server RSS read`);
+      assert.ok(
+        result.serverSysCpuPct >= 0 &&
+          result.serverSysCpuPct <= result.serverCpuPct,
+        `${result.profile}: system CPU ${result.serverSysCpuPct}% of ${result.serverCpuPct}%`,
+      );
     }
     assert.ok(bench.lines.some((l) => /^profile\s+N\s+held/.test(l)));
   } finally {
