@@ -80,8 +80,8 @@ export interface Config {
   readonly listeners: number;
   /**
    * Wake the ticker from a worker thread instead of Deno's millisecond
-   * timers: ticks leave about 1 ms sooner, for about 15% more CPU at 19.5k
-   * connections (bench/README.md). Default false.
+   * timers: ticks leave about 0.5 ms sooner, for up to 15% more CPU at
+   * 19.5k connections (bench/README.md). Default false.
    */
   readonly preciseTicks: boolean;
   /** Least severe log level printed. Default "info". */

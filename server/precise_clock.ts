@@ -131,6 +131,9 @@ export class PreciseClock implements Clock, Disposable {
   }
 
   #fire(): void {
+    // After posting, the worker waits for the next generation, even if the
+    // earliest deadline is unchanged (its clock may run a hair ahead of
+    // ours, so nothing here is due yet): the next #program must bump it.
     this.#programmed = NaN;
     const now = this.now();
     // Several can be due at once (the worker's first start takes tens of
