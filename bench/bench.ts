@@ -9,7 +9,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { ROOT } from "../tests/support.ts";
+import { ROOT } from "../tests/helpers/paths.ts";
 import { readProc } from "./proc.ts";
 import { settingsFor } from "./server_launcher.ts";
 import { runSteady, type SteadyResult } from "./steady.ts";

@@ -6,7 +6,9 @@
  * @module
  */
 
-import { Child, ROOT, waitFor } from "../tests/support.ts";
+import { Child } from "../tests/helpers/child.ts";
+import { ROOT } from "../tests/helpers/paths.ts";
+import { waitFor } from "../tests/helpers/timing.ts";
 import type { GeneratorEvent, GeneratorPlan } from "./generator.ts";
 import { Histogram, type LatencySummary } from "./histogram.ts";
 import { openFileLimit } from "./proc.ts";

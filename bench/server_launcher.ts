@@ -13,13 +13,11 @@
  * @module
  */
 
-import {
-  Child,
-  freePort,
-  healthDetail,
-  ROOT,
-  sleep,
-} from "../tests/support.ts";
+import { Child } from "../tests/helpers/child.ts";
+import { ROOT } from "../tests/helpers/paths.ts";
+import { freePort } from "../tests/helpers/ports.ts";
+import { healthDetail } from "../tests/helpers/server_process.ts";
+import { sleep } from "../tests/helpers/timing.ts";
 
 /** Debian's jemalloc, preloaded by the production profile. */
 export const JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";

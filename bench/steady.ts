@@ -9,7 +9,8 @@
  * @module
  */
 
-import { freePort, sleep } from "../tests/support.ts";
+import { freePort } from "../tests/helpers/ports.ts";
+import { sleep } from "../tests/helpers/timing.ts";
 import { Fleet } from "./fleet.ts";
 import { Histogram, type LatencySummary } from "./histogram.ts";
 import { CpuMeter, rssBytes } from "./proc.ts";

@@ -6,7 +6,8 @@
  * @module
  */
 
-import { sleep, startRedis } from "../tests/support.ts";
+import { startRedis } from "../tests/helpers/redis.ts";
+import { sleep } from "../tests/helpers/timing.ts";
 import { launchServer, requireRedisStore } from "./server_launcher.ts";
 import { type LoadOptions, startFleet } from "./steady.ts";
 

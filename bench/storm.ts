@@ -9,7 +9,10 @@
  * @module
  */
 
-import { Child, ROOT, sleep, startRedis, waitFor } from "../tests/support.ts";
+import { Child } from "../tests/helpers/child.ts";
+import { ROOT } from "../tests/helpers/paths.ts";
+import { startRedis } from "../tests/helpers/redis.ts";
+import { sleep, waitFor } from "../tests/helpers/timing.ts";
 import { ChildEvents } from "./child_events.ts";
 import { listenCounters } from "./proc.ts";
 import {

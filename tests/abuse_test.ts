@@ -15,14 +15,10 @@ import {
   type SilentSocket,
   silentWebSocket,
   upgradeRequest,
-} from "./raw_http.ts";
-import {
-  RecordingSocket,
-  type ServerProcess,
-  sleep,
-  startServer,
-  waitFor,
-} from "./support.ts";
+} from "./helpers/raw_http.ts";
+import { RecordingSocket } from "./helpers/recording_socket.ts";
+import { type ServerProcess, startServer } from "./helpers/server_process.ts";
+import { sleep, waitFor } from "./helpers/timing.ts";
 
 const PROTOCOL = "ws-time.v1";
 

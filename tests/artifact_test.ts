@@ -1,13 +1,10 @@
 import assert from "node:assert/strict";
-import {
-  Child,
-  freePort,
-  RecordingSocket,
-  redisCall,
-  ROOT,
-  SERVER_PERMISSIONS,
-  startRedis,
-} from "./support.ts";
+import { Child } from "./helpers/child.ts";
+import { ROOT } from "./helpers/paths.ts";
+import { freePort } from "./helpers/ports.ts";
+import { RecordingSocket } from "./helpers/recording_socket.ts";
+import { redisCall, startRedis } from "./helpers/redis.ts";
+import { SERVER_PERMISSIONS } from "./helpers/server_process.ts";
 
 async function build(args: string[], env: Record<string, string> = {}) {
   const output = await new Deno.Command(Deno.execPath(), {

@@ -10,20 +10,22 @@
  */
 
 import assert from "node:assert/strict";
-import { buildApp } from "../main.ts";
-import { systemClock } from "../server/clock.ts";
-import { parseConfig } from "../server/config.ts";
-import { memoryLogger } from "../server/logger.ts";
-import { MemoryStore } from "../server/sessions.ts";
+import { testApp } from "./helpers/in_process.ts";
 import {
   malformedUpgrades,
   toRequest,
   toWire,
   type UpgradeCase,
-} from "./malformed_upgrades.ts";
-import { rawRequest, upgradeRequest } from "./raw_http.ts";
-import { ROOT, seededRandom, startServer, waitFor } from "./support.ts";
-import { SECRET_MARKERS, traversalVectors } from "./traversal_vectors.ts";
+} from "./helpers/malformed_upgrades.ts";
+import { rawRequest, upgradeRequest } from "./helpers/raw_http.ts";
+import { ROOT } from "./helpers/paths.ts";
+import { seededRandom } from "./helpers/random.ts";
+import { startServer } from "./helpers/server_process.ts";
+import { waitFor } from "./helpers/timing.ts";
+import {
+  SECRET_MARKERS,
+  traversalVectors,
+} from "./helpers/traversal_vectors.ts";
 
 const HANDLER_CASES = 5000;
 const WIRE_CASES = 3000;
@@ -107,55 +109,41 @@ function assertNothingOutside(
 }
 
 Deno.test(`${HANDLER_CASES} generated malformed upgrades through the handler: 0 upgrades, exact statuses`, async () => {
-  const parsed = parseConfig(["--rate-per-address", "1e6"], {});
-  assert.ok(!parsed.help);
-  const store = new MemoryStore(systemClock, parsed.config.sessionTtlMs);
-  const app = buildApp(parsed.config, store, systemClock, memoryLogger());
+  await using t = testApp(["--rate-per-address", "1e6"]);
+  const app = t.app;
   const info = {
     remoteAddr: { transport: "tcp", hostname: "192.0.2.1", port: 1 },
     completed: Promise.resolve(),
   } as Deno.ServeHandlerInfo;
-  try {
-    const cases = malformedUpgrades(20261125, HANDLER_CASES, "time.example");
-    const statuses: number[] = [];
-    for (const item of cases) {
-      const response = await app.handler(toRequest(item), info);
-      await response.body?.cancel();
-      statuses.push(response.status);
-    }
-    assertStatuses(cases, statuses);
-    assert.equal(app.connections.size, 0);
-    report(`${cases.length} requests: ${tally(statuses)}, 0 upgrades`);
-  } finally {
-    app.close();
-    await store.close();
+  const cases = malformedUpgrades(20261125, HANDLER_CASES, "time.example");
+  const statuses: number[] = [];
+  for (const item of cases) {
+    const response = await app.handler(toRequest(item), info);
+    await response.body?.cancel();
+    statuses.push(response.status);
   }
+  assertStatuses(cases, statuses);
+  assert.equal(app.connections.size, 0);
+  report(`${cases.length} requests: ${tally(statuses)}, 0 upgrades`);
 });
 
 Deno.test(`${traversalVectors().length} traversal vectors through the handler serve nothing outside static/`, async () => {
-  const parsed = parseConfig([], {});
-  assert.ok(!parsed.help);
-  const store = new MemoryStore(systemClock, parsed.config.sessionTtlMs);
-  const app = buildApp(parsed.config, store, systemClock, memoryLogger());
-  try {
-    const statuses: number[] = [];
-    for (const vector of traversalVectors()) {
-      let request: Request;
-      try {
-        request = new Request(`http://time.example${vector}`);
-      } catch {
-        continue; // Not a URL at all: only the wire test can send it.
-      }
-      const response = await app.handler(request);
-      const body = await response.text();
-      assertNothingOutside(vector, response.status, body);
-      statuses.push(response.status);
+  await using t = testApp();
+  const app = t.app;
+  const statuses: number[] = [];
+  for (const vector of traversalVectors()) {
+    let request: Request;
+    try {
+      request = new Request(`http://time.example${vector}`);
+    } catch {
+      continue; // Not a URL at all: only the wire test can send it.
     }
-    report(`${statuses.length} vectors: ${tally(statuses)}`);
-  } finally {
-    app.close();
-    await store.close();
+    const response = await app.handler(request);
+    const body = await response.text();
+    assertNothingOutside(vector, response.status, body);
+    statuses.push(response.status);
   }
+  report(`${statuses.length} vectors: ${tally(statuses)}`);
 });
 
 /** HTTP that is broken below the WebSocket layer: the parser must cope. */

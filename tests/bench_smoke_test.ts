@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { Child, ROOT } from "./support.ts";
+import { Child } from "./helpers/child.ts";
+import { ROOT } from "./helpers/paths.ts";
 
 Deno.test("deno task bench runs a tiny steady scenario, ws-time and the floor reference, and writes its result", async () => {
   const out = await Deno.makeTempDir({ prefix: "ws-time-bench-" });

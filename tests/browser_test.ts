@@ -10,7 +10,10 @@
 
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
-import { ROOT, sleep, startBrowser, startServer, waitFor } from "./support.ts";
+import { startBrowser } from "./helpers/browser.ts";
+import { ROOT } from "./helpers/paths.ts";
+import { startServer } from "./helpers/server_process.ts";
+import { sleep, waitFor } from "./helpers/timing.ts";
 
 const OUTPUT = `${ROOT}tests/output/`;
 

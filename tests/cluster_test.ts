@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
-import { Child, ROOT, TrackedClient, waitFor } from "./support.ts";
+import { Child } from "./helpers/child.ts";
+import { ROOT } from "./helpers/paths.ts";
+import { waitFor } from "./helpers/timing.ts";
+import { TrackedClient } from "./helpers/tracked_client.ts";
 
 /**
  * A base port P whose cluster ports (P, P+1, P+11.., P+21.., P+30) are all

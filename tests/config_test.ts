@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
+import { helpText } from "../server/config/help.ts";
 import {
   ConfigError,
-  helpText,
-  OPTIONS,
   parseConfig,
   parseDuration,
-} from "../server/config.ts";
-import { randomName } from "../main.ts";
+} from "../server/config/parse.ts";
+import { randomName } from "../server/config/random_name.ts";
+import { OPTIONS } from "../server/config/schema.ts";
 
 function configOf(args: string[], env: Record<string, string> = {}) {
   const result = parseConfig(args, env, () => "generated-name");

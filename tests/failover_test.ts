@@ -8,8 +8,9 @@
  */
 
 import assert from "node:assert/strict";
-import { TokenSigner } from "../server/token.ts";
-import { RecordingSocket, startSharedPair } from "./support.ts";
+import { TokenSigner } from "../server/sessions/token.ts";
+import { RecordingSocket } from "./helpers/recording_socket.ts";
+import { startSharedPair } from "./helpers/redis.ts";
 
 const PROTOCOL = "ws-time.v1";
 const SECRET = "failover-test-secret-0123456789";

@@ -1,19 +1,14 @@
 import assert from "node:assert/strict";
 import { renderHaproxyConfig } from "../deploy/haproxy_config.ts";
-import {
-  Child,
-  freePort,
-  type HaproxyProcess,
-  RecordingSocket,
-  type RedisProcess,
-  ROOT,
-  type ServerProcess,
-  startHaproxy,
-  startRedis,
-  startServer,
-  TrackedClient,
-  waitFor,
-} from "./support.ts";
+import { Child } from "./helpers/child.ts";
+import { type HaproxyProcess, startHaproxy } from "./helpers/haproxy.ts";
+import { ROOT } from "./helpers/paths.ts";
+import { freePort } from "./helpers/ports.ts";
+import { RecordingSocket } from "./helpers/recording_socket.ts";
+import { type RedisProcess, startRedis } from "./helpers/redis.ts";
+import { type ServerProcess, startServer } from "./helpers/server_process.ts";
+import { waitFor } from "./helpers/timing.ts";
+import { TrackedClient } from "./helpers/tracked_client.ts";
 
 const TEMPLATE = Deno.readTextFileSync(`${ROOT}deploy/haproxy.cfg`);
 const SECRET = "haproxy-test-secret-0123456789";

@@ -1,11 +1,8 @@
 import assert from "node:assert/strict";
-import {
-  Child,
-  RecordingSocket,
-  ROOT,
-  SERVER_PERMISSIONS,
-  startServer,
-} from "./support.ts";
+import { Child } from "./helpers/child.ts";
+import { ROOT } from "./helpers/paths.ts";
+import { RecordingSocket } from "./helpers/recording_socket.ts";
+import { SERVER_PERMISSIONS, startServer } from "./helpers/server_process.ts";
 
 function run(args: string[], env: Record<string, string> = {}): Child {
   return new Child(Deno.execPath(), [

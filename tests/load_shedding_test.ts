@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { RecordingSocket, serve, testApp } from "./support.ts";
+import { serve, testApp } from "./helpers/in_process.ts";
+import { RecordingSocket } from "./helpers/recording_socket.ts";
 
 const UPGRADE = {
   upgrade: "websocket",

@@ -1,12 +1,10 @@
 import assert from "node:assert/strict";
-import {
-  Child,
-  freePort,
-  ROOT,
-  startServer,
-  TrackedClient,
-  waitFor,
-} from "./support.ts";
+import { Child } from "./helpers/child.ts";
+import { ROOT } from "./helpers/paths.ts";
+import { freePort } from "./helpers/ports.ts";
+import { startServer } from "./helpers/server_process.ts";
+import { waitFor } from "./helpers/timing.ts";
+import { TrackedClient } from "./helpers/tracked_client.ts";
 
 const CONFIG = `${ROOT}deploy/nginx.conf`;
 

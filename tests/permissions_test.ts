@@ -9,8 +9,12 @@
  */
 
 import assert from "node:assert/strict";
-import { OPTIONS } from "../server/config.ts";
-import { ROOT, SERVER_PERMISSIONS, taskPermissions } from "./support.ts";
+import { OPTIONS } from "../server/config/schema.ts";
+import { ROOT } from "./helpers/paths.ts";
+import {
+  SERVER_PERMISSIONS,
+  taskPermissions,
+} from "./helpers/server_process.ts";
 
 const tasks: Record<string, string> = JSON.parse(
   Deno.readTextFileSync(`${ROOT}deno.json`),

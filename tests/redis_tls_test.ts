@@ -11,14 +11,11 @@
  */
 
 import assert from "node:assert/strict";
-import {
-  Child,
-  freePort,
-  healthDetail,
-  RecordingSocket,
-  ROOT,
-  startServer,
-} from "./support.ts";
+import { Child } from "./helpers/child.ts";
+import { ROOT } from "./helpers/paths.ts";
+import { freePort } from "./helpers/ports.ts";
+import { RecordingSocket } from "./helpers/recording_socket.ts";
+import { healthDetail, startServer } from "./helpers/server_process.ts";
 
 const FIXTURES = `${ROOT}tests/fixtures/redis_tls/`;
 const SECRET = "tls-test-secret-0123456789abcdef";

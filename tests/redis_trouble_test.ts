@@ -7,17 +7,12 @@
  */
 
 import assert from "node:assert/strict";
-import { TokenSigner } from "../server/token.ts";
-import {
-  freePort,
-  healthDetail,
-  RecordingSocket,
-  redisCall,
-  startRedis,
-  startServer,
-  startSharedPair,
-  waitFor,
-} from "./support.ts";
+import { TokenSigner } from "../server/sessions/token.ts";
+import { freePort } from "./helpers/ports.ts";
+import { RecordingSocket } from "./helpers/recording_socket.ts";
+import { redisCall, startRedis, startSharedPair } from "./helpers/redis.ts";
+import { healthDetail, startServer } from "./helpers/server_process.ts";
+import { waitFor } from "./helpers/timing.ts";
 
 const PROTOCOL = "ws-time.v1";
 const SECRET = "trouble-test-secret-0123456789ab";

@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
-import { freePort, RecordingSocket, startServer, waitFor } from "./support.ts";
+import { freePort } from "./helpers/ports.ts";
+import { RecordingSocket } from "./helpers/recording_socket.ts";
+import { startServer } from "./helpers/server_process.ts";
+import { waitFor } from "./helpers/timing.ts";
 
 const LIMITS = ["--max-per-address", "1000", "--rate-per-address", "1000"];
 

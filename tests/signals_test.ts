@@ -1,12 +1,10 @@
 import assert from "node:assert/strict";
-import {
-  Child,
-  freePort,
-  RecordingSocket,
-  ROOT,
-  sleep,
-  startServer,
-} from "./support.ts";
+import { Child } from "./helpers/child.ts";
+import { ROOT } from "./helpers/paths.ts";
+import { freePort } from "./helpers/ports.ts";
+import { RecordingSocket } from "./helpers/recording_socket.ts";
+import { startServer } from "./helpers/server_process.ts";
+import { sleep } from "./helpers/timing.ts";
 
 Deno.test("SIGINT closes every connection at once with a drain hint and exits 0", async () => {
   await using server = await startServer({ args: ["--drain-delay", "1m"] });

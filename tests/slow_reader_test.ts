@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
-import { upgradeRequest } from "./raw_http.ts";
-import { RecordingSocket, serve, sleep, testApp, waitFor } from "./support.ts";
+import { upgradeRequest } from "./helpers/raw_http.ts";
+import { serve, testApp } from "./helpers/in_process.ts";
+import { RecordingSocket } from "./helpers/recording_socket.ts";
+import { sleep, waitFor } from "./helpers/timing.ts";
 
 Deno.test("a client that stops reading is closed once its queue passes --max-buffered-bytes; others keep ticking", async () => {
   await using t = testApp(["--max-buffered-bytes", "4096"]);

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { brotliDecompressSync, gunzipSync } from "node:zlib";
-import { rawRequest } from "./raw_http.ts";
-import { serve, testApp } from "./support.ts";
+import { rawRequest } from "./helpers/raw_http.ts";
+import { serve, testApp } from "./helpers/in_process.ts";
 
 const req = (path: string, init: RequestInit = {}) =>
   new Request(`http://localhost${path}`, init);

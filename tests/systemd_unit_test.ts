@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
-import { parseDuration } from "../server/config.ts";
-import { Child, ROOT } from "./support.ts";
+import { parseDuration } from "../server/config/parse.ts";
+import { Child } from "./helpers/child.ts";
+import { ROOT } from "./helpers/paths.ts";
 
 const UNIT = Deno.readTextFileSync(`${ROOT}deploy/ws-time.service`);
 

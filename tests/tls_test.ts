@@ -7,7 +7,9 @@
  */
 
 import assert from "node:assert/strict";
-import { Child, ROOT, SERVER_PERMISSIONS, startServer } from "./support.ts";
+import { Child } from "./helpers/child.ts";
+import { ROOT } from "./helpers/paths.ts";
+import { SERVER_PERMISSIONS, startServer } from "./helpers/server_process.ts";
 
 /** A self-signed certificate for 127.0.0.1 in a fresh temporary directory. */
 async function selfSigned(): Promise<

@@ -1,12 +1,9 @@
 import assert from "node:assert/strict";
-import { rawRequest, upgradeRequest } from "./raw_http.ts";
-import {
-  RecordingSocket,
-  serve,
-  sleep,
-  startServer,
-  testApp,
-} from "./support.ts";
+import { rawRequest, upgradeRequest } from "./helpers/raw_http.ts";
+import { serve, testApp } from "./helpers/in_process.ts";
+import { RecordingSocket } from "./helpers/recording_socket.ts";
+import { startServer } from "./helpers/server_process.ts";
+import { sleep } from "./helpers/timing.ts";
 
 /** The status and the whole response as text (headers and reason alike). */
 async function exchange(

@@ -14,7 +14,9 @@ import {
   type RetryDetail,
   WsTimeClient,
 } from "../static/ws_time_client.js";
-import { RecordingSocket, startServer, waitFor } from "./support.ts";
+import { RecordingSocket } from "./helpers/recording_socket.ts";
+import { startServer } from "./helpers/server_process.ts";
+import { waitFor } from "./helpers/timing.ts";
 
 /** A client whose messages and retries are recorded; stopped on dispose. */
 function recordingClient(

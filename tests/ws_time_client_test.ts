@@ -16,7 +16,7 @@ import {
   type StateDetail,
   WsTimeClient,
 } from "../static/ws_time_client.js";
-import { seededRandom } from "./support.ts";
+import { seededRandom } from "./helpers/random.ts";
 
 /** Timers on a hand-driven clock. */
 class FakeTimers {

@@ -1,0 +1,183 @@
+/**
+ * Flags and environment variables resolved once into a complete, frozen,
+ * validated {@link Config}, by the rules of the {@link OPTIONS} table.
+ * Flags win over environment variables; every error names the flag (or the
+ * variable and its flag), the value and what was expected.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { AddressSet } from "../http/client_address.ts";
+import { redact } from "../redact.ts";
+import { type Config, LOG_LEVELS, OPTIONS, type OptionSpec } from "./schema.ts";
+
+/** Raised for any invalid option; the message names the flag and value. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Result of parsing: either a config or a request for help. */
+export type ParseResult =
+  | { readonly help: true }
+  | { readonly help: false; readonly config: Config };
+
+/**
+ * Resolves flags and environment into a frozen config; throws ConfigError
+ * naming the flag, the value and what was expected.
+ */
+export function parseConfig(
+  args: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+  makeName: () => string = () => "ws-time",
+): ParseResult {
+  const options: Record<string, { type: "string" | "boolean" }> = {
+    help: { type: "boolean" },
+  };
+  for (const spec of OPTIONS) options[spec.flag] = { type: "string" };
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...args], options, strict: true });
+  } catch (error) {
+    throw new ConfigError(
+      `${(error as Error).message.split("\n")[0]} (see --help)`,
+    );
+  }
+  if (parsed.values.help === true) return { help: true };
+  const out: Record<string, unknown> = {};
+  for (const spec of OPTIONS) {
+    const flagValue = parsed.values[spec.flag];
+    const raw = typeof flagValue === "string"
+      ? flagValue
+      : env[spec.env] ?? spec.fallback;
+    const source = typeof flagValue === "string"
+      ? `--${spec.flag}`
+      : env[spec.env] !== undefined
+      ? `${spec.env} (--${spec.flag})`
+      : `--${spec.flag}`;
+    out[spec.key] = convert(spec, raw, source);
+  }
+  if (out.name === "") out.name = makeName();
+  return {
+    help: false,
+    config: Object.freeze(validate(out as unknown as Config)),
+  };
+}
+
+function convert(spec: OptionSpec, raw: string, source: string): unknown {
+  const fail = (expected: string): never => {
+    throw new ConfigError(
+      `Invalid ${source} "${raw}": expected ${expected}`,
+    );
+  };
+  const range = (n: number, unit = ""): number => {
+    if (spec.min !== undefined && (n < spec.min || n > (spec.max ?? n))) {
+      fail(`a value from ${spec.min}${unit} to ${spec.max}${unit}`);
+    }
+    return n;
+  };
+  switch (spec.kind) {
+    case "int": {
+      if (!/^\d+$/.test(raw)) fail("a whole number");
+      return range(Number(raw));
+    }
+    case "number": {
+      const n = Number(raw);
+      if (raw.trim() === "" || !Number.isFinite(n)) fail("a number");
+      return range(n);
+    }
+    case "duration": {
+      const ms = parseDuration(raw);
+      if (ms === null) fail("a duration such as 500ms, 10s or 5m");
+      return range(ms as number, "ms");
+    }
+    case "bool": {
+      if (/^(1|true|yes|on)$/i.test(raw)) return true;
+      if (/^(0|false|no|off|)$/i.test(raw)) return false;
+      return fail("true or false");
+    }
+    case "list":
+      return raw.split(",").map((s) => s.trim()).filter((s) => s !== "");
+    case "string":
+      return raw;
+  }
+}
+
+/** Parses "500ms", "10s", "5m", "1h" or a bare number of seconds into ms. */
+export function parseDuration(text: string): number | null {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!match) return null;
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[
+    (match[2] ?? "s") as "ms" | "s" | "m" | "h"
+  ];
+  return Math.round(Number(match[1]) * unit);
+}
+
+function validate(config: Config): Config {
+  if (!/^[\w.:-]{1,64}$/.test(config.name)) {
+    throw new ConfigError(
+      `Invalid --name "${config.name}": expected 1-64 letters, digits, '.', ':', '_' or '-'`,
+    );
+  }
+  if (!(LOG_LEVELS as readonly string[]).includes(config.logLevel)) {
+    throw new ConfigError(
+      `Invalid --log-level "${config.logLevel}": expected debug, info, warn or error`,
+    );
+  }
+  if (config.healthRecover > config.healthThreshold) {
+    throw new ConfigError(
+      `Invalid --health-recover "${config.healthRecover}": expected at most --health-threshold (${config.healthThreshold})`,
+    );
+  }
+  if ((config.certFile === "") !== (config.keyFile === "")) {
+    throw new ConfigError(
+      `Invalid --cert/--key: expected both PEM files or neither`,
+    );
+  }
+  if (config.redisUrl !== "") {
+    let url: URL | null = null;
+    try {
+      url = new URL(config.redisUrl);
+    } catch { /* reported below */ }
+    if (!url || !["redis:", "rediss:"].includes(url.protocol)) {
+      throw new ConfigError(
+        `Invalid --redis "${
+          redact(config.redisUrl)
+        }": expected a redis:// or rediss:// URL`,
+      );
+    }
+    if (config.sessionSecret === "") {
+      throw new ConfigError(
+        "Missing --session-secret (SESSION_SECRET): expected a secret shared by every instance when --redis is set",
+      );
+    }
+  }
+  if (config.sessionSecret !== "" && config.sessionSecret.length < 16) {
+    throw new ConfigError(
+      "Invalid --session-secret: expected at least 16 characters",
+    );
+  }
+  try {
+    new AddressSet(config.trustedProxies);
+  } catch (error) {
+    throw new ConfigError(
+      `Invalid --trusted-proxies: ${(error as Error).message}`,
+    );
+  }
+  for (const origin of config.allowedOrigins) {
+    if (origin !== "*" && !isOrigin(origin)) {
+      throw new ConfigError(
+        `Invalid --allowed-origins "${origin}": expected scheme://host[:port] or *`,
+      );
+    }
+  }
+  return config;
+}
+
+function isOrigin(text: string): boolean {
+  try {
+    return new URL(text).origin === text;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,448 @@
+/**
+ * The one home of ws-time's options: the typed {@link Config} every part is
+ * built from, and the {@link OPTIONS} table that gives each option its flag,
+ * environment variable, default, bounds and documentation. Parsing, `--help`
+ * and docs/configuration.md are all derived from this table, so a default is
+ * written here and nowhere else.
+ *
+ * @module
+ */
+
+/** Severity names accepted by `--log-level`, least severe first. */
+export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+
+/**
+ * The fully resolved configuration. Each field's default, bounds and flag
+ * are in {@link OPTIONS}; durations are in ms unless the name says otherwise.
+ */
+export interface Config {
+  /** TCP port to listen on. */
+  readonly port: number;
+  /** Interface to bind. */
+  readonly hostname: string;
+  /** Server name shown to clients (random when empty). */
+  readonly name: string;
+  /** Grace period of a closed session, in ms. */
+  readonly sessionTtlMs: number;
+  /** Hard cap of open WebSocket connections. */
+  readonly maxConnections: number;
+  /** Capacity share above which /healthcheck fails. */
+  readonly healthThreshold: number;
+  /** Capacity share below which an unhealthy instance recovers. */
+  readonly healthRecover: number;
+  /** Redis URL; empty selects the in-memory store. */
+  readonly redisUrl: string;
+  /** Prefix of every Redis key and channel. */
+  readonly redisPrefix: string;
+  /** Secret that signs session tokens; shared by all instances. */
+  readonly sessionSecret: string;
+  /** Timeout of one store call, in ms. */
+  readonly storeTimeoutMs: number;
+  /** Link capacity in Mbit/s; 0 reads it from the interface. */
+  readonly linkMbps: number;
+  /** Memory limit in MiB for the capacity monitor; 0 = 80% of RAM. */
+  readonly memoryLimitMb: number;
+  /** TCP port of the HAProxy agent-check listener; 0 disables it. */
+  readonly agentPort: number;
+  /** Time between SIGTERM and the first drain close, in ms. */
+  readonly drainDelayMs: number;
+  /** Window over which drain closes are spread, in ms. */
+  readonly drainPeriodMs: number;
+  /** Extra origins allowed to open WebSockets; "*" allows any. */
+  readonly allowedOrigins: readonly string[];
+  /** Refuse upgrades without an Origin header. */
+  readonly requireOrigin: boolean;
+  /** Peers whose X-Forwarded-For / Forwarded headers are believed. */
+  readonly trustedProxies: readonly string[];
+  /** Open connections allowed per client address. */
+  readonly maxPerAddress: number;
+  /** New connections per second allowed per client address. */
+  readonly ratePerAddress: number;
+  /** Largest client message in bytes. */
+  readonly maxMessageBytes: number;
+  /** Bytes queued for a client that stops reading before it is closed. */
+  readonly maxBufferedBytes: number;
+  /** Client messages allowed per second. */
+  readonly maxMessagesPerSecond: number;
+  /** Deno's ping/idle timeout in seconds; 0 disables it. */
+  readonly idleTimeoutS: number;
+  /** PEM certificate file for TLS; needs `keyFile`. */
+  readonly certFile: string;
+  /** PEM private key file for TLS; needs `certFile`. */
+  readonly keyFile: string;
+  /** Share the port with sibling processes (SO_REUSEPORT). */
+  readonly reusePort: boolean;
+  /** Listening sockets on the port; more than 1 implies SO_REUSEPORT. */
+  readonly listeners: number;
+  /** Wake the ticker from a worker thread instead of Deno's timers. */
+  readonly preciseTicks: boolean;
+  /** Least severe log level printed. */
+  readonly logLevel: typeof LOG_LEVELS[number];
+}
+
+/** How an option's text is read. */
+export type OptionKind =
+  | "int"
+  | "number"
+  | "string"
+  | "bool"
+  | "duration"
+  | "list";
+
+/** One row of {@link OPTIONS}. */
+export interface OptionSpec {
+  /** The flag without its dashes. */
+  readonly flag: string;
+  /** The environment variable. */
+  readonly env: string;
+  /** The Config field it fills. */
+  readonly key: keyof Config;
+  readonly kind: OptionKind;
+  /** The default, as text (parsed like any value). */
+  readonly fallback: string;
+  /** How the default reads in docs when the text alone would mislead. */
+  readonly fallbackDoc?: string;
+  /** One short line for `--help`. */
+  readonly help: string;
+  /** The meaning, in Markdown, for docs/configuration.md. */
+  readonly doc: string;
+  /** Inclusive bounds of numeric kinds (durations in ms). */
+  readonly min?: number;
+  readonly max?: number;
+}
+
+/** Every option, in the order `--help` and the docs list them. */
+export const OPTIONS: readonly OptionSpec[] = [
+  {
+    flag: "port",
+    env: "PORT",
+    key: "port",
+    kind: "int",
+    fallback: "8000",
+    min: 0,
+    max: 65535,
+    help: "TCP port",
+    doc: "TCP port",
+  },
+  {
+    flag: "hostname",
+    env: "HOST",
+    key: "hostname",
+    kind: "string",
+    fallback: "0.0.0.0",
+    help: "interface",
+    doc: "interface to bind",
+  },
+  {
+    flag: "name",
+    env: "NAME",
+    key: "name",
+    kind: "string",
+    fallback: "",
+    fallbackDoc: "random adjective-animal",
+    help: "server name (random)",
+    doc: "server name shown to clients",
+  },
+  {
+    flag: "session-ttl",
+    env: "SESSION_TTL",
+    key: "sessionTtlMs",
+    kind: "duration",
+    fallback: "5m",
+    min: 1000,
+    max: 7 * 24 * 3600_000,
+    help: "grace period of a closed session",
+    doc:
+      "grace period of a closed session (`500ms`, `10s`, `5m`, `1h`; a bare number is seconds)",
+  },
+  {
+    flag: "max-connections",
+    env: "MAX_CONNECTIONS",
+    key: "maxConnections",
+    kind: "int",
+    fallback: "10000",
+    min: 1,
+    max: 10_000_000,
+    help: "hard cap of open connections",
+    doc: "hard cap of open WebSockets; past it upgrades get 503",
+  },
+  {
+    flag: "health-threshold",
+    env: "HEALTH_THRESHOLD",
+    key: "healthThreshold",
+    kind: "number",
+    fallback: "0.6",
+    min: 0.01,
+    max: 1,
+    help: "capacity share that fails /healthcheck",
+    doc: "capacity share at which `/healthcheck` fails",
+  },
+  {
+    flag: "health-recover",
+    env: "HEALTH_RECOVER",
+    key: "healthRecover",
+    kind: "number",
+    fallback: "0.5",
+    min: 0,
+    max: 1,
+    help: "capacity share that heals it again",
+    doc: "capacity share below which it passes again",
+  },
+  {
+    flag: "redis",
+    env: "REDIS_URL",
+    key: "redisUrl",
+    kind: "string",
+    fallback: "",
+    fallbackDoc: "none (memory store)",
+    help: "redis:// URL",
+    doc:
+      "`redis://` or `rediss://` URL of the shared session store ([sessions.md](sessions.md))",
+  },
+  {
+    flag: "redis-prefix",
+    env: "REDIS_PREFIX",
+    key: "redisPrefix",
+    kind: "string",
+    fallback: "ws-time:",
+    help: "prefix of Redis keys",
+    doc: "prefix of every Redis key and channel",
+  },
+  {
+    flag: "session-secret",
+    env: "SESSION_SECRET",
+    key: "sessionSecret",
+    kind: "string",
+    fallback: "",
+    fallbackDoc: "random per process",
+    help: "token signing secret (random)",
+    doc: "signs session tokens; share it between instances",
+  },
+  {
+    flag: "store-timeout",
+    env: "STORE_TIMEOUT",
+    key: "storeTimeoutMs",
+    kind: "duration",
+    fallback: "500ms",
+    min: 1,
+    max: 60_000,
+    help: "timeout of one store call",
+    doc: "bound of one session store call",
+  },
+  {
+    flag: "link-mbps",
+    env: "LINK_MBPS",
+    key: "linkMbps",
+    kind: "number",
+    fallback: "0",
+    min: 0,
+    max: 1e7,
+    help: "link capacity, 0 = from the interface",
+    doc:
+      "link capacity for the network probe; 0 = the interface's speed if readable, else off",
+  },
+  {
+    flag: "memory-limit-mb",
+    env: "MEMORY_LIMIT_MB",
+    key: "memoryLimitMb",
+    kind: "int",
+    fallback: "0",
+    min: 0,
+    max: 1e9,
+    help: "memory limit, 0 = 80% of RAM",
+    doc: "resident memory that counts as full; 0 = 80% of RAM",
+  },
+  {
+    flag: "agent-port",
+    env: "AGENT_PORT",
+    key: "agentPort",
+    kind: "int",
+    fallback: "0",
+    min: 0,
+    max: 65535,
+    help: "HAProxy agent-check port, 0 = off",
+    doc: "TCP port of the HAProxy agent-check listener; 0 = off",
+  },
+  {
+    flag: "drain-delay",
+    env: "DRAIN_DELAY",
+    key: "drainDelayMs",
+    kind: "duration",
+    fallback: "10s",
+    min: 0,
+    max: 3600_000,
+    help: "wait after SIGTERM before closing",
+    doc:
+      "after SIGTERM, time for the load balancer to notice before the first close",
+  },
+  {
+    flag: "drain-period",
+    env: "DRAIN_PERIOD",
+    key: "drainPeriodMs",
+    kind: "duration",
+    fallback: "30s",
+    min: 0,
+    max: 3600_000,
+    help: "window the drain closes spread over",
+    doc: "window the drain spreads its closes over",
+  },
+  {
+    flag: "allowed-origins",
+    env: "ALLOWED_ORIGINS",
+    key: "allowedOrigins",
+    kind: "list",
+    fallback: "",
+    fallbackDoc: "none",
+    help: "extra origins, comma-separated",
+    doc:
+      "extra origins (exact `scheme://host[:port]`, comma-separated) allowed to open WebSockets; `*` allows any",
+  },
+  {
+    flag: "require-origin",
+    env: "REQUIRE_ORIGIN",
+    key: "requireOrigin",
+    kind: "bool",
+    fallback: "false",
+    help: "refuse upgrades without Origin",
+    doc: "refuse upgrades without an `Origin` header (non-browser clients)",
+  },
+  {
+    flag: "trusted-proxies",
+    env: "TRUSTED_PROXIES",
+    key: "trustedProxies",
+    kind: "list",
+    fallback: "",
+    fallbackDoc: "none",
+    help: "proxy addresses trusted for X-Forwarded-For",
+    doc:
+      "addresses or CIDR ranges of proxies whose `Forwarded` / `X-Forwarded-For` / `X-Forwarded-Proto` are believed",
+  },
+  {
+    flag: "max-per-address",
+    env: "MAX_PER_ADDRESS",
+    key: "maxPerAddress",
+    kind: "int",
+    fallback: "100",
+    min: 1,
+    max: 10_000_000,
+    help: "open connections per client address",
+    doc: "open WebSockets per client address (IPv6: per /64); 429 above",
+  },
+  {
+    flag: "rate-per-address",
+    env: "RATE_PER_ADDRESS",
+    key: "ratePerAddress",
+    kind: "number",
+    fallback: "20",
+    min: 0.01,
+    max: 1e7,
+    help: "new connections/s per client address",
+    doc: "new WebSockets per second per client address; 429 above",
+  },
+  {
+    flag: "max-message-bytes",
+    env: "MAX_MESSAGE_BYTES",
+    key: "maxMessageBytes",
+    kind: "int",
+    fallback: "4096",
+    min: 1,
+    max: 16 * 1024 * 1024,
+    help: "largest client message",
+    doc: "largest client message (1009 above)",
+  },
+  {
+    flag: "max-buffered-bytes",
+    env: "MAX_BUFFERED_BYTES",
+    key: "maxBufferedBytes",
+    kind: "int",
+    fallback: "65536",
+    min: 1024,
+    max: 1 << 30,
+    help: "bytes queued for a non-reading client",
+    doc:
+      "bytes Deno may queue for a client that stopped reading before it is closed with 1008",
+  },
+  {
+    flag: "max-messages-per-second",
+    env: "MAX_MESSAGES_PER_SECOND",
+    key: "maxMessagesPerSecond",
+    kind: "number",
+    fallback: "5",
+    min: 0.01,
+    max: 1e6,
+    help: "client messages allowed per second",
+    doc: "client message rate (1008 above)",
+  },
+  {
+    flag: "idle-timeout",
+    env: "IDLE_TIMEOUT",
+    key: "idleTimeoutS",
+    kind: "int",
+    fallback: "0",
+    min: 0,
+    max: 86400,
+    help: "ping/idle timeout in s, 0 = off",
+    doc:
+      "seconds without a pong before Deno closes a socket; 0 = off: at 19.5k connections Deno's pings cost about 7 KB each and 5x the tick p99 ([deploy/PRODUCTION.md](../deploy/PRODUCTION.md))",
+  },
+  {
+    flag: "cert",
+    env: "TLS_CERT",
+    key: "certFile",
+    kind: "string",
+    fallback: "",
+    fallbackDoc: "none",
+    help: "PEM certificate file",
+    doc: "PEM certificate file: serve https/wss directly (needs `--key`)",
+  },
+  {
+    flag: "key",
+    env: "TLS_KEY",
+    key: "keyFile",
+    kind: "string",
+    fallback: "",
+    fallbackDoc: "none",
+    help: "PEM private key file",
+    doc: "PEM private key file of `--cert`",
+  },
+  {
+    flag: "reuse-port",
+    env: "REUSE_PORT",
+    key: "reusePort",
+    kind: "bool",
+    fallback: "false",
+    help: "share the port with sibling processes",
+    doc: "let sibling processes share the port (SO_REUSEPORT)",
+  },
+  {
+    flag: "listeners",
+    env: "LISTENERS",
+    key: "listeners",
+    kind: "int",
+    fallback: "1",
+    min: 1,
+    max: 16,
+    help: "accept queues of 511 on the port, for reconnect storms",
+    doc:
+      "accept queues on the port (Deno fixes each at 511): hold a larger burst of reconnects, see [deploy/PRODUCTION.md](../deploy/PRODUCTION.md)",
+  },
+  {
+    flag: "precise-ticks",
+    env: "PRECISE_TICKS",
+    key: "preciseTicks",
+    kind: "bool",
+    fallback: "false",
+    help: "sub-millisecond tick timers (a worker thread; more CPU)",
+    doc:
+      "time ticks from a worker thread: lateness p50 about 0.5 ms lower, up to 15% more CPU at 19.5k connections ([bench/README.md](../bench/README.md))",
+  },
+  {
+    flag: "log-level",
+    env: "LOG_LEVEL",
+    key: "logLevel",
+    kind: "string",
+    fallback: "info",
+    help: "debug, info, warn or error",
+    doc: "least severe log line printed: debug, info, warn or error",
+  },
+];

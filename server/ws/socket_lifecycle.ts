@@ -1,0 +1,324 @@
+/**
+ * A WebSocket's life after the upgrade: accepted into the live set (closing
+ * an older local connection of the same session), welcomed on open, ticked
+ * by the one shared {@link Ticker}, held to the message limits, closed.
+ *
+ * Every socket gets the same three listener functions, never a closure of
+ * its own, and finds its record through the {@link ConnectionSet}: at 20k
+ * connections a closure per socket is measurable memory. The session store
+ * is not known here; what a session needs when a connection ends is the
+ * caller's `onEnded`.
+ *
+ * @module
+ */
+
+import type { Clock } from "../clock.ts";
+import type { Logger } from "../logger.ts";
+import type { Metrics } from "../metrics.ts";
+import { Connection, ConnectionSet } from "./connections.ts";
+import { CLOSE, tickTexts } from "./protocol.ts";
+import { Ticker } from "./ticker.ts";
+
+/** What the lifecycle needs. */
+export interface LifecycleOptions {
+  /** The server name in ticks and welcomes. */
+  readonly name: string;
+  readonly clock: Clock;
+  /**
+   * The ticker's clock; default `clock`. `--precise-ticks` passes a
+   * `PreciseClock`, disposed by {@link SocketLifecycle.stop}.
+   */
+  readonly tickClock?: Clock & Partial<Disposable>;
+  /** Bytes queued for a client before it counts as not reading. */
+  readonly maxBufferedBytes: number;
+  /** Largest client message, in UTF-8 bytes. */
+  readonly maxMessageBytes: number;
+  /** Client messages allowed per second (burst: one second's worth). */
+  readonly maxMessagesPerSecond: number;
+  /** A JSON tick carries a refreshed token every this many seconds. */
+  readonly tokenEverySeconds: number;
+  /** A fresh token for the session `conn` serves. */
+  readonly refreshToken: (conn: Connection) => string;
+  /** A label of a session id that is safe to log. */
+  readonly sessionLabel: (sessionId: string) => string;
+  /** Where slow readers, takeovers and disconnects are counted. */
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /**
+   * Told once per connection when it leaves the live set; `heldSession`
+   * is false when a newer connection had already taken its session over.
+   */
+  readonly onEnded: (conn: Connection, heldSession: boolean) => void;
+}
+
+/** A session as the lifecycle serves it. */
+export interface ServedSession {
+  readonly id: string;
+  /** Session start, ms since the epoch. */
+  readonly start: number;
+  /** The token handed out in the welcome. */
+  readonly token: string;
+  readonly resumed: boolean;
+}
+
+/** Who is on the other end of an accepted socket. */
+export interface Peer {
+  readonly json: boolean;
+  readonly address: string;
+  readonly label: string;
+}
+
+/** Cumulative WebSocket payload bytes and messages, both directions. */
+export interface TrafficCounts {
+  readonly ticks: number;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly messagesIn: number;
+  readonly messagesOut: number;
+}
+
+/** The live connections and what can be done to them. */
+export interface SocketLifecycle {
+  readonly connections: ConnectionSet;
+  /** Takes a freshly upgraded socket into the live set. */
+  accept(socket: WebSocket, session: ServedSession, peer: Peer): Connection;
+  /** Closes the local connection of a session taken over elsewhere. */
+  evict(sessionId: string): void;
+  /** Sends a JSON message if the connection speaks JSON and is open. */
+  sendJson(conn: Connection, message: Record<string, unknown>): void;
+  /** Closes one connection with `code` and `reason`. */
+  close(conn: Connection, code: number, reason: string): void;
+  /** Tells a JSON client when to come back, then closes with 1001. */
+  drain(conn: Connection, reconnectAfterMs: number): void;
+  /** Closes every connection with `code` and `reason`. */
+  closeAll(code: number, reason: string): void;
+  /** Counts so far. */
+  traffic(): TrafficCounts;
+  /** Closes everyone with 1001 and stops the ticker. */
+  stop(): void;
+}
+
+const OPEN = 1;
+const utf8 = new TextEncoder();
+
+/** Builds the lifecycle and its ticker. */
+export function createSocketLifecycle(
+  options: LifecycleOptions,
+): SocketLifecycle {
+  const { clock, metrics, logger } = options;
+  const connections = new ConnectionSet();
+  const texts = tickTexts(options.name);
+  const counts = {
+    ticks: 0,
+    bytesOut: 0,
+    bytesIn: 0,
+    messagesIn: 0,
+    messagesOut: 0,
+  };
+  const tickClock: Clock & Partial<Disposable> = options.tickClock ?? clock;
+  // A precise wake costs more than one of Deno's timers, whose 1 ms timer
+  // waits about 2 ms anyway: with a precise clock, one wake per 2 ms at most.
+  const tickGapMs = options.tickClock ? 2 : 1;
+  const ticker = new Ticker<Connection>(tickClock, tick, {
+    minGapMs: tickGapMs,
+  });
+
+  function tick(conn: Connection, seconds: number): void {
+    const socket = conn.socket;
+    if (socket.readyState !== OPEN) return;
+    // With Deno's ping off, a peer that stops reading is noticed here: once
+    // the kernel's buffers are full, Deno queues our ticks in memory.
+    if (socket.bufferedAmount > options.maxBufferedBytes) {
+      metrics.inc("wstime_slow_readers_closed_total");
+      close(conn, CLOSE.policy, "client is not reading");
+      return;
+    }
+    const text = !conn.json
+      ? texts.text(seconds)
+      : seconds % options.tokenEverySeconds === 0
+      ? texts.json(seconds, options.refreshToken(conn))
+      : texts.json(seconds);
+    socket.send(text);
+    counts.ticks++;
+    counts.messagesOut++;
+    counts.bytesOut += text.length;
+  }
+
+  function accept(
+    socket: WebSocket,
+    session: ServedSession,
+    peer: Peer,
+  ): Connection {
+    const seconds = Math.max(
+      0,
+      Math.floor((clock.now() - session.start) / 1000),
+    );
+    const conn = new Connection(
+      socket,
+      session.id,
+      session.start,
+      peer.json,
+      peer.address,
+      peer.label,
+      seconds,
+    );
+    const previous = connections.add(conn);
+    if (previous) {
+      metrics.inc("wstime_takeovers_total", { where: "local" });
+      close(previous, CLOSE.takenOver, "session resumed elsewhere");
+    }
+    // Shared listeners through addEventListener: an `onX = fn` property
+    // costs every socket a wrapper closure and a handler map besides. No
+    // error listener: an error event without one is dropped silently, and
+    // the close event that follows does the cleanup.
+    socket.addEventListener("open", onOpen);
+    socket.addEventListener("message", onMessage);
+    socket.addEventListener("close", onClose);
+    conn.token = session.token;
+    conn.resumed = session.resumed;
+    return conn;
+  }
+
+  function evict(sessionId: string): void {
+    const conn = connections.bySession(sessionId);
+    if (!conn) return;
+    metrics.inc("wstime_takeovers_total", { where: "remote" });
+    connections.delete(conn);
+    // Eagerly: a half-dead peer may never send the close frame that would
+    // otherwise end it.
+    options.onEnded(conn, false);
+    conn.evicted = true;
+    close(conn, CLOSE.takenOver, "session resumed elsewhere");
+  }
+
+  function onOpen(this: WebSocket): void {
+    const conn = connections.bySocket(this);
+    if (!conn) return;
+    if (conn.evicted) {
+      this.close(CLOSE.takenOver, "session resumed elsewhere");
+      return;
+    }
+    if (conn.json) {
+      sendJson(conn, {
+        type: "welcome",
+        server: options.name,
+        session: conn.token,
+        resumed: conn.resumed,
+        seconds: conn.lastTick,
+      });
+    }
+    conn.token = "";
+    ticker.add(conn);
+  }
+
+  function onMessage(this: WebSocket, event: MessageEvent): void {
+    const conn = connections.bySocket(this);
+    if (!conn || conn.messageDebt === Infinity) return;
+    const data: unknown = event.data;
+    counts.messagesIn++;
+    if (typeof data !== "string") {
+      counts.bytesIn += byteLength(data);
+      refuseMessages(conn, CLOSE.unsupported, "binary messages not accepted");
+      return;
+    }
+    // A UTF-16 unit is at least one UTF-8 byte, so only short strings need
+    // encoding to learn their size in bytes (the limit is in bytes).
+    const limit = options.maxMessageBytes;
+    const size = data.length > limit ? data.length : utf8.encode(data).length;
+    counts.bytesIn += size;
+    if (size > limit) {
+      refuseMessages(
+        conn,
+        CLOSE.tooBig,
+        `message too big (limit ${limit} bytes)`,
+      );
+      return;
+    }
+    // A token bucket of one second's worth: the debt drains at the allowed
+    // rate; a message that pushes it past the burst closes the connection.
+    const now = clock.now();
+    const rate = options.maxMessagesPerSecond;
+    const paid = Math.max(0, now - conn.messageAt) / 1000 * rate;
+    conn.messageAt = now;
+    conn.messageDebt = Math.max(0, conn.messageDebt - paid) + 1;
+    if (conn.messageDebt > Math.max(1, rate)) {
+      refuseMessages(
+        conn,
+        CLOSE.policy,
+        `too many messages (limit ${rate} per second)`,
+      );
+    }
+  }
+
+  /**
+   * Closes a connection for what it sent. Deno drops the connection without
+   * a close frame when close() runs inside a message handler while more
+   * frames are already buffered (measured: a burst of 20 frames), so the
+   * close waits for the next turn of the event loop; until then further
+   * messages are ignored (an infinite debt marks the connection).
+   */
+  function refuseMessages(conn: Connection, code: number, reason: string) {
+    conn.messageDebt = Infinity;
+    ticker.remove(conn);
+    clock.setTimeout(() => close(conn, code, reason), 0);
+  }
+
+  function onClose(this: WebSocket, event: CloseEvent): void {
+    const conn = connections.bySocket(this);
+    if (!conn) return;
+    ticker.remove(conn);
+    const heldSession = connections.delete(conn);
+    options.onEnded(conn, heldSession && !conn.evicted);
+    metrics.inc("wstime_disconnects_total", { code: String(event.code) });
+    logger.debug("disconnect", {
+      session: () => options.sessionLabel(conn.sessionId),
+      code: event.code,
+    });
+  }
+
+  function sendJson(conn: Connection, message: Record<string, unknown>): void {
+    if (!conn.json || conn.socket.readyState !== OPEN) return;
+    const text = JSON.stringify(message);
+    conn.socket.send(text);
+    counts.messagesOut++;
+    counts.bytesOut += text.length;
+  }
+
+  function close(conn: Connection, code: number, reason: string): void {
+    ticker.remove(conn);
+    try {
+      conn.socket.close(code, reason);
+    } catch {
+      // Already closing, or not yet open: onOpen sees `evicted` and closes.
+    }
+  }
+
+  function closeAll(code: number, reason: string): void {
+    for (const conn of [...connections.values()]) close(conn, code, reason);
+  }
+
+  return {
+    connections,
+    accept,
+    evict,
+    sendJson,
+    close,
+    drain(conn, reconnectAfterMs) {
+      sendJson(conn, { type: "drain", reconnectAfterMs });
+      close(conn, CLOSE.goingAway, "server draining");
+    },
+    closeAll,
+    traffic: () => ({ ...counts }),
+    stop() {
+      closeAll(CLOSE.goingAway, "server shutting down");
+      ticker.stop();
+      tickClock[Symbol.dispose]?.();
+    },
+  };
+}
+
+function byteLength(data: unknown): number {
+  if (data instanceof ArrayBuffer) return data.byteLength;
+  if (data instanceof Blob) return data.size;
+  return 0;
+}

@@ -1,0 +1,47 @@
+import assert from "node:assert/strict";
+import {
+  cycles,
+  type ModuleGraph,
+  moduleGraph,
+  violations,
+} from "./helpers/module_graph.ts";
+
+Deno.test("main.ts's import graph has no cycle and every import points down the layers", async () => {
+  const graph = await moduleGraph("main.ts");
+  assert.ok(graph.size > 30, `only ${graph.size} modules found`);
+  assert.deepEqual(cycles(graph), []);
+  assert.deepEqual(violations(graph), []);
+});
+
+Deno.test("ws/ and sessions/ never import each other", async () => {
+  const graph = await moduleGraph("main.ts");
+  const crossing = [...graph].flatMap(([from, targets]) =>
+    targets.filter((to) =>
+      (from.startsWith("server/ws/") && to.startsWith("server/sessions/")) ||
+      (from.startsWith("server/sessions/") && to.startsWith("server/ws/"))
+    ).map((to) => `${from} -> ${to}`)
+  );
+  assert.deepEqual(crossing, []);
+});
+
+Deno.test("cycles() and violations() catch a cycle, an upward and a cross-wing import", () => {
+  const graph: ModuleGraph = new Map([
+    ["server/app.ts", ["server/ws/upgrade_guard.ts"]],
+    ["server/ws/upgrade_guard.ts", ["server/sessions/token.ts"]],
+    ["server/sessions/token.ts", ["server/config/schema.ts"]],
+    ["server/config/schema.ts", ["server/app.ts"]],
+    ["server/extra/new.ts", []],
+  ]);
+  assert.deepEqual(cycles(graph), [[
+    "server/app.ts",
+    "server/config/schema.ts",
+    "server/sessions/token.ts",
+    "server/ws/upgrade_guard.ts",
+  ]]);
+  assert.deepEqual(violations(graph), [
+    "server/ws/upgrade_guard.ts -> server/sessions/token.ts (across wings)",
+    "server/sessions/token.ts -> server/config/schema.ts (upward)",
+    "server/config/schema.ts -> server/app.ts (upward)",
+    "server/extra/new.ts: no layer covers this module",
+  ]);
+});

@@ -1,0 +1,68 @@
+/**
+ * A real haproxy in the foreground on a given config, and its CSV stats.
+ *
+ * @module
+ */
+
+import { Child } from "./child.ts";
+import { waitFor } from "./timing.ts";
+
+/** A HAProxy process started by {@link startHaproxy}. */
+export interface HaproxyProcess extends AsyncDisposable {
+  readonly child: Child;
+  /** Reads the stats page: one row per server of `backend`. */
+  servers(backend?: string): Promise<HaproxyServer[]>;
+}
+
+/** One server line of HAProxy's CSV stats. */
+export interface HaproxyServer {
+  readonly name: string;
+  /** "UP", "DOWN", "DRAIN", "UP 1/2"... */
+  readonly status: string;
+  readonly weight: number;
+  /** Current sessions (connections) on the server. */
+  readonly sessions: number;
+}
+
+/**
+ * Starts Debian's haproxy in the foreground on `config` (written to a
+ * temporary file) and waits until its stats frontend on `statsPort` answers.
+ */
+export async function startHaproxy(
+  config: string,
+  statsPort: number,
+): Promise<HaproxyProcess> {
+  const file = await Deno.makeTempFile({ suffix: ".cfg" });
+  await Deno.writeTextFile(file, config);
+  const child = new Child("haproxy", ["-db", "-f", file]);
+  const servers = async (backend = "ws_time") => {
+    const response = await fetch(`http://127.0.0.1:${statsPort}/stats;csv`);
+    const [header = "", ...rows] = (await response.text()).split("\n");
+    const columns = header.replace(/^# /, "").split(",");
+    const col = (name: string) => columns.indexOf(name);
+    return rows.map((row) => row.split(",")).filter((cells) =>
+      cells[0] === backend && !["FRONTEND", "BACKEND"].includes(cells[1]!)
+    ).map((cells) => ({
+      name: cells[col("svname")]!,
+      status: cells[col("status")]!,
+      weight: Number(cells[col("weight")]),
+      sessions: Number(cells[col("scur")]),
+    }));
+  };
+  const stop = async () => {
+    child.kill("SIGTERM");
+    await child.finished();
+    await Deno.remove(file);
+  };
+  try {
+    await waitFor(
+      () => servers().then(() => true, () => false),
+      10_000,
+      "haproxy stats",
+    );
+  } catch (error) {
+    await stop();
+    throw new Error(`${error}\n${child.lines.join("\n")}`);
+  }
+  return { child, servers, [Symbol.asyncDispose]: stop };
+}

@@ -1,0 +1,76 @@
+/**
+ * The app built in this process, exactly as production builds it
+ * ({@link buildApp}), on the memory store; and a loopback server for a
+ * handler, for tests that need real sockets but no separate process.
+ *
+ * @module
+ */
+
+import { type App, type AppOptions, buildApp } from "../../server/app.ts";
+import { systemClock } from "../../server/clock.ts";
+import { parseConfig } from "../../server/config/parse.ts";
+import type { Config } from "../../server/config/schema.ts";
+import { memoryLogger } from "../../server/logger.ts";
+import { MemoryStore, type SessionStore } from "../../server/sessions/store.ts";
+import { LOOPBACK_CLIENT_LIMITS } from "./server_process.ts";
+
+/** An app built in-process on the memory store, closed on dispose. */
+export interface TestApp extends AsyncDisposable {
+  readonly app: App;
+  readonly config: Config;
+  readonly store: SessionStore;
+  readonly logger: ReturnType<typeof memoryLogger>;
+}
+
+/**
+ * Builds the app as production does, on a memory store, with `flags`
+ * applied after {@link LOOPBACK_CLIENT_LIMITS} (every test client shares
+ * 127.0.0.1; a test of those limits sets its own).
+ */
+export function testApp(
+  flags: string[] = [],
+  deps: Partial<AppOptions> = {},
+): TestApp {
+  const parsed = parseConfig(
+    ["--name", "test-app", ...LOOPBACK_CLIENT_LIMITS, ...flags],
+    {},
+  );
+  if (parsed.help) throw new Error("unexpected --help");
+  const config = parsed.config;
+  const clock = deps.clock ?? systemClock;
+  const store = deps.store ?? new MemoryStore(clock, config.sessionTtlMs);
+  const logger = memoryLogger();
+  const app = buildApp({ config, store, clock, logger, ...deps });
+  return {
+    app,
+    config,
+    store,
+    logger,
+    async [Symbol.asyncDispose]() {
+      app.close();
+      await store.close();
+    },
+  };
+}
+
+/** Serves `handler` on a free loopback port; aborts and awaits on dispose. */
+export function serve(
+  handler: Deno.ServeHandler,
+): { port: number; url: string } & AsyncDisposable {
+  const controller = new AbortController();
+  const server = Deno.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    signal: controller.signal,
+    onListen() {},
+  }, handler);
+  const port = server.addr.port;
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    async [Symbol.asyncDispose]() {
+      controller.abort();
+      await server.finished;
+    },
+  };
+}
