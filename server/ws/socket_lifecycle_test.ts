@@ -1,0 +1,190 @@
+import assert from "node:assert/strict";
+import { ManualClock } from "../clock.ts";
+import { memoryLogger } from "../logger.ts";
+import { Metrics } from "../metrics.ts";
+import type { Connection } from "./connections.ts";
+import {
+  createSocketLifecycle,
+  type ServedSession,
+} from "./socket_lifecycle.ts";
+
+/** Enough of a WebSocket for the lifecycle: events, send, close. */
+class FakeSocket extends EventTarget {
+  readyState = 0;
+  bufferedAmount = 0;
+  readonly sent: string[] = [];
+  closed: { code: number; reason: string } | undefined;
+
+  send(text: string): void {
+    this.sent.push(text);
+  }
+
+  close(code: number, reason: string): void {
+    this.closed ??= { code, reason };
+    this.readyState = 3;
+  }
+
+  open(): void {
+    this.readyState = 1;
+    this.dispatchEvent(new Event("open"));
+  }
+
+  hangUp(code = 1006): void {
+    this.readyState = 3;
+    this.dispatchEvent(new CloseEvent("close", { code }));
+  }
+
+  /** The code it was closed with, if any. */
+  closeCode(): number | undefined {
+    return this.closed?.code;
+  }
+
+  get json(): Array<Record<string, unknown>> {
+    return this.sent.map((text) => JSON.parse(text));
+  }
+}
+
+function setup() {
+  const clock = new ManualClock(1_000_000);
+  const metrics = new Metrics();
+  for (const name of ["slow_readers_closed", "takeovers", "disconnects"]) {
+    metrics.counter(`wstime_${name}_total`, name);
+  }
+  const ended: Array<[string, boolean]> = [];
+  const lifecycle = createSocketLifecycle({
+    name: "unit",
+    clock,
+    maxBufferedBytes: 1000,
+    maxMessageBytes: 16,
+    maxMessagesPerSecond: 2,
+    tokenEverySeconds: 3,
+    refreshToken: (conn) => `fresh-${conn.sessionId}`,
+    sessionLabel: (id) => id,
+    metrics,
+    logger: memoryLogger(),
+    onEnded: (conn, held) => ended.push([conn.sessionId, held]),
+  });
+  const accept = (
+    id: string,
+    options: { json?: boolean; start?: number } = {},
+  ): [FakeSocket, Connection] => {
+    const socket = new FakeSocket();
+    const session: ServedSession = {
+      id,
+      start: options.start ?? clock.now(),
+      token: `token-${id}`,
+      resumed: false,
+    };
+    const conn = lifecycle.accept(socket as unknown as WebSocket, session, {
+      json: options.json ?? true,
+      address: "192.0.2.1",
+      label: "",
+    });
+    return [socket, conn];
+  };
+  return { clock, metrics, ended, lifecycle, accept };
+}
+
+Deno.test("createSocketLifecycle() welcomes on open, then ticks each second with a token every third", () => {
+  const { clock, lifecycle, accept } = setup();
+  const [socket] = accept("s1", { start: clock.now() - 2_000 });
+  socket.open();
+  clock.advance(2_000);
+  assert.deepEqual(socket.json, [
+    {
+      type: "welcome",
+      server: "unit",
+      session: "token-s1",
+      resumed: false,
+      seconds: 2,
+    },
+    { type: "tick", server: "unit", seconds: 3, session: "fresh-s1" },
+    { type: "tick", server: "unit", seconds: 4 },
+  ]);
+  assert.equal(lifecycle.traffic().ticks, 2);
+  lifecycle.stop();
+  assert.deepEqual(socket.closed, {
+    code: 1001,
+    reason: "server shutting down",
+  });
+});
+
+Deno.test("createSocketLifecycle() sends text clients the original lines", () => {
+  const { clock, lifecycle, accept } = setup();
+  const [socket] = accept("t1", { json: false });
+  socket.open();
+  clock.advance(2_000);
+  assert.deepEqual(socket.sent, [
+    "unit: you have been connected for 1 second",
+    "unit: you have been connected for 2 seconds",
+  ]);
+  lifecycle.stop();
+});
+
+Deno.test("createSocketLifecycle() closes the older local connection of a resumed session with 4001", () => {
+  const { metrics, ended, lifecycle, accept } = setup();
+  const [older] = accept("same");
+  older.open();
+  const [newer] = accept("same");
+  newer.open();
+  assert.deepEqual(older.closed, {
+    code: 4001,
+    reason: "session resumed elsewhere",
+  });
+  assert.equal(metrics.value("wstime_takeovers_total", { where: "local" }), 1);
+  older.hangUp(4001);
+  assert.deepEqual(ended, [["same", false]], "the older no longer held it");
+  assert.equal(lifecycle.connections.bySession("same")?.socket, newer);
+  newer.hangUp(1000);
+  assert.deepEqual(ended.at(-1), ["same", true]);
+  assert.equal(lifecycle.connections.size, 0);
+  lifecycle.stop();
+});
+
+Deno.test("createSocketLifecycle().evict() ends a session taken over on another instance", () => {
+  const { metrics, ended, lifecycle, accept } = setup();
+  const [socket] = accept("moved");
+  socket.open();
+  lifecycle.evict("moved");
+  lifecycle.evict("unknown");
+  assert.equal(socket.closed?.code, 4001);
+  assert.deepEqual(ended, [["moved", false]]);
+  assert.equal(metrics.value("wstime_takeovers_total", { where: "remote" }), 1);
+  socket.hangUp(4001);
+  assert.equal(ended.length, 1, "ended once, not again on the close event");
+  lifecycle.stop();
+});
+
+Deno.test("createSocketLifecycle() closes for binary, oversized and flooding messages on the next turn", () => {
+  const { clock, lifecycle, accept } = setup();
+  const cases: Array<[unknown[], number]> = [
+    [[new ArrayBuffer(2)], 1003],
+    [["x".repeat(17)], 1009],
+    [["a", "b", "c"], 1008],
+  ];
+  for (const [messages, code] of cases) {
+    const [socket] = accept(`m${code}`);
+    socket.open();
+    for (const data of messages) {
+      socket.dispatchEvent(new MessageEvent("message", { data }));
+    }
+    assert.equal(socket.closeCode(), undefined, "not inside the handler");
+    clock.advance(0);
+    assert.equal(socket.closeCode(), code);
+  }
+  lifecycle.stop();
+});
+
+Deno.test("createSocketLifecycle() closes a client that stopped reading with 1008", () => {
+  const { clock, metrics, lifecycle, accept } = setup();
+  const [socket] = accept("slow");
+  socket.open();
+  socket.bufferedAmount = 1001;
+  clock.advance(1_000);
+  assert.deepEqual(socket.closed, {
+    code: 1008,
+    reason: "client is not reading",
+  });
+  assert.equal(metrics.value("wstime_slow_readers_closed_total"), 1);
+  lifecycle.stop();
+});
