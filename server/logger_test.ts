@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { consoleLogger, formatFields } from "./logger.ts";
 
-Deno.test("a function field is computed only for a line that is printed", () => {
+Deno.test("consoleLogger(): a function field is computed only for a line that is printed", () => {
   let calls = 0;
   const costly = () => {
     calls++;

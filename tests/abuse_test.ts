@@ -47,7 +47,7 @@ function tickGaps(socket: RecordingSocket): number[] {
   return ticks.slice(1).map((t, i) => t - ticks[i]!);
 }
 
-Deno.test("abusive messages close with 1009, 1008 and 1003 while a good client keeps ticking; a silent peer is dropped", async (t) => {
+Deno.test("WebSocket limits: abusive messages close with 1009, 1008 and 1003 while a good client keeps ticking; a silent peer is dropped", async (t) => {
   await using server = await startServer({
     args: ["--idle-timeout", "1", "--log-level", "debug"],
   });
@@ -131,7 +131,7 @@ function sessionIdOf(token: string): string {
   );
 }
 
-Deno.test("forged tokens never resume and no token reaches the logs or metrics", async () => {
+Deno.test("session tokens: forged ones never resume and no token reaches the logs or metrics", async () => {
   await using server = await startServer({ args: ["--log-level", "debug"] });
   const first = await client(server.ws + "?id=first");
   const token = String(first.json[0]!.session);
@@ -165,7 +165,7 @@ Deno.test("forged tokens never resume and no token reaches the logs or metrics",
   );
 });
 
-Deno.test("over the wire, the page's own origin upgrades and foreign ones get 403 with the reason", async () => {
+Deno.test("Origin check over the wire: the page's own origin upgrades and foreign ones get 403 with the reason", async () => {
   await using server = await startServer();
   const verdict = async (origin: string) => {
     const response = await rawRequest(
@@ -194,7 +194,7 @@ Deno.test("over the wire, the page's own origin upgrades and foreign ones get 40
   assert.equal(await verdict("null"), "403 Origin null is not allowed");
 });
 
-Deno.test("per-address limits refuse with 429 and Retry-After; other addresses and proxied clients are unaffected", async () => {
+Deno.test("--max-per-address, --rate-per-address: 429 with Retry-After; other addresses and proxied clients are unaffected", async () => {
   await using server = await startServer({
     args: [
       "--max-per-address",

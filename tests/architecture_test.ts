@@ -13,7 +13,7 @@ Deno.test("main.ts's import graph has no cycle and every import points down the 
   assert.deepEqual(violations(graph), []);
 });
 
-Deno.test("ws/ and sessions/ never import each other", async () => {
+Deno.test("server/ws/ and server/sessions/ never import each other", async () => {
   const graph = await moduleGraph("main.ts");
   const crossing = [...graph].flatMap(([from, targets]) =>
     targets.filter((to) =>

@@ -56,7 +56,7 @@ async function serveAndCheck(command: string, args: string[], cwd: string) {
   assert.equal(await redisCall(redis.url, "DBSIZE"), 1);
 }
 
-Deno.test("the bundle runs alone from an empty directory and serves client and WebSockets", async () => {
+Deno.test("deno task bundle: the bundle runs alone from an empty directory and serves client and WebSockets", async () => {
   const work = await Deno.makeTempDir({ prefix: "ws-time-bundle-" });
   const empty = await Deno.makeTempDir({ prefix: "ws-time-empty-" });
   try {
@@ -114,8 +114,8 @@ const denort = Deno.env.get("DENORT_BIN") ?? "";
 
 Deno.test({
   name: denort === ""
-    ? "the compiled binary serves client and WebSockets (skipped: DENORT_BIN is not set; deno compile must download denort, unreachable here)"
-    : "the compiled binary serves client and WebSockets",
+    ? "deno task compile: the binary serves client and WebSockets (skipped: DENORT_BIN is not set; deno compile must download denort, unreachable here)"
+    : "deno task compile: the binary serves client and WebSockets",
   ignore: denort === "",
   async fn() {
     const work = await Deno.makeTempDir({ prefix: "ws-time-compile-" });

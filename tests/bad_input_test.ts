@@ -108,7 +108,7 @@ function assertNothingOutside(
   }
 }
 
-Deno.test(`${HANDLER_CASES} generated malformed upgrades through the handler: 0 upgrades, exact statuses`, async () => {
+Deno.test(`buildApp().handler: ${HANDLER_CASES} generated malformed upgrades, 0 upgrades, exact statuses`, async () => {
   await using t = testApp(["--rate-per-address", "1e6"]);
   const app = t.app;
   const info = {
@@ -127,7 +127,7 @@ Deno.test(`${HANDLER_CASES} generated malformed upgrades through the handler: 0 
   report(`${cases.length} requests: ${tally(statuses)}, 0 upgrades`);
 });
 
-Deno.test(`${traversalVectors().length} traversal vectors through the handler serve nothing outside static/`, async () => {
+Deno.test(`buildApp().handler: ${traversalVectors().length} traversal vectors serve nothing outside static/`, async () => {
   await using t = testApp();
   const app = t.app;
   const statuses: number[] = [];
@@ -194,7 +194,7 @@ async function openFds(pid: number): Promise<number> {
   return new TextDecoder().decode(stdout).split("\n").filter(Boolean).length;
 }
 
-Deno.test(`${WIRE_CASES} malformed upgrades, ${WIRE_GARBAGE} broken requests, the traversal vectors and ${DROPPED_UPGRADES} dropped upgrades over raw TCP to a server process`, async (t) => {
+Deno.test(`main.ts over raw TCP: ${WIRE_CASES} malformed upgrades, ${WIRE_GARBAGE} broken requests, the traversal vectors and ${DROPPED_UPGRADES} dropped upgrades`, async (t) => {
   await using server = await startServer();
   const pid = server.child.process.pid;
   const options = { port: server.port };
@@ -204,7 +204,7 @@ Deno.test(`${WIRE_CASES} malformed upgrades, ${WIRE_GARBAGE} broken requests, th
   assert.ok(baseline > 0);
 
   await t.step(
-    `${WIRE_CASES} malformed upgrades: exact statuses, 0 upgrades`,
+    `main.ts over raw TCP: ${WIRE_CASES} malformed upgrades: exact statuses, 0 upgrades`,
     async () => {
       const cases = malformedUpgrades(
         777,

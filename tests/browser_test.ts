@@ -55,7 +55,7 @@ async function openConnections(http: string): Promise<number> {
   return Number(/^wstime_connections (\d+)$/m.exec(metrics)?.[1]);
 }
 
-Deno.test("the page connects, counts and names its server, with no console errors", async () => {
+Deno.test("GET / (the page) connects, counts and names its server, with no console errors", async () => {
   await Deno.mkdir(OUTPUT, { recursive: true });
   await using server = await startServer();
   // A name, not 127.0.0.1: the page must work in an insecure context too,
@@ -93,7 +93,7 @@ Deno.test("the page connects, counts and names its server, with no console error
   assert.deepEqual(problems, []);
 });
 
-Deno.test("the page explains invalid addresses instead of connecting", async () => {
+Deno.test("GET / (the page) explains invalid addresses instead of connecting", async () => {
   await Deno.mkdir(OUTPUT, { recursive: true });
   await using server = await startServer();
   await using browser = await startBrowser();
@@ -125,7 +125,7 @@ Deno.test("the page explains invalid addresses instead of connecting", async () 
   assert.deepEqual(problems, []);
 });
 
-Deno.test("the page shows its retries across a restart on the same port and keeps counting", async () => {
+Deno.test("GET / (the page) shows its retries across a restart on the same port and keeps counting", async () => {
   await Deno.mkdir(OUTPUT, { recursive: true });
   const env = { SESSION_SECRET: "browser-failover-test-secret" };
   await using first = await startServer({ env, name: "first" });

@@ -129,7 +129,7 @@ Deno.test("randomName() makes readable adjective-animal names", () => {
   assert.ok(names.size > 10, "names should vary");
 });
 
-Deno.test("the start and compile tasks allow exactly the documented variables", async () => {
+Deno.test("deno task start and compile allow exactly the documented variables", async () => {
   const config = JSON.parse(
     await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
   );

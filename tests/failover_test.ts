@@ -23,7 +23,7 @@ function startOf(token: unknown): number {
   return claims.start;
 }
 
-Deno.test("two instances sharing Redis resume each other's sessions; the older connection gets 4001", async () => {
+Deno.test("RedisStore across instances: two sharing Redis resume each other's sessions; the older connection gets 4001", async () => {
   await using pair = await startSharedPair(SECRET);
   const { a, b } = pair;
 
@@ -71,7 +71,7 @@ Deno.test("two instances sharing Redis resume each other's sessions; the older c
   );
 });
 
-Deno.test("a client whose instance is SIGKILLed resumes on the other with its count", async () => {
+Deno.test("RedisStore across instances: a client whose instance is SIGKILLed resumes on the other with its count", async () => {
   await using pair = await startSharedPair(SECRET);
   const { a, b } = pair;
 

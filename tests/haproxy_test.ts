@@ -166,7 +166,7 @@ Deno.test("haproxy -c accepts deploy/haproxy.cfg and its loopback rendering", as
   }
 });
 
-Deno.test("300 clients through HAProxy: after SIGKILL of an instance its clients resume on survivors within 5 s with their counts", async () => {
+Deno.test("deploy/haproxy.cfg: after SIGKILL of an instance its clients resume on survivors within 5 s with their counts", async () => {
   await using cluster = await startCluster();
   await using group = await tickingClients(cluster.url, 300);
   const { clients } = group;
@@ -222,7 +222,7 @@ Deno.test("300 clients through HAProxy: after SIGKILL of an instance its clients
   assert.equal(fromStore, orphans.length);
 });
 
-Deno.test("an instance over its threshold gets no new connections through HAProxy, keeps its own, and its agent weight follows load", async () => {
+Deno.test("deploy/haproxy.cfg: an instance over its threshold gets no new connections, keeps its own, and its agent weight follows the load", async () => {
   await using cluster = await startCluster(["--max-connections", "20"]);
   const [busy, ...rest] = cluster.servers;
   const weightOf = async (name: string) =>
@@ -284,7 +284,7 @@ Deno.test("an instance over its threshold gets no new connections through HAProx
   }
 });
 
-Deno.test("SIGTERM drains: health and agent turn at once, closes wait for the delay, spread over the period, and every client resumes elsewhere", async () => {
+Deno.test("main.ts on SIGTERM through HAProxy: health and agent turn at once, closes wait for the delay, spread over the period, and every client resumes elsewhere", async () => {
   await using cluster = await startCluster([
     "--drain-delay",
     "2s",

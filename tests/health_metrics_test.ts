@@ -50,7 +50,7 @@ Deno.test("/healthcheck turns 503 with a reason past the connection threshold", 
   assert.equal(json.store.kind, "memory");
 });
 
-Deno.test("at the hard cap new upgrades get 503 with Retry-After and existing stay", async () => {
+Deno.test("--max-connections: at the hard cap new upgrades get 503 with Retry-After and existing stay", async () => {
   await using t = testApp(["--max-connections", "1"]);
   await using server = serve(t.app.handler);
   const ws = server.url.replace("http", "ws") + "/";

@@ -13,7 +13,7 @@ function run(args: string[], env: Record<string, string> = {}): Child {
   ], { env });
 }
 
-Deno.test("startup prints one line with the URL, the name and the store", async () => {
+Deno.test("main.ts: startup prints one line with the URL, the name and the store", async () => {
   await using server = await startServer();
   const [line] = server.child.lines.filter((l) => /listening on/.test(l));
   assert.match(
@@ -26,7 +26,7 @@ Deno.test("startup prints one line with the URL, the name and the store", async 
   assert.match(await page.text(), /ws-time/);
 });
 
-Deno.test("an invalid flag stops startup with one line naming it", async () => {
+Deno.test("main.ts: an invalid flag stops startup with one line naming it", async () => {
   await using child = run(["--port", "eighty"]);
   const status = await child.finished();
   assert.equal(status.code, 2);
@@ -35,7 +35,7 @@ Deno.test("an invalid flag stops startup with one line naming it", async () => {
   ]);
 });
 
-Deno.test("an invalid environment variable names the variable and its flag", async () => {
+Deno.test("main.ts: an invalid environment variable names the variable and its flag", async () => {
   await using child = run([], { MAX_CONNECTIONS: "lots" });
   assert.equal((await child.finished()).code, 2);
   assert.match(
@@ -44,7 +44,7 @@ Deno.test("an invalid environment variable names the variable and its flag", asy
   );
 });
 
-Deno.test("--help lists the options and exits 0", async () => {
+Deno.test("main.ts --help lists the options and exits 0", async () => {
   await using child = run(["--help"]);
   assert.equal((await child.finished()).code, 0);
   const text = child.lines.join("\n");
@@ -53,7 +53,7 @@ Deno.test("--help lists the options and exits 0", async () => {
 });
 
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
-  Deno.test(`${signal} closes every connection with 1001 and exits 0`, async () => {
+  Deno.test(`main.ts on ${signal} closes every connection with 1001 and exits 0`, async () => {
     await using server = await startServer({
       args: ["--drain-delay", "0", "--drain-period", "0"],
     });

@@ -9,7 +9,7 @@ const UPGRADE = {
   "sec-websocket-version": "13",
 };
 
-Deno.test("at the cap refused clients get spread-out Retry-After values, /healthcheck still answers, and a freed slot is reused", async () => {
+Deno.test("--max-connections: refused clients get spread-out Retry-After values, /healthcheck still answers, and a freed slot is reused", async () => {
   await using t = testApp(["--max-connections", "2"]);
   await using server = serve(t.app.handler);
   const ws = server.url.replace("http", "ws") + "/";

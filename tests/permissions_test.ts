@@ -20,23 +20,23 @@ const tasks: Record<string, string> = JSON.parse(
   Deno.readTextFileSync(`${ROOT}deno.json`),
 ).tasks;
 
-Deno.test("no task runs with -A or --allow-all", () => {
+Deno.test("deno.json: no task runs with -A or --allow-all", () => {
   for (const [name, command] of Object.entries(tasks)) {
     assert.doesNotMatch(command, /(^|\s)(-A|--allow-all)(\s|$)/, name);
   }
 });
 
-Deno.test("the compiled binary gets exactly the start task's permissions", () => {
+Deno.test("deno task compile gets exactly the start task's permissions", () => {
   assert.deepEqual(taskPermissions("compile"), taskPermissions("start"));
 });
 
-Deno.test("the server may read only the environment variables it declares", () => {
+Deno.test("deno task start may read only the environment variables the server declares", () => {
   const flag = SERVER_PERMISSIONS.find((f) => f.startsWith("--allow-env"));
   const names = flag?.split("=")[1]?.split(",") ?? [];
   assert.deepEqual(names.sort(), OPTIONS.map((o) => o.env).sort());
 });
 
-Deno.test("the server may read only /proc and the TLS directory, and write nothing", () => {
+Deno.test("deno task start may read only /proc and the TLS directory, and write nothing", () => {
   assert.ok(SERVER_PERMISSIONS.includes("--allow-read=/proc,/etc/ws-time"));
   for (const flag of SERVER_PERMISSIONS) {
     assert.doesNotMatch(flag, /^--allow-(write|run|ffi|import)/, flag);

@@ -42,7 +42,7 @@ async function waitForStore(http: string, state: string): Promise<void> {
   );
 }
 
-Deno.test("Redis killed under 100 clients: none dropped, ticks go on, new sessions start and resume after it returns", async () => {
+Deno.test("RedisStore, Redis killed under 100 clients: none dropped, ticks go on, new sessions start and resume after it returns", async () => {
   const redis = await startRedis();
   const port = redis.port;
   const env = { REDIS_URL: redis.url, SESSION_SECRET: SECRET };
@@ -128,7 +128,7 @@ Deno.test("Redis killed under 100 clients: none dropped, ticks go on, new sessio
   }
 });
 
-Deno.test("Redis flushed: valid tokens resume with their start on any instance; forged or altered ones never do", async () => {
+Deno.test("RedisStore, Redis flushed: valid tokens resume with their start on any instance; forged or altered ones never do", async () => {
   await using pair = await startSharedPair(SECRET);
   const { redis, a, b } = pair;
   await using original = new RecordingSocket(a.ws, PROTOCOL);
@@ -171,7 +171,7 @@ Deno.test("Redis flushed: valid tokens resume with their start on any instance; 
   assert.equal(resumed.closeEvent, undefined, "a forged token took over");
 });
 
-Deno.test("Redis down at startup: the server starts, serves, stays healthy, and writes sessions once Redis comes", async () => {
+Deno.test("RedisStore, Redis down at startup: the server starts, serves, stays healthy, and writes sessions once Redis comes", async () => {
   const port = freePort();
   await using server = await startServer({
     env: { REDIS_URL: `redis://127.0.0.1:${port}`, SESSION_SECRET: SECRET },

@@ -60,7 +60,7 @@ function setup() {
   return { clock, config, store, app, logger, upgrade, resumed };
 }
 
-Deno.test("a genuine token resumes from the store: the spy sees the lookup", async () => {
+Deno.test("buildApp() resume: a genuine token resumes from the store, the spy sees the lookup", async () => {
   const { clock, store, app, upgrade, resumed } = setup();
   const { token, id } = app.tokens.issue(clock.now(), clock.now());
   await store.create(id, { start: clock.now() });
@@ -71,7 +71,7 @@ Deno.test("a genuine token resumes from the store: the spy sees the lookup", asy
   await store.close();
 });
 
-Deno.test("forged, truncated, altered and oversized tokens never resume and never reach the store", async () => {
+Deno.test("buildApp() resume: forged, truncated, altered and oversized tokens never resume and never reach the store", async () => {
   const { clock, store, app, upgrade, resumed } = setup();
   const { token, id } = app.tokens.issue(clock.now() - 5000, clock.now());
   await store.create(id, { start: clock.now() - 5000 });
@@ -123,7 +123,7 @@ Deno.test("forged, truncated, altered and oversized tokens never resume and neve
   await store.close();
 });
 
-Deno.test("a token older than twice the grace period is refused before any store call", async () => {
+Deno.test("buildApp() resume: a token older than twice the grace period is refused before any store call", async () => {
   const { clock, config, store, app, upgrade, resumed } = setup();
   const { token, id } = app.tokens.issue(clock.now(), clock.now());
   await store.create(id, { start: clock.now() });
@@ -142,7 +142,7 @@ Deno.test("a token older than twice the grace period is refused before any store
   await store.close();
 });
 
-Deno.test("a client returning late in the grace period with its last token still resumes", async () => {
+Deno.test("buildApp() resume: a client returning late in the grace period with its last token still resumes", async () => {
   const { clock, config, store, app, upgrade, resumed } = setup();
   // Its newest token came with a tick half a grace period before it left.
   const { token, id } = app.tokens.issue(clock.now(), clock.now());

@@ -6,7 +6,7 @@ import { RecordingSocket } from "./helpers/recording_socket.ts";
 import { startServer } from "./helpers/server_process.ts";
 import { sleep } from "./helpers/timing.ts";
 
-Deno.test("SIGINT closes every connection at once with a drain hint and exits 0", async () => {
+Deno.test("main.ts on SIGINT closes every connection at once with a drain hint and exits 0", async () => {
   await using server = await startServer({ args: ["--drain-delay", "1m"] });
   await using json = new RecordingSocket(server.ws, "ws-time.v1");
   await using text = new RecordingSocket(server.ws);
@@ -23,7 +23,7 @@ Deno.test("SIGINT closes every connection at once with a drain hint and exits 0"
   assert.equal((await server.child.finished()).code, 0);
 });
 
-Deno.test("a second SIGTERM during the drain delay exits at once", async () => {
+Deno.test("main.ts on a second SIGTERM during the drain delay exits at once", async () => {
   await using server = await startServer({ args: ["--drain-delay", "1m"] });
   await using client = new RecordingSocket(server.ws, "ws-time.v1");
   await client.waitForMessages(1);
@@ -39,7 +39,7 @@ Deno.test("a second SIGTERM during the drain delay exits at once", async () => {
   await client.closed;
 });
 
-Deno.test("Ctrl-C on `deno task start` (the whole process group) stops gracefully once", async () => {
+Deno.test("deno task start on Ctrl-C (the whole process group) stops gracefully once", async () => {
   const port = freePort();
   // setsid gives the task its own process group, as a terminal would.
   await using task = new Child("setsid", [

@@ -4,7 +4,7 @@ import { serve, testApp } from "./helpers/in_process.ts";
 import { RecordingSocket } from "./helpers/recording_socket.ts";
 import { sleep, waitFor } from "./helpers/timing.ts";
 
-Deno.test("a client that stops reading is closed once its queue passes --max-buffered-bytes; others keep ticking", async () => {
+Deno.test("--max-buffered-bytes: a client that stops reading is closed once its queue passes it; others keep ticking", async () => {
   await using t = testApp(["--max-buffered-bytes", "4096"]);
   await using server = serve(t.app.handler);
   await using good = new RecordingSocket(

@@ -24,7 +24,7 @@ Deno.test("GET / serves the client page with type, ETag and security headers", a
   assert.match(await response.text(), /<title>ws-time<\/title>/);
 });
 
-Deno.test("static assets carry their content types", async () => {
+Deno.test("GET /<asset>: static assets carry their content types", async () => {
   await using t = testApp();
   const types: Record<string, string> = {
     "/index.html": "text/html",
@@ -41,7 +41,7 @@ Deno.test("static assets carry their content types", async () => {
   }
 });
 
-Deno.test("If-None-Match with the current ETag answers 304 without a body", async () => {
+Deno.test("GET / with If-None-Match of the current ETag answers 304 without a body", async () => {
   await using t = testApp();
   const first = await t.app.handler(req("/app.js"));
   const etag = first.headers.get("etag")!;
@@ -58,7 +58,7 @@ Deno.test("If-None-Match with the current ETag answers 304 without a body", asyn
   await stale.body?.cancel();
 });
 
-Deno.test("HEAD answers headers and length without a body", async () => {
+Deno.test("HEAD / answers headers and length without a body", async () => {
   await using t = testApp();
   const get = await t.app.handler(req("/style.css"));
   const body = new Uint8Array(await get.arrayBuffer());
@@ -68,7 +68,7 @@ Deno.test("HEAD answers headers and length without a body", async () => {
   assert.equal(head.headers.get("content-length"), String(body.length));
 });
 
-Deno.test("assets are compressed with br or gzip when the client accepts it", async () => {
+Deno.test("GET /<asset> is compressed with br or gzip when the client accepts it", async () => {
   await using t = testApp();
   const plain = await (await t.app.handler(req("/index.html"))).text();
   const br = await t.app.handler(
@@ -87,7 +87,7 @@ Deno.test("assets are compressed with br or gzip when the client accepts it", as
   assert.notEqual(br.headers.get("etag"), gz.headers.get("etag"));
 });
 
-Deno.test("unknown paths are 404 and other methods 405", async () => {
+Deno.test("GET /<unknown> is 404 and other methods 405", async () => {
   await using t = testApp();
   for (
     const path of ["/nope", "/deno.json", "/static/index.html", "/main.ts"]
@@ -119,7 +119,7 @@ const TRAVERSALS = [
   "/%c0%ae%c0%ae/deno.json",
 ];
 
-Deno.test("traversal vectors never reach outside the asset table (handler)", async () => {
+Deno.test("createStaticHandler(): traversal vectors never reach outside the asset table (handler)", async () => {
   await using t = testApp();
   for (const path of TRAVERSALS) {
     const response = await t.app.handler(req(path));
@@ -132,7 +132,7 @@ Deno.test("traversal vectors never reach outside the asset table (handler)", asy
   }
 });
 
-Deno.test("traversal vectors never reach outside the asset table (raw TCP)", async () => {
+Deno.test("createStaticHandler(): traversal vectors never reach outside the asset table (raw TCP)", async () => {
   await using t = testApp();
   await using server = serve(t.app.handler);
   for (

@@ -17,7 +17,7 @@ async function exchange(
   };
 }
 
-Deno.test("a valid handshake on / switches protocols and selects ws-time.v1", async () => {
+Deno.test("upgrade on /: a valid handshake switches protocols and selects ws-time.v1", async () => {
   await using t = testApp();
   await using server = serve(t.app.handler);
   const response = await exchange(
@@ -34,7 +34,7 @@ Deno.test("a valid handshake on / switches protocols and selects ws-time.v1", as
   );
 });
 
-Deno.test("bad handshakes get the right status and a reason", async () => {
+Deno.test("upgrade on /: bad handshakes get the right status and a reason", async () => {
   await using t = testApp();
   await using server = serve(t.app.handler);
   const port = server.port;
@@ -84,7 +84,7 @@ Deno.test("bad handshakes get the right status and a reason", async () => {
   );
 });
 
-Deno.test("two clients at once get their own sessions and counts", async () => {
+Deno.test("upgrade on /: two clients at once get their own sessions and counts", async () => {
   await using t = testApp();
   await using server = serve(t.app.handler);
   const ws = server.url.replace("http", "ws");
@@ -106,7 +106,7 @@ Deno.test("two clients at once get their own sessions and counts", async () => {
   assert.ok((a.json.at(-1)!.seconds as number) >= 2, "a started earlier");
 });
 
-Deno.test("a resumed session continues its count instead of restarting", async () => {
+Deno.test("upgrade on /?session=: a resumed session continues its count instead of restarting", async () => {
   await using t = testApp();
   await using server = serve(t.app.handler);
   const ws = server.url.replace("http", "ws");
@@ -129,7 +129,7 @@ Deno.test("a resumed session continues its count instead of restarting", async (
   assert.notEqual(welcome.session, token, "a fresh token is issued");
 });
 
-Deno.test("unknown, malformed and foreign tokens start a new session quietly", async () => {
+Deno.test("upgrade on /?session=: unknown, malformed and foreign tokens start a new session quietly", async () => {
   await using t = testApp();
   await using other = testApp(); // another secret: its tokens are foreign here
   await using server = serve(t.app.handler);
@@ -161,7 +161,7 @@ Deno.test("unknown, malformed and foreign tokens start a new session quietly", a
   }
 });
 
-Deno.test("the id label never resumes a session", async () => {
+Deno.test("upgrade on /?id=: the label never resumes a session", async () => {
   await using t = testApp();
   await using server = serve(t.app.handler);
   const ws = server.url.replace("http", "ws");
@@ -175,7 +175,7 @@ Deno.test("the id label never resumes a session", async () => {
   assert.equal(JSON.parse(welcome!).seconds, 0);
 });
 
-Deno.test("a second connection with the same token takes the session over (4001)", async () => {
+Deno.test("upgrade on /?session=: a second connection with the same token takes the session over (4001)", async () => {
   await using t = testApp();
   await using server = serve(t.app.handler);
   const ws = server.url.replace("http", "ws");
@@ -195,7 +195,7 @@ Deno.test("a second connection with the same token takes the session over (4001)
   assert.equal(t.app.connections.size, 1);
 });
 
-Deno.test("text clients get the original lines, '1 second' singular", async () => {
+Deno.test("upgrade on / without subprotocol: text clients get the original lines, '1 second' singular", async () => {
   await using t = testApp();
   await using server = serve(t.app.handler);
   await using socket = new RecordingSocket(
@@ -231,7 +231,7 @@ async function assertCadence(
   );
 }
 
-Deno.test("ticks arrive about 1 s apart with no drift over 5 s", async () => {
+Deno.test("ticks: they arrive about 1 s apart with no drift over 5 s", async () => {
   await using t = testApp();
   await using server = serve(t.app.handler);
   const opened = Date.now();

@@ -84,7 +84,7 @@ Deno.test("WsTimeClient waits for the Retry-After of a full server (healthcheckP
   assert.equal(rc.client.state, "retrying");
 });
 
-Deno.test("a plain text client without subprotocol still receives the text lines", async () => {
+Deno.test("upgrade on / without subprotocol: a plain text client still receives the text lines", async () => {
   await using server = await startServer();
   await using socket = new RecordingSocket(server.ws);
   await socket.opened;
