@@ -194,14 +194,8 @@ export async function launchServer(
       String(port),
       "--log-level",
       "warn",
-      // The bench is one client fleet from a few addresses: lift the caps
-      // that protect a real instance from one abusive address.
       "--max-connections",
       String(Math.ceil(n * 1.2) + 100),
-      "--max-per-address",
-      String(n + 100),
-      "--rate-per-address",
-      "1000000",
       ...options.settings.serverArgs,
       ...(options.args ?? []),
     ], { env: { ...options.settings.env }, cwd: ROOT });

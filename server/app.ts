@@ -23,7 +23,11 @@ import type { Config } from "./config/schema.ts";
 import { createHealthEndpoint } from "./health/endpoint.ts";
 import { Drainer } from "./health/drain.ts";
 import { CapacityMonitor, type Probe } from "./health/monitor.ts";
-import { AddressSet, createClientInfo } from "./http/client_address.ts";
+import {
+  AddressSet,
+  type ClientInfo,
+  createClientInfo,
+} from "./http/client_address.ts";
 import { createRouter, type Handler } from "./http/router.ts";
 import { createStaticHandler } from "./http/static.ts";
 import type { Logger } from "./logger.ts";
@@ -32,7 +36,7 @@ import { startRefresher } from "./sessions/refresher.ts";
 import { createSessionResolver } from "./sessions/resolver.ts";
 import type { SessionStore } from "./sessions/store.ts";
 import { logLabel, TokenSigner } from "./sessions/token.ts";
-import { AddressLimits } from "./ws/address_limits.ts";
+import { AddressLimits, limitsEnabled } from "./ws/address_limits.ts";
 import type { Connection, ConnectionSet } from "./ws/connections.ts";
 import { createOriginCheck } from "./ws/origin.ts";
 import { PROTOCOL } from "./ws/protocol.ts";
@@ -84,7 +88,11 @@ export function buildApp(options: AppOptions): App {
   const random = options.random ?? Math.random;
   const tokens = options.tokens ?? new TokenSigner(config.sessionSecret);
   const metrics = new Metrics();
-  const limits = new AddressLimits(config, clock);
+  // Off by default (one address is often many users); when off, nothing is
+  // tracked per address at all.
+  const limits = limitsEnabled(config)
+    ? new AddressLimits(config, clock)
+    : null;
 
   const lifecycle = createSocketLifecycle({
     name: config.name,
@@ -102,7 +110,7 @@ export function buildApp(options: AppOptions): App {
     metrics,
     logger,
     onEnded(conn, heldSession) {
-      limits.release(conn.address);
+      limits?.release(conn.address);
       if (heldSession) store.release(conn.sessionId).catch(() => {});
     },
   });
@@ -145,7 +153,9 @@ export function buildApp(options: AppOptions): App {
     ),
     admissions: [
       createOriginCheck(config),
-      (_request, client) => limits.check(client.address),
+      ...(limits
+        ? [(_: Request, client: ClientInfo) => limits.check(client.address)]
+        : []),
     ],
     random,
   });
@@ -162,7 +172,7 @@ export function buildApp(options: AppOptions): App {
       return verdict.refusal.response;
     }
     const { client, json, label, token } = verdict.admitted;
-    limits.reserve(client.address);
+    limits?.reserve(client.address);
     pending++;
     let session;
     let upgraded;
@@ -173,7 +183,7 @@ export function buildApp(options: AppOptions): App {
         idleTimeout: config.idleTimeoutS,
       });
     } catch (error) {
-      limits.release(client.address);
+      limits?.release(client.address);
       throw error;
     } finally {
       pending--;
@@ -245,6 +255,34 @@ export function buildApp(options: AppOptions): App {
   };
 }
 
+/**
+ * The startup line about per-address limits: whether they are on, and what
+ * a client's address is taken from, so an operator behind a balancer sees
+ * at once whether every user would share one address's limits.
+ */
+export function describeAddressLimits(
+  config: Pick<
+    Config,
+    "maxPerAddress" | "ratePerAddress" | "trustedProxies"
+  >,
+): [string, Record<string, unknown>] {
+  const keyedOn = config.trustedProxies.length === 0
+    ? "the socket peer (no --trusted-proxies)"
+    : `Forwarded/X-Forwarded-For from ${
+      config.trustedProxies.join(",")
+    }, else the socket peer`;
+  if (!limitsEnabled(config)) {
+    return ["per-address limits off", {
+      enable: "--max-per-address N, --rate-per-address N",
+    }];
+  }
+  return ["per-address limits on", {
+    open: config.maxPerAddress > 0 ? config.maxPerAddress : "off",
+    perSecond: config.ratePerAddress > 0 ? config.ratePerAddress : "off",
+    keyedOn,
+  }];
+}
+
 /** Warns once per peer (at most `limit` peers) about ignored forwarding. */
 function warnOnce(logger: Logger, limit: number): (peer: string) => void {
   const seen = new Set<string>();
@@ -252,7 +290,7 @@ function warnOnce(logger: Logger, limit: number): (peer: string) => void {
     if (seen.has(peer) || seen.size >= limit) return;
     seen.add(peer);
     logger.warn(
-      "ignoring X-Forwarded-For/Forwarded from a peer not in --trusted-proxies; behind a load balancer, list it or every client shares its address limits",
+      "ignoring X-Forwarded-For/Forwarded from a peer not in --trusted-proxies; behind a load balancer, list it so logs and per-address limits see the client",
       { peer },
     );
   };

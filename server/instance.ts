@@ -8,7 +8,7 @@
  * @module
  */
 
-import { type App, buildApp } from "./app.ts";
+import { type App, buildApp, describeAddressLimits } from "./app.ts";
 import { systemClock } from "./clock.ts";
 import type { Config } from "./config/schema.ts";
 import { type Agent, startAgent } from "./health/agent.ts";
@@ -132,6 +132,7 @@ export async function startInstance(
     await close();
     throw new StartupError(listenError(error, config));
   }
+  logger.info(...describeAddressLimits(config));
   const port = (servers[0]!.addr as Deno.NetAddr).port;
   return { app, store, port, close };
 }

@@ -109,7 +109,7 @@ function assertNothingOutside(
 }
 
 Deno.test(`buildApp().handler: ${HANDLER_CASES} generated malformed upgrades, 0 upgrades, exact statuses`, async () => {
-  await using t = testApp(["--rate-per-address", "1e6"]);
+  await using t = testApp();
   const app = t.app;
   const info = {
     remoteAddr: { transport: "tcp", hostname: "192.0.2.1", port: 1 },

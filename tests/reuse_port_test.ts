@@ -4,8 +4,6 @@ import { RecordingSocket } from "./helpers/recording_socket.ts";
 import { startServer } from "./helpers/server_process.ts";
 import { waitFor } from "./helpers/timing.ts";
 
-const LIMITS = ["--max-per-address", "1000", "--rate-per-address", "1000"];
-
 Deno.test("--reuse-port: two processes share one port, each with its own cap and health", async () => {
   const port = freePort();
   const start = (name: string) =>
@@ -18,7 +16,6 @@ Deno.test("--reuse-port: two processes share one port, each with its own cap and
         "10",
         "--name",
         name,
-        ...LIMITS,
       ],
     });
   await using _a = await start("proc-a");

@@ -54,9 +54,9 @@ export interface Config {
   readonly requireOrigin: boolean;
   /** Peers whose X-Forwarded-For / Forwarded headers are believed. */
   readonly trustedProxies: readonly string[];
-  /** Open connections allowed per client address. */
+  /** Open connections allowed per client address; 0 = no limit. */
   readonly maxPerAddress: number;
-  /** New connections per second allowed per client address. */
+  /** New connections per second allowed per client address; 0 = no limit. */
   readonly ratePerAddress: number;
   /** Largest client message in bytes. */
   readonly maxMessageBytes: number;
@@ -322,22 +322,26 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: "MAX_PER_ADDRESS",
     key: "maxPerAddress",
     kind: "int",
-    fallback: "100",
-    min: 1,
+    fallback: "0",
+    fallbackDoc: "0 (off)",
+    min: 0,
     max: 10_000_000,
-    help: "open connections per client address",
-    doc: "open WebSockets per client address (IPv6: per /64); 429 above",
+    help: "open connections per client address, 0 = off",
+    doc:
+      "opt-in abuse limit: open WebSockets per client address (IPv6: per /64), 429 above; 0 = off. Behind a balancer or a NAT many users share one address: see [security.md](security.md)",
   },
   {
     flag: "rate-per-address",
     env: "RATE_PER_ADDRESS",
     key: "ratePerAddress",
     kind: "number",
-    fallback: "20",
-    min: 0.01,
+    fallback: "0",
+    fallbackDoc: "0 (off)",
+    min: 0,
     max: 1e7,
-    help: "new connections/s per client address",
-    doc: "new WebSockets per second per client address; 429 above",
+    help: "new connections/s per client address, 0 = off",
+    doc:
+      "opt-in abuse limit: new WebSockets per second per client address, 429 above; 0 = off",
   },
   {
     flag: "max-message-bytes",

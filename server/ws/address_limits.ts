@@ -1,9 +1,12 @@
 /**
- * Per-address connection limits: how many WebSockets one client address may
- * hold open (`--max-per-address`) and how many it may open per second
- * (`--rate-per-address`, a token bucket holding one second's worth). A
- * refused upgrade gets 429 with `Retry-After`, so one noisy address cannot
- * take the instance's capacity from everyone else.
+ * Per-address connection limits, an opt-in protection: how many WebSockets
+ * one client address may hold open (`--max-per-address`) and how many it
+ * may open per second (`--rate-per-address`, a token bucket holding one
+ * second's worth); 0 turns either off. A refused upgrade gets 429 with
+ * `Retry-After`, so one noisy address cannot take the instance's capacity
+ * from everyone else. They are off by default because one address is often
+ * many people: everyone behind a NAT, or every client of a balancer that
+ * sends no forwarding header (or is not in `--trusted-proxies`).
  *
  * IPv6 clients are counted by their /64, the smallest block a subscriber
  * gets: otherwise one host could pick a fresh address per connection.
@@ -20,9 +23,9 @@ import type { Clock } from "../clock.ts";
 
 /** The two limits, as in the config. */
 export interface AddressLimitOptions {
-  /** Open connections allowed per address. */
+  /** Open connections allowed per address; 0 = no limit. */
   readonly maxPerAddress: number;
-  /** New connections per second allowed per address. */
+  /** New connections per second allowed per address; 0 = no limit. */
   readonly ratePerAddress: number;
 }
 
@@ -30,6 +33,11 @@ interface Entry {
   open: number;
   tokens: number;
   updated: number;
+}
+
+/** Whether `options` limit anything at all. */
+export function limitsEnabled(options: AddressLimitOptions): boolean {
+  return options.maxPerAddress > 0 || options.ratePerAddress > 0;
 }
 
 /** Open-connection counts and new-connection buckets, by address. */
@@ -45,10 +53,12 @@ export class AddressLimits {
   /** Limits from `options`, timed by `clock`. */
   constructor(options: AddressLimitOptions, clock: Clock) {
     this.#clock = clock;
-    this.#max = options.maxPerAddress;
+    this.#max = options.maxPerAddress > 0 ? options.maxPerAddress : Infinity;
     this.#rate = options.ratePerAddress;
     this.#burst = Math.max(1, options.ratePerAddress);
-    this.#sweepEveryMs = Math.max(1000, 1000 * this.#burst / this.#rate);
+    this.#sweepEveryMs = this.#rate > 0
+      ? Math.max(1000, 1000 * this.#burst / this.#rate)
+      : 1000;
     this.#lastSweep = clock.now();
   }
 
@@ -73,7 +83,7 @@ export class AddressLimits {
         "address-open",
       );
     }
-    if (entry.tokens < 1) {
+    if (this.#rate > 0 && entry.tokens < 1) {
       const wait = Math.ceil((1 - entry.tokens) / this.#rate);
       return refuse(
         `too many new connections from your address (limit ${this.#rate}/s)`,
@@ -117,7 +127,9 @@ export class AddressLimits {
       return entry;
     }
     const elapsed = Math.max(0, now - entry.updated) / 1000;
-    entry.tokens = Math.min(this.#burst, entry.tokens + elapsed * this.#rate);
+    entry.tokens = this.#rate > 0
+      ? Math.min(this.#burst, entry.tokens + elapsed * this.#rate)
+      : this.#burst;
     entry.updated = now;
     return entry;
   }
@@ -128,7 +140,8 @@ export class AddressLimits {
     for (const [key, entry] of this.#entries) {
       const elapsed = Math.max(0, now - entry.updated) / 1000;
       if (
-        entry.open === 0 && entry.tokens + elapsed * this.#rate >= this.#burst
+        entry.open === 0 &&
+        (this.#rate <= 0 || entry.tokens + elapsed * this.#rate >= this.#burst)
       ) {
         this.#entries.delete(key);
       }

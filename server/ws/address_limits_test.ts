@@ -81,3 +81,24 @@ Deno.test("AddressLimits forgets idle addresses, so 100000 addresses leave no tr
   limits.admit("192.0.2.2");
   assert.equal(limits.size, 2, "only addresses with open connections remain");
 });
+
+Deno.test("AddressLimits with 0 limits nothing: 5000 connections at once from one address", () => {
+  const limits = new AddressLimits(
+    { maxPerAddress: 0, ratePerAddress: 0 },
+    new ManualClock(),
+  );
+  for (let i = 0; i < 5000; i++) assert.equal(limits.admit("192.0.2.1"), null);
+  const openOnly = new AddressLimits(
+    { maxPerAddress: 2, ratePerAddress: 0 },
+    new ManualClock(),
+  );
+  assert.equal(openOnly.admit("192.0.2.1"), null);
+  assert.equal(openOnly.admit("192.0.2.1"), null);
+  assert.equal(openOnly.admit("192.0.2.1")?.reason, "address-open");
+  const rateOnly = new AddressLimits(
+    { maxPerAddress: 0, ratePerAddress: 1 },
+    new ManualClock(),
+  );
+  assert.equal(rateOnly.admit("192.0.2.1"), null);
+  assert.equal(rateOnly.admit("192.0.2.1")?.reason, "address-rate");
+});

@@ -12,7 +12,6 @@ import { parseConfig } from "../../server/config/parse.ts";
 import type { Config } from "../../server/config/schema.ts";
 import { memoryLogger } from "../../server/logger.ts";
 import { MemoryStore, type SessionStore } from "../../server/sessions/store.ts";
-import { LOOPBACK_CLIENT_LIMITS } from "./server_process.ts";
 
 /** An app built in-process on the memory store, closed on dispose. */
 export interface TestApp extends AsyncDisposable {
@@ -22,19 +21,12 @@ export interface TestApp extends AsyncDisposable {
   readonly logger: ReturnType<typeof memoryLogger>;
 }
 
-/**
- * Builds the app as production does, on a memory store, with `flags`
- * applied after {@link LOOPBACK_CLIENT_LIMITS} (every test client shares
- * 127.0.0.1; a test of those limits sets its own).
- */
+/** Builds the app as production does, on a memory store, with `flags`. */
 export function testApp(
   flags: string[] = [],
   deps: Partial<AppOptions> = {},
 ): TestApp {
-  const parsed = parseConfig(
-    ["--name", "test-app", ...LOOPBACK_CLIENT_LIMITS, ...flags],
-    {},
-  );
+  const parsed = parseConfig(["--name", "test-app", ...flags], {});
   if (parsed.help) throw new Error("unexpected --help");
   const config = parsed.config;
   const clock = deps.clock ?? systemClock;

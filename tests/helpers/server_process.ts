@@ -35,22 +35,9 @@ export function taskPermissions(task: string): string[] {
 export const SERVER_PERMISSIONS: readonly string[] = taskPermissions("start");
 
 /**
- * Per-address limits for test servers: every test client comes from
- * 127.0.0.1, so the production defaults (100 open, 20 new a second) would
- * refuse ordinary tests; a test of those limits sets its own in `args`.
- */
-export const LOOPBACK_CLIENT_LIMITS: readonly string[] = [
-  "--max-per-address",
-  "100000",
-  "--rate-per-address",
-  "100000",
-];
-
-/**
  * Starts `main.ts` in its own process on a free loopback port (or `port`)
- * and waits for its listening line. Extra flags go in `args` (after
- * {@link LOOPBACK_CLIENT_LIMITS}, so they win), environment in `env`; the
- * server is named `name` (default `srv-<port>`).
+ * and waits for its listening line. Extra flags go in `args`, environment
+ * in `env`; the server is named `name` (default `srv-<port>`).
  */
 export async function startServer(
   options: {
@@ -74,7 +61,6 @@ export async function startServer(
     String(port),
     "--name",
     name,
-    ...LOOPBACK_CLIENT_LIMITS,
     ...(options.args ?? []),
   ], { env: options.env ?? {}, cwd: ROOT });
   try {
