@@ -105,24 +105,31 @@ export function buildApp(options: AppOptions): App {
     // that lasts longer than the grace period even if the store loses it.
     tokenEverySeconds: Math.max(1, Math.floor(config.sessionTtlMs / 2000)),
     refreshToken: (conn) =>
-      tokens.issue(conn.start, clock.now(), conn.sessionId).token,
+      tokens.issue(conn.start, clock.now(), conn.sessionId, conn.epoch).token,
     sessionLabel: logLabel,
     metrics,
     logger,
     onEnded(conn, heldSession) {
       limits?.release(conn.address);
-      if (heldSession) store.release(conn.sessionId).catch(() => {});
+      if (heldSession) {
+        store.release(conn.sessionId, conn.epoch).catch(() => {});
+      }
     },
   });
   const { connections } = lifecycle;
-  store.onTakeover((sessionId) => lifecycle.evict(sessionId));
+  store.onTakeover((sessionId, epoch) => lifecycle.evict(sessionId, epoch));
   const refresher = startRefresher({
     store,
     clock,
     logger,
     ttlMs: config.sessionTtlMs,
-    liveSessions: () => connections.sessionIds(),
+    heldSessions: () => connections.held(),
+    // Sessions taken over while this instance could not hear about it.
+    onLost: (lost) => {
+      for (const { id, epoch } of lost) lifecycle.evict(id, epoch);
+    },
   });
+  store.onResync(() => refresher.now());
   const resolve = createSessionResolver({
     store,
     tokens,
@@ -188,22 +195,35 @@ export function buildApp(options: AppOptions): App {
     } finally {
       pending--;
     }
-    const conn = lifecycle.accept(upgraded.socket, {
+    const fields = {
+      id: label || undefined,
+      session: () => logLabel(session.id),
+      address: client.address,
+    };
+    const conn = session.superseded ? null : lifecycle.accept(upgraded.socket, {
       ...session,
       resumed: session.resumed !== "",
     }, { json, address: client.address, label });
-    if (session.resumed !== "") store.announce(session.id).catch(() => {});
+    if (conn === null) {
+      // A stale handshake: a newer connection holds the session. It is
+      // upgraded only to be told so (4002); it starts and takes nothing.
+      if (session.superseded) lifecycle.supersede(upgraded.socket);
+      limits?.release(client.address);
+      logger.info("superseded", { ...fields, epoch: session.epoch });
+      return upgraded.response;
+    }
+    if (session.resumed !== "") {
+      store.announce(session.id, session.epoch).catch(() => {});
+    }
     metrics.inc("wstime_sessions_total", {
       kind: session.resumed === "" ? "started" : "resumed",
       from: session.resumed === "" ? "new" : session.resumed,
     });
     logger.info("connect", {
-      id: label || undefined,
-      session: () => logLabel(session.id),
+      ...fields,
       resumed: session.resumed || "no",
       seconds: conn.lastTick,
       protocol: json ? PROTOCOL : "text",
-      address: client.address,
     });
     return upgraded.response;
   }

@@ -31,6 +31,10 @@ export function declareMetrics(metrics: Metrics, from: MetricSources): void {
   metrics.counter("wstime_upgrades_refused_total", "Refused upgrades");
   metrics.counter("wstime_takeovers_total", "Sessions taken over");
   metrics.counter(
+    "wstime_superseded_total",
+    "Stale handshakes closed with 4002: a newer connection held the session",
+  );
+  metrics.counter(
     "wstime_slow_readers_closed_total",
     "Connections closed because the client stopped reading",
   );

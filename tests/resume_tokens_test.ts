@@ -16,12 +16,14 @@ function countingStore(inner: SessionStore): SessionStore & {
   return {
     calls,
     kind: inner.kind,
-    create: (id, record) => count("create", inner.create(id, record)),
-    get: (id) => count("get", inner.get(id)),
-    refresh: (ids) => count("refresh", inner.refresh(ids)),
-    release: (id) => count("release", inner.release(id)),
-    announce: (id) => count("announce", inner.announce(id)),
+    create: (id, start, epoch) =>
+      count("create", inner.create(id, start, epoch)),
+    claim: (id, epoch) => count("claim", inner.claim(id, epoch)),
+    refresh: (held) => count("refresh", inner.refresh(held)),
+    release: (id, epoch) => count("release", inner.release(id, epoch)),
+    announce: (id, epoch) => count("announce", inner.announce(id, epoch)),
     onTakeover: (listener) => inner.onTakeover(listener),
+    onResync: (listener) => inner.onResync(listener),
     status: () => inner.status(),
     close: () => inner.close(),
   };
@@ -60,12 +62,12 @@ function setup() {
   return { clock, config, store, app, logger, upgrade, resumed };
 }
 
-Deno.test("buildApp() resume: a genuine token resumes from the store, the spy sees the lookup", async () => {
+Deno.test("buildApp() resume: a genuine token resumes from the store, the spy sees the claim", async () => {
   const { clock, store, app, upgrade, resumed } = setup();
   const { token, id } = app.tokens.issue(clock.now(), clock.now());
-  await store.create(id, { start: clock.now() });
+  await store.create(id, clock.now(), 1);
   assert.equal(await upgrade(token), 101);
-  assert.equal(store.calls.get, 1);
+  assert.equal(store.calls.claim, 1);
   assert.equal(resumed(), 1);
   app.close();
   await store.close();
@@ -74,7 +76,7 @@ Deno.test("buildApp() resume: a genuine token resumes from the store, the spy se
 Deno.test("buildApp() resume: forged, truncated, altered and oversized tokens never resume and never reach the store", async () => {
   const { clock, store, app, upgrade, resumed } = setup();
   const { token, id } = app.tokens.issue(clock.now() - 5000, clock.now());
-  await store.create(id, { start: clock.now() - 5000 });
+  await store.create(id, clock.now() - 5000, 1);
   const alphabet =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   const bad: string[] = [];
@@ -110,9 +112,9 @@ Deno.test("buildApp() resume: forged, truncated, altered and oversized tokens ne
     assert.equal(await upgrade(candidate), 101, candidate);
   }
   assert.equal(
-    store.calls.get ?? 0,
+    store.calls.claim ?? 0,
     0,
-    `store.get calls for ${bad.length} bad tokens`,
+    `store.claim calls for ${bad.length} bad tokens`,
   );
   assert.equal(resumed(), 0);
   assert.equal(
@@ -126,13 +128,13 @@ Deno.test("buildApp() resume: forged, truncated, altered and oversized tokens ne
 Deno.test("buildApp() resume: a token older than twice the grace period is refused before any store call", async () => {
   const { clock, config, store, app, upgrade, resumed } = setup();
   const { token, id } = app.tokens.issue(clock.now(), clock.now());
-  await store.create(id, { start: clock.now() });
+  await store.create(id, clock.now(), 1);
   clock.advance(2 * config.sessionTtlMs);
   // Keep the record alive, as a live connection's refreshes would.
-  await store.refresh([id]);
-  const before = store.calls.get ?? 0;
+  await store.refresh([{ id, epoch: 1 }]);
+  const before = store.calls.claim ?? 0;
   assert.equal(await upgrade(token), 101);
-  assert.equal((store.calls.get ?? 0) - before, 0);
+  assert.equal((store.calls.claim ?? 0) - before, 0);
   assert.equal(resumed(), 0);
   assert.equal(
     app.metrics.value("wstime_tokens_rejected_total", { reason: "expired" }),
@@ -146,12 +148,12 @@ Deno.test("buildApp() resume: a client returning late in the grace period with i
   const { clock, config, store, app, upgrade, resumed } = setup();
   // Its newest token came with a tick half a grace period before it left.
   const { token, id } = app.tokens.issue(clock.now(), clock.now());
-  await store.create(id, { start: clock.now() });
+  await store.create(id, clock.now(), 1);
   clock.advance(config.sessionTtlMs / 2);
-  await store.release(id);
+  await store.release(id, 1);
   clock.advance(config.sessionTtlMs - 1000);
   assert.equal(await upgrade(token), 101);
-  assert.equal(store.calls.get, 1);
+  assert.equal(store.calls.claim, 1);
   assert.equal(resumed(), 1);
   app.close();
   await store.close();

@@ -1,8 +1,11 @@
 /**
  * Sessions in Redis, shared by every instance. A session costs one SET (with
- * the grace period as its expiry) when it starts; live sessions are kept
- * alive by one pipelined batch of EXPIREs per refresh; a closed session's
- * record lives on for the grace period. Takeovers travel over pub/sub.
+ * the grace period as its expiry) when it starts; a resume is one claim
+ * script (read, fence by epoch, write); live sessions are kept alive by one
+ * pipelined batch of GETEXs per refresh, which also shows the sessions a
+ * newer connection took meanwhile; a closed session's record lives on for
+ * the grace period. Takeovers travel over pub/sub as `<instance> <id>
+ * <epoch>`.
  *
  * Redis trouble never reaches the clients: every call is bounded by the
  * store timeout and never throws; writes that cannot be made wait in a
@@ -16,11 +19,21 @@
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { Logger } from "../logger.ts";
 import { RedisLink } from "./redis_link.ts";
-import type {
-  SessionRecord,
-  SessionStore,
-  StoreStatus,
-  TakeoverListener,
+import {
+  CLAIM_SCRIPT,
+  decodeRecord,
+  encodeRecord,
+  RELEASE_SCRIPT,
+  runScript,
+} from "./redis_scripts.ts";
+import {
+  type Claim,
+  claimRecord,
+  type HeldSession,
+  type SessionRecord,
+  type SessionStore,
+  type StoreStatus,
+  type TakeoverListener,
 } from "./store.ts";
 
 /** Options of {@link RedisStore}; durations in ms. */
@@ -62,8 +75,9 @@ export class RedisStore implements SessionStore {
   readonly #bufferLimit: number;
   readonly #batchSize: number;
   readonly #listeners: TakeoverListener[] = [];
-  /** Session starts not yet written, oldest first. */
-  readonly #buffer = new Map<string, number>();
+  readonly #resyncListeners: Array<() => void> = [];
+  /** Records not yet written, oldest first. */
+  readonly #buffer = new Map<string, SessionRecord>();
   readonly #counts = {
     dropped: 0,
     flushed: 0,
@@ -92,7 +106,11 @@ export class RedisStore implements SessionStore {
       clock: options.clock,
       logger: options.logger,
       onMessage: (message) => this.#onMessage(message),
-      onUp: () => this.#flush(),
+      onUp: () => {
+        this.#flush();
+        // Takeovers announced while this link was down never reached us.
+        this.#resync();
+      },
       ...(options.pingEveryMs ? { pingEveryMs: options.pingEveryMs } : {}),
       ...(options.backoffMaxMs ? { backoffMaxMs: options.backoffMaxMs } : {}),
     });
@@ -100,52 +118,83 @@ export class RedisStore implements SessionStore {
   }
 
   /** Writes the session's record, or buffers it while Redis is away. */
-  async create(id: string, record: SessionRecord): Promise<void> {
-    if (!this.#link.up) return this.#keep(id, record.start);
+  async create(id: string, start: number, epoch: number): Promise<void> {
+    const record = { start, epoch, live: true };
+    if (!this.#link.up) return this.#keep(id, record);
     try {
       await this.#link.run((client) =>
-        client.set(this.#key(id), String(record.start), {
+        client.set(this.#key(id), encodeRecord(record), {
           expiration: { type: "EX", value: this.#ttlS },
         })
       );
     } catch {
       // SET is idempotent: whether or not it landed, writing it again later
       // is right.
-      this.#keep(id, record.start);
+      this.#keep(id, record);
       this.#scheduleFlush();
     }
   }
 
-  /** The record, from the write buffer or Redis; null when unknown. */
-  async get(id: string): Promise<SessionRecord | null> {
+  /** Claims from the write buffer or Redis; null when unknown or away. */
+  async claim(id: string, epoch: number): Promise<Claim | null> {
     const buffered = this.#buffer.get(id);
-    if (buffered !== undefined) return { start: buffered };
+    if (buffered !== undefined) {
+      const { claim, next } = claimRecord(buffered, epoch);
+      this.#keep(id, next);
+      return claim;
+    }
     try {
-      const value = await this.#link.run((client) => client.get(this.#key(id)));
-      if (value === null) return null;
-      const start = Number(value);
-      return Number.isSafeInteger(start) && start >= 0 ? { start } : null;
+      const reply = await this.#link.run((client) =>
+        runScript(client, CLAIM_SCRIPT, this.#key(id), [
+          String(epoch),
+          String(this.#ttlS),
+        ])
+      );
+      if (!Array.isArray(reply)) return null;
+      const [start, claimed, superseded] = reply.map(Number);
+      if (!Number.isSafeInteger(start) || !Number.isSafeInteger(claimed)) {
+        return null;
+      }
+      return {
+        start: start!,
+        epoch: claimed!,
+        superseded: superseded === 1,
+      };
     } catch {
       return null;
     }
   }
 
-  /** Pushes every live session's expiry out: one pipeline per batch. */
-  async refresh(ids: readonly string[]): Promise<void> {
-    const batches: Promise<void>[] = [];
-    for (let i = 0; i < ids.length; i += this.#batchSize) {
-      batches.push(this.#expireBatch(ids.slice(i, i + this.#batchSize)));
+  /**
+   * Pushes every live session's expiry out, one pipeline per batch, and
+   * returns those a newer connection holds now.
+   */
+  async refresh(sessions: readonly HeldSession[]): Promise<HeldSession[]> {
+    const batches: Promise<HeldSession[]>[] = [];
+    for (let i = 0; i < sessions.length; i += this.#batchSize) {
+      batches.push(
+        this.#refreshBatch(sessions.slice(i, i + this.#batchSize)),
+      );
     }
-    await Promise.all(batches);
+    return (await Promise.all(batches)).flat();
   }
 
-  /** Starts the grace period of a closed session. */
-  async release(id: string): Promise<void> {
-    // A buffered record gets its full grace period when it is written.
-    if (this.#buffer.has(id)) return;
+  /** Starts the grace period of a closed session still held by `epoch`. */
+  async release(id: string, epoch: number): Promise<void> {
+    const buffered = this.#buffer.get(id);
+    if (buffered !== undefined) {
+      // Written with its full grace period when the buffer is flushed.
+      if (buffered.epoch === epoch) {
+        this.#keep(id, { ...buffered, live: false });
+      }
+      return;
+    }
     try {
       await this.#link.run((client) =>
-        client.expire(this.#key(id), this.#ttlS)
+        runScript(client, RELEASE_SCRIPT, this.#key(id), [
+          String(epoch),
+          String(this.#ttlS),
+        ])
       );
     } catch {
       // Counted by the link; the record still expires one grace period
@@ -153,11 +202,11 @@ export class RedisStore implements SessionStore {
     }
   }
 
-  /** Tells the other instances to close their connection of `id`. */
-  async announce(id: string): Promise<void> {
+  /** Tells the other instances to close their older connection of `id`. */
+  async announce(id: string, epoch: number): Promise<void> {
     try {
       await this.#link.run((client) =>
-        client.publish(this.#channel, `${this.#instanceId} ${id}`)
+        client.publish(this.#channel, `${this.#instanceId} ${id} ${epoch}`)
       );
       this.#counts.takeoversSent++;
     } catch {
@@ -168,6 +217,11 @@ export class RedisStore implements SessionStore {
   /** Registers a listener for takeovers announced by other instances. */
   onTakeover(listener: TakeoverListener): void {
     this.#listeners.push(listener);
+  }
+
+  /** Registers a listener told when Redis answers again after an outage. */
+  onResync(listener: () => void): void {
+    this.#resyncListeners.push(listener);
   }
 
   /** Link state, round trip, buffer and error figures. */
@@ -208,27 +262,37 @@ export class RedisStore implements SessionStore {
     return `${this.#prefix}session:${id}`;
   }
 
-  async #expireBatch(ids: readonly string[]): Promise<void> {
+  async #refreshBatch(
+    sessions: readonly HeldSession[],
+  ): Promise<HeldSession[]> {
+    const lost: HeldSession[] = [];
     try {
       const replies = await this.#link.run((client) => {
         const pipeline = client.multi();
-        for (const id of ids) pipeline.expire(this.#key(id), this.#ttlS);
+        for (const { id } of sessions) {
+          pipeline.getEx(this.#key(id), { type: "EX", value: this.#ttlS });
+        }
         return pipeline.execAsPipeline();
       });
-      // 0 means the record is gone (Redis restarted or was flushed): the
-      // client's signed token still resumes it and writes it back.
-      for (const reply of replies) {
-        if (Number(reply) === 0) this.#counts.missing++;
-      }
+      replies.forEach((reply, i) => {
+        const record = decodeRecord(reply === null ? null : String(reply));
+        // Gone (Redis restarted or was flushed): the client's signed token
+        // still resumes it and writes it back.
+        if (record === null) this.#counts.missing++;
+        else if (record.epoch > sessions[i]!.epoch) {
+          lost.push({ id: sessions[i]!.id, epoch: record.epoch });
+        }
+      });
     } catch {
       // Counted by the link; the next refresh comes within half a grace.
     }
+    return lost;
   }
 
   /** Buffers a write, dropping the oldest when full. */
-  #keep(id: string, start: number): void {
+  #keep(id: string, record: SessionRecord): void {
     this.#buffer.delete(id);
-    this.#buffer.set(id, start);
+    this.#buffer.set(id, record);
     while (this.#buffer.size > this.#bufferLimit) {
       const oldest = this.#buffer.keys().next().value as string;
       this.#buffer.delete(oldest);
@@ -256,8 +320,8 @@ export class RedisStore implements SessionStore {
         try {
           await this.#link.run((client) => {
             const pipeline = client.multi();
-            for (const [id, start] of batch) {
-              pipeline.set(this.#key(id), String(start), {
+            for (const [id, record] of batch) {
+              pipeline.set(this.#key(id), encodeRecord(record), {
                 expiration: { type: "EX", value: this.#ttlS },
               });
             }
@@ -267,9 +331,9 @@ export class RedisStore implements SessionStore {
           if (this.#link.up) this.#scheduleFlush();
           return;
         }
-        for (const [id, start] of batch) {
-          // Unless it was buffered again meanwhile with another start.
-          if (this.#buffer.get(id) === start) this.#buffer.delete(id);
+        for (const [id, record] of batch) {
+          // Unless it changed meanwhile (claimed or released again).
+          if (this.#buffer.get(id) === record) this.#buffer.delete(id);
           this.#counts.flushed++;
         }
       }
@@ -286,20 +350,36 @@ export class RedisStore implements SessionStore {
   }
 
   #onMessage(message: string): void {
-    const space = message.indexOf(" ");
-    if (space < 0) return;
+    const [instance, id, epochText] = message.split(" ");
+    if (id === undefined) return;
     // Our own announcements come back to us too: the handler already closed
     // any older local connection itself.
-    if (message.slice(0, space) === this.#instanceId) return;
-    const id = message.slice(space + 1);
+    if (instance === this.#instanceId) return;
+    // Without an epoch (an instance of an older version) the announcement
+    // is newer than anything held here, as before epochs existed.
+    const epoch = epochText === undefined
+      ? Number.MAX_SAFE_INTEGER
+      : Number(epochText);
+    if (!Number.isFinite(epoch)) return;
     this.#counts.takeoversReceived++;
     for (const listener of this.#listeners) {
       try {
-        listener(id);
+        listener(id, epoch);
       } catch (error) {
         this.#logger.error("takeover listener failed", {
           error: String(error),
         });
+      }
+    }
+  }
+
+  /** After an outage: the handler re-checks which sessions it still holds. */
+  #resync(): void {
+    for (const listener of this.#resyncListeners) {
+      try {
+        listener();
+      } catch (error) {
+        this.#logger.error("resync listener failed", { error: String(error) });
       }
     }
   }

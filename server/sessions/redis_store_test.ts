@@ -40,26 +40,35 @@ Deno.test("RedisStore.create() costs one SET that expires after the grace period
   await store.firstAttempt;
   assert.equal(store.status().state, "up");
   await redisCall(redis.url, "CONFIG", "RESETSTAT");
-  await store.create("s1", { start: 1234 });
+  await store.create("s1", 1234, 1);
   assert.equal(await calls(redis.url, "set"), 1);
   assert.equal(await calls(redis.url, "expire"), 0);
-  assert.equal(await redisCall(redis.url, "GET", "t:session:s1"), "1234");
+  assert.equal(await redisCall(redis.url, "GET", "t:session:s1"), "1234:1:1");
   const ttl = Number(await redisCall(redis.url, "TTL", "t:session:s1"));
   assert.ok(ttl > 55 && ttl <= 60, `TTL ${ttl}`);
-  assert.deepEqual(await store.get("s1"), { start: 1234 });
-  assert.equal(await store.get("unknown"), null);
+  assert.deepEqual(await store.claim("s1", 1), {
+    start: 1234,
+    epoch: 2,
+    superseded: false,
+  });
+  assert.equal(await store.claim("unknown", 1), null);
 });
 
-Deno.test("RedisStore.refresh() sends one EXPIRE per live session in pipelined batches", async () => {
+Deno.test("RedisStore.refresh() sends one GETEX per live session in pipelined batches and names the sessions taken over", async () => {
   await using redis = await startRedis();
   await using store = openStore(redis.url, { batchSize: 40 });
   await store.firstAttempt;
   const ids = Array.from({ length: 100 }, (_, i) => `live${i}`);
-  await Promise.all(ids.map((id) => store.create(id, { start: 1 })));
+  await Promise.all(ids.map((id) => store.create(id, 1, 1)));
   await redisCall(redis.url, "EXPIRE", "t:session:live7", "5");
+  // Another instance's newer connection took live9 while we did not hear.
+  await redisCall(redis.url, "SET", "t:session:live9", "1:4:1");
   await redisCall(redis.url, "CONFIG", "RESETSTAT");
-  await store.refresh([...ids, "gone"]);
-  assert.equal(await calls(redis.url, "expire"), 101);
+  const lost = await store.refresh(
+    [...ids, "gone"].map((id) => ({ id, epoch: 1 })),
+  );
+  assert.deepEqual(lost, [{ id: "live9", epoch: 4 }]);
+  assert.equal(await calls(redis.url, "getex"), 101);
   assert.equal(await calls(redis.url, "set"), 0);
   const ttl = Number(await redisCall(redis.url, "TTL", "t:session:live7"));
   assert.ok(ttl > 55, `TTL after refresh ${ttl}`);
@@ -72,11 +81,16 @@ Deno.test("RedisStore.release() restarts the grace period of a closed session", 
   await using redis = await startRedis();
   await using store = openStore(redis.url);
   await store.firstAttempt;
-  await store.create("s", { start: 5 });
+  await store.create("s", 5, 1);
   await redisCall(redis.url, "EXPIRE", "t:session:s", "3");
-  await store.release("s");
+  await store.release("s", 1);
   const ttl = Number(await redisCall(redis.url, "TTL", "t:session:s"));
   assert.ok(ttl > 55, `TTL after release ${ttl}`);
+  assert.equal(await redisCall(redis.url, "GET", "t:session:s"), "5:1:0");
+  // A release from an older connection leaves a newer one's record alone.
+  await redisCall(redis.url, "SET", "t:session:s", "5:3:1", "EX", "3");
+  await store.release("s", 2);
+  assert.equal(await redisCall(redis.url, "GET", "t:session:s"), "5:3:1");
 });
 
 Deno.test("RedisStore uses the URL's password and database and the key prefix", async () => {
@@ -91,16 +105,16 @@ Deno.test("RedisStore uses the URL's password and database and the key prefix", 
   );
   await store.firstAttempt;
   assert.equal(store.status().state, "up");
-  await store.create("x", { start: 42 });
+  await store.create("x", 42, 1);
   const db2 = `redis://:s3cret-pw@127.0.0.1:${port}/2`;
-  assert.equal(await redisCall(db2, "GET", "deploy-a:session:x"), "42");
+  assert.equal(await redisCall(db2, "GET", "deploy-a:session:x"), "42:1:1");
   const db0 = `redis://:s3cret-pw@127.0.0.1:${port}/0`;
   assert.equal(await redisCall(db0, "DBSIZE"), 0);
 
   // Another deployment on the same Redis sees nothing of this one.
   await using other = openStore(db2, { prefix: "deploy-b:" });
   await other.firstAttempt;
-  assert.equal(await other.get("x"), null);
+  assert.equal(await other.claim("x", 1), null);
 });
 
 Deno.test("RedisStore with a wrong password stays down, says why and never throws", async () => {
@@ -116,8 +130,12 @@ Deno.test("RedisStore with a wrong password stays down, says why and never throw
     logger.lines.join("\n"),
   );
   assert.ok(!logger.lines.join("\n").includes("wrong@"), "password logged");
-  await store.create("a", { start: 7 });
-  assert.deepEqual(await store.get("a"), { start: 7 });
+  await store.create("a", 7, 1);
+  assert.deepEqual(await store.claim("a", 1), {
+    start: 7,
+    epoch: 2,
+    superseded: false,
+  });
   assert.equal(store.status().figures.buffered, 1);
 });
 
@@ -128,33 +146,37 @@ Deno.test("RedisStore.announce() reaches the other instances' listeners, not its
   await using elsewhere = openStore(redis.url, { prefix: "other:" });
   await Promise.all([a.firstAttempt, b.firstAttempt, elsewhere.firstAttempt]);
   const heard: Record<string, string[]> = { a: [], b: [], elsewhere: [] };
-  a.onTakeover((id) => heard.a!.push(id));
-  b.onTakeover((id) => heard.b!.push(id));
-  elsewhere.onTakeover((id) => heard.elsewhere!.push(id));
+  a.onTakeover((id, epoch) => heard.a!.push(`${id}@${epoch}`));
+  b.onTakeover((id, epoch) => heard.b!.push(`${id}@${epoch}`));
+  elsewhere.onTakeover((id, epoch) => heard.elsewhere!.push(`${id}@${epoch}`));
   const sent = Date.now();
-  await b.announce("sess-1");
+  await b.announce("sess-1", 3);
   await waitFor(() => heard.a!.length === 1, 2000, "takeover on a");
   const latency = Date.now() - sent;
   assert.ok(latency < 1000, `takeover heard after ${latency} ms`);
   await sleep(100);
-  assert.deepEqual(heard, { a: ["sess-1"], b: [], elsewhere: [] });
+  assert.deepEqual(heard, { a: ["sess-1@3"], b: [], elsewhere: [] });
 });
 
 Deno.test("RedisStore while Redis hangs: calls end within the timeout, writes wait and land later", async () => {
   await using redis = await startRedis();
   await using store = openStore(redis.url, { timeoutMs: 150 });
   await store.firstAttempt;
-  await store.create("before", { start: 1 });
+  await store.create("before", 1, 1);
   redis.child.kill("SIGSTOP");
   try {
     let started = Date.now();
-    assert.equal(await store.get("before"), null);
+    assert.equal(await store.claim("before", 1), null);
     const getMs = Date.now() - started;
     started = Date.now();
-    await store.create("during", { start: 2 });
+    await store.create("during", 2, 1);
     const createMs = Date.now() - started;
     assert.ok(getMs < 1000 && createMs < 1000, `${getMs} / ${createMs} ms`);
-    assert.deepEqual(await store.get("during"), { start: 2 });
+    assert.deepEqual(await store.claim("during", 1), {
+      start: 2,
+      epoch: 2,
+      superseded: false,
+    });
     assert.equal(store.status().figures.buffered, 1);
     assert.ok((store.status().errors?.timeout ?? 0) >= 2);
     assert.equal(store.status().state, "slow");
@@ -162,7 +184,7 @@ Deno.test("RedisStore while Redis hangs: calls end within the timeout, writes wa
     redis.child.kill("SIGCONT");
   }
   await waitFor(() => store.status().figures.buffered === 0, 5000, "flush");
-  assert.equal(await redisCall(redis.url, "GET", "t:session:during"), "2");
+  assert.equal(await redisCall(redis.url, "GET", "t:session:during"), "2:2:1");
   assert.equal(store.status().state, "up");
 });
 
@@ -175,16 +197,20 @@ Deno.test("RedisStore without Redis buffers a bounded number of writes and flush
   });
   await store.firstAttempt;
   assert.equal(store.status().state, "down");
-  for (let i = 1; i <= 5; i++) await store.create(`n${i}`, { start: i });
-  await store.refresh(["n5"]);
-  await store.release("n1");
-  await store.announce("n5");
+  for (let i = 1; i <= 5; i++) await store.create(`n${i}`, i, 1);
+  await store.refresh([{ id: "n5", epoch: 1 }]);
+  await store.release("n1", 1);
+  await store.announce("n5", 1);
   assert.equal(store.status().figures.buffered, 3);
   assert.equal(store.status().figures.dropped, 2);
   // The refresh, release and announce that could not be sent are counted.
   assert.equal(store.status().errors?.offline, 3);
-  assert.equal(await store.get("n1"), null);
-  assert.deepEqual(await store.get("n5"), { start: 5 });
+  assert.equal(await store.claim("n1", 1), null);
+  assert.deepEqual(await store.claim("n5", 1), {
+    start: 5,
+    epoch: 2,
+    superseded: false,
+  });
 
   await using redis = await startRedis(port);
   await waitFor(() => store.status().figures.buffered === 0, 5000, "flush");
@@ -203,13 +229,13 @@ Deno.test("RedisStore reconnects after Redis restarts and reports the outage", a
   await waitFor(() => store.status().figures.rtt_ms! >= 0, 2000, "rtt");
   await redis[Symbol.asyncDispose]();
   await waitFor(() => store.status().state === "down", 2000, "down");
-  await store.create("while-down", { start: 9 });
+  await store.create("while-down", 9, 1);
   await using again = await startRedis(redis.port);
   await waitFor(() => store.status().state === "up", 5000, "up again");
   await waitFor(() => store.status().figures.buffered === 0, 5000, "flush");
   assert.equal(
     await redisCall(again.url, "GET", "t:session:while-down"),
-    "9",
+    "9:1:1",
   );
   assert.equal(store.status().figures.reconnects, 1);
   assert.ok((store.status().errors?.connection ?? 0) >= 1);
@@ -240,6 +266,45 @@ Deno.test("RedisStore rebuilds its connection after three unanswered PINGs and r
   }
   await waitFor(() => store.status().state === "up", 6000, "link rebuilt");
   assert.equal(store.status().figures.reconnects, 1);
-  await store.create("after", { start: 3 });
-  assert.equal(await redisCall(redis.url, "GET", "t:session:after"), "3");
+  await store.create("after", 3, 1);
+  assert.equal(await redisCall(redis.url, "GET", "t:session:after"), "3:1:1");
+});
+
+Deno.test("RedisStore.claim() fences by epoch: a stale handshake yields to a live newer connection, not to a closed one", async () => {
+  await using redis = await startRedis();
+  await using a = openStore(redis.url);
+  await using b = openStore(redis.url);
+  await Promise.all([a.firstAttempt, b.firstAttempt]);
+  await a.create("s", 1000, 5);
+  // The client moved on: its retry reached b first and took the session.
+  assert.deepEqual(await b.claim("s", 5), {
+    start: 1000,
+    epoch: 6,
+    superseded: false,
+  });
+  // Its older handshake, queued at a, comes through late: it must yield.
+  assert.deepEqual(await a.claim("s", 5), {
+    start: 1000,
+    epoch: 6,
+    superseded: true,
+  });
+  assert.equal(await redisCall(redis.url, "GET", "t:session:s"), "1000:6:1");
+  // Once the newer connection has closed, a client that never saw its
+  // token takes the session again instead of being locked out.
+  await b.release("s", 6);
+  assert.deepEqual(await a.claim("s", 5), {
+    start: 1000,
+    epoch: 7,
+    superseded: false,
+  });
+  // A record written before epochs existed is claimed as epoch 0.
+  await redisCall(redis.url, "SET", "t:session:old", "1700000000123");
+  assert.deepEqual(await a.claim("old", 0), {
+    start: 1700000000123,
+    epoch: 1,
+    superseded: false,
+  });
+  // After a script flush (a restarted Redis), EVALSHA falls back to EVAL.
+  await redisCall(redis.url, "SCRIPT", "FLUSH");
+  assert.equal((await a.claim("s", 7))?.epoch, 8);
 });

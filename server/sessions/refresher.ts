@@ -1,15 +1,18 @@
 /**
  * Keeps the store's records of live sessions alive: one batched refresh
  * every half grace period (at least every second), never a write per tick.
- * The next round is scheduled only after the previous one settled, so a
- * slow store never has two batches in flight.
+ * Each round also learns which held sessions a newer connection took while
+ * this instance could not hear of it (frozen, or cut off from the store);
+ * a round runs at once when the store comes back. The next round is
+ * scheduled only after the previous one settled, so a slow store never has
+ * two batches in flight.
  *
  * @module
  */
 
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { Logger } from "../logger.ts";
-import type { SessionStore } from "./store.ts";
+import type { HeldSession, SessionStore } from "./store.ts";
 
 /** What the refresh loop needs. */
 export interface RefresherOptions {
@@ -18,32 +21,56 @@ export interface RefresherOptions {
   readonly logger: Logger;
   /** The grace period of a closed session, in ms. */
   readonly ttlMs: number;
-  /** The session ids held by live connections now. */
-  readonly liveSessions: () => string[];
+  /** The sessions held by live connections now. */
+  readonly heldSessions: () => HeldSession[];
+  /** Told of held sessions that a newer connection took meanwhile. */
+  readonly onLost: (lost: HeldSession[]) => void;
 }
 
-/** Starts the loop; `stop()` cancels it. */
-export function startRefresher(options: RefresherOptions): { stop(): void } {
+/** A running refresh loop. */
+export interface Refresher {
+  /** Runs a round at once (after a store outage), then on schedule. */
+  now(): void;
+  stop(): void;
+}
+
+/** Starts the loop. */
+export function startRefresher(options: RefresherOptions): Refresher {
   const { store, clock, logger } = options;
   let handle: TimerHandle | undefined;
   let stopped = false;
+  let running = false;
+  let again = false;
   const every = Math.max(1000, Math.floor(options.ttlMs / 2));
-  const next = () => {
-    if (!stopped) handle = clock.setTimeout(loop, every);
+  const schedule = (ms: number) => {
+    if (handle !== undefined) clock.clearTimeout(handle);
+    handle = stopped ? undefined : clock.setTimeout(round, ms);
   };
-  const loop = () => {
+  const round = () => {
     handle = undefined;
-    const ids = options.liveSessions();
-    if (ids.length === 0) return next();
-    store.refresh(ids).catch((error) =>
-      logger.warn("store refresh failed", { error: String(error) })
-    ).finally(next);
+    if (running) {
+      again = true;
+      return;
+    }
+    const held = options.heldSessions();
+    if (held.length === 0) return schedule(every);
+    running = true;
+    store.refresh(held).then(
+      (lost) => lost.length > 0 && options.onLost(lost),
+      (error) => logger.warn("store refresh failed", { error: String(error) }),
+    ).finally(() => {
+      running = false;
+      schedule(again ? 0 : every);
+      again = false;
+    });
   };
-  handle = clock.setTimeout(loop, every);
+  schedule(every);
   return {
+    now: () => schedule(0),
     stop() {
       stopped = true;
       if (handle !== undefined) clock.clearTimeout(handle);
+      handle = undefined;
     },
   };
 }

@@ -1,7 +1,9 @@
 /**
  * From a presented token to the session a connection serves. An authentic,
- * fresh token resumes its session with the start the store holds; when the
- * store has forgotten it (flushed, or down), the token's own signed start
+ * fresh token claims its session in the store, which fences it by epoch: a
+ * stale handshake (its client has since moved to a newer connection) is
+ * marked superseded instead of taking the session. When the store has
+ * forgotten the session (flushed, or down), the token's own signed start
  * is the truth and is written back. Anything else starts a new session,
  * quietly: a bad token is never an error the user sees, and a forged,
  * altered or stale one never costs a store call.
@@ -18,7 +20,7 @@
 
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
-import type { SessionRecord, SessionStore } from "./store.ts";
+import type { SessionStore } from "./store.ts";
 import type { TokenSigner } from "./token.ts";
 
 /** Why a presented token could not resume anything. */
@@ -41,10 +43,17 @@ export interface ResolvedSession {
   readonly id: string;
   /** Session start, ms since the epoch. */
   readonly start: number;
-  /** A fresh token for the welcome. */
+  /** The connection's epoch (see store.ts); the session's newest. */
+  readonly epoch: number;
+  /** A fresh token for the welcome ("" when superseded). */
   readonly token: string;
   /** "" for a new session, else where its start came from. */
   readonly resumed: "" | "store" | "token";
+  /**
+   * A newer connection holds the session live: this handshake is stale
+   * (it waited while its client moved on) and must not serve it.
+   */
+  readonly superseded: boolean;
 }
 
 /** Builds the resolver; it never throws for store trouble. */
@@ -64,28 +73,45 @@ export function createSessionResolver(
       claims = null;
     }
     if (claims) {
-      let record: SessionRecord | null = null;
-      try {
-        record = await store.get(claims.id);
-      } catch (error) {
-        logger.warn("store get failed", { error: String(error) });
+      const { id } = claims;
+      const claim = await store.claim(id, claims.epoch).catch(() => null);
+      if (claim?.superseded) {
+        const { start, epoch } = claim;
+        return {
+          id,
+          start,
+          epoch,
+          token: "",
+          resumed: "store",
+          superseded: true,
+        };
       }
-      if (record) {
-        const { token } = tokens.issue(record.start, now, claims.id);
-        return { id: claims.id, start: record.start, token, resumed: "store" };
+      if (claim) {
+        const { start, epoch } = claim;
+        const { token } = tokens.issue(start, now, id, epoch);
+        return { id, start, epoch, token, resumed: "store", superseded: false };
       }
       if (claims.issued + ttlMs > now && claims.start <= now) {
         // The store forgot (flushed, or down) but the token is authentic and
         // fresh: its signed start time is the truth. Write it back.
-        store.create(claims.id, { start: claims.start }).catch(() => {});
-        const { token } = tokens.issue(claims.start, now, claims.id);
-        return { id: claims.id, start: claims.start, token, resumed: "token" };
+        const { start } = claims;
+        const epoch = claims.epoch + 1;
+        store.create(id, start, epoch).catch(() => {});
+        const { token } = tokens.issue(start, now, id, epoch);
+        return { id, start, epoch, token, resumed: "token", superseded: false };
       }
     }
-    const { token, id } = tokens.issue(now, now);
-    store.create(id, { start: now }).catch((error) =>
+    const { token, id } = tokens.issue(now, now, undefined, 1);
+    store.create(id, now, 1).catch((error) =>
       logger.warn("store create failed", { error: String(error) })
     );
-    return { id, start: now, token, resumed: "" };
+    return {
+      id,
+      start: now,
+      epoch: 1,
+      token,
+      resumed: "",
+      superseded: false,
+    };
   };
 }

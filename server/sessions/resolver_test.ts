@@ -29,35 +29,39 @@ Deno.test("createSessionResolver() starts a new session and records it in the st
   assert.equal(session.resumed, "");
   assert.equal(session.start, clock.now());
   assert.equal(tokens.verify(session.token)?.id, session.id);
-  assert.deepEqual(await store.get(session.id), { start: clock.now() });
+  assert.equal(session.epoch, 1);
+  assert.deepEqual(await store.claim(session.id, 1), {
+    start: clock.now(),
+    epoch: 2,
+    superseded: false,
+  });
 });
 
 Deno.test("createSessionResolver() resumes from the store with the stored start", async () => {
   const { clock, store, tokens, resolve } = setup();
   const start = clock.now() - 42_000;
-  const { token, id } = tokens.issue(start, clock.now());
-  await store.create(id, { start });
+  const { token, id } = tokens.issue(start, clock.now(), undefined, 3);
+  await store.create(id, start, 3);
   clock.advance(5_000);
   const session = await resolve(token);
-  assert.deepEqual([session.id, session.start, session.resumed], [
-    id,
-    start,
-    "store",
-  ]);
-  assert.equal(tokens.verify(session.token)?.issued, clock.now());
+  assert.deepEqual(
+    [session.id, session.start, session.epoch, session.resumed],
+    [id, start, 4, "store"],
+  );
+  const claims = tokens.verify(session.token);
+  assert.deepEqual([claims?.issued, claims?.epoch], [clock.now(), 4]);
 });
 
 Deno.test("createSessionResolver() trusts a fresh token's start when the store forgot, and writes it back", async () => {
   const { clock, store, tokens, resolve } = setup();
   const start = clock.now() - 7_000;
-  const { token, id } = tokens.issue(start, clock.now());
+  const { token, id } = tokens.issue(start, clock.now(), undefined, 2);
   const session = await resolve(token);
-  assert.deepEqual([session.id, session.start, session.resumed], [
-    id,
-    start,
-    "token",
-  ]);
-  assert.deepEqual(await store.get(id), { start });
+  assert.deepEqual(
+    [session.id, session.start, session.epoch, session.resumed],
+    [id, start, 3, "token"],
+  );
+  assert.equal((await store.claim(id, 3))?.start, start);
 });
 
 Deno.test("createSessionResolver() starts afresh for forged and stale tokens, and says why", async () => {
@@ -65,11 +69,31 @@ Deno.test("createSessionResolver() starts afresh for forged and stale tokens, an
   const forged = await resolve("x".repeat(58));
   assert.equal(forged.resumed, "");
   const { token, id } = tokens.issue(clock.now(), clock.now());
-  await store.create(id, { start: clock.now() });
+  await store.create(id, clock.now(), 1);
   clock.advance(2 * TTL);
-  await store.refresh([id]);
+  await store.refresh([{ id, epoch: 1 }]);
   const stale = await resolve(token);
   assert.equal(stale.resumed, "");
   assert.notEqual(stale.id, id);
   assert.deepEqual(rejected, ["invalid", "expired"]);
+});
+
+Deno.test("createSessionResolver() marks a stale handshake superseded while a newer connection holds the session", async () => {
+  const { clock, store, tokens, resolve } = setup();
+  const start = clock.now() - 9_000;
+  const { token, id } = tokens.issue(start, clock.now(), undefined, 5);
+  await store.create(id, start, 5);
+  const moved = await resolve(token);
+  assert.deepEqual([moved.epoch, moved.superseded], [6, false]);
+  const stale = await resolve(token);
+  assert.deepEqual([stale.id, stale.start, stale.epoch, stale.superseded], [
+    id,
+    start,
+    6,
+    true,
+  ]);
+  assert.equal(stale.token, "");
+  await store.release(id, 6);
+  const after = await resolve(token);
+  assert.deepEqual([after.epoch, after.superseded], [7, false]);
 });

@@ -1,6 +1,7 @@
 /**
  * The session store: where a session's start time lives so that any
- * instance can resume it. {@link SessionStore} is the seam; this file holds
+ * instance can resume it, and which connection of the session is the
+ * newest (its epoch), so that only the newest one ever holds it. {@link SessionStore} is the seam; this file holds
  * the in-memory implementation (the embedded default). The Redis one lives
  * in `redis_store.ts` and drops in without touching the handler.
  *
@@ -13,6 +14,54 @@ import type { Clock, TimerHandle } from "../clock.ts";
 export interface SessionRecord {
   /** Session start, ms since the epoch. */
   readonly start: number;
+  /** The epoch of the newest connection that took the session. */
+  readonly epoch: number;
+  /** Whether that connection is still open (until it releases). */
+  readonly live: boolean;
+}
+
+/** A session held by a connection of this instance. */
+export interface HeldSession {
+  readonly id: string;
+  /** The epoch of the holding connection. */
+  readonly epoch: number;
+}
+
+/** The answer to a claim of a known session. */
+export interface Claim {
+  readonly start: number;
+  /**
+   * The epoch the claiming connection now holds; when superseded, the
+   * epoch of the newer connection that holds the session.
+   */
+  readonly epoch: number;
+  /** A newer connection holds the session live: this one must yield. */
+  readonly superseded: boolean;
+}
+
+/**
+ * The fencing rule every store applies atomically. A connection presenting
+ * epoch `presented` takes the session (with an epoch above both) unless a
+ * newer connection holds it live: a handshake that waited in a queue while
+ * its client moved on must not evict the connection the client moved to.
+ * A client that never received its newest token (the connection broke
+ * before the welcome) still takes the session once that connection is gone.
+ */
+export function claimRecord(
+  record: SessionRecord,
+  presented: number,
+): { claim: Claim; next: SessionRecord } {
+  if (record.epoch > presented && record.live) {
+    return {
+      claim: { start: record.start, epoch: record.epoch, superseded: true },
+      next: record,
+    };
+  }
+  const epoch = Math.max(record.epoch, presented) + 1;
+  return {
+    claim: { start: record.start, epoch, superseded: false },
+    next: { start: record.start, epoch, live: true },
+  };
 }
 
 /** Health of the store as shown in /healthcheck details and /metrics. */
@@ -26,25 +75,44 @@ export interface StoreStatus {
   readonly errors?: Readonly<Record<string, number>>;
 }
 
-/** Called when another connection (anywhere) took over a session. */
-export type TakeoverListener = (sessionId: string) => void;
+/** Told that a connection of `epoch` (anywhere) took over a session. */
+export type TakeoverListener = (sessionId: string, epoch: number) => void;
 
 /** Shared session state. Every call is bounded in time and never throws. */
 export interface SessionStore {
   /** "memory" or "redis". */
   readonly kind: string;
-  /** Records a new session: the one write a session costs. */
-  create(id: string, record: SessionRecord): Promise<void>;
-  /** A live or recently closed session, or null when unknown or expired. */
-  get(id: string): Promise<SessionRecord | null>;
-  /** Keeps the records of live sessions alive, in one batch. */
-  refresh(ids: readonly string[]): Promise<void>;
-  /** Starts the grace period of a session whose connection closed. */
-  release(id: string): Promise<void>;
-  /** Tells every instance that this one now serves the session. */
-  announce(id: string): Promise<void>;
+  /**
+   * Records a session held live by a connection of `epoch`: the one write
+   * a new session costs (also used to write back a forgotten one).
+   */
+  create(id: string, start: number, epoch: number): Promise<void>;
+  /**
+   * Claims a known session for a connection that presented `epoch` (see
+   * {@link claimRecord}); null when the session is unknown, expired or the
+   * store cannot say.
+   */
+  claim(id: string, epoch: number): Promise<Claim | null>;
+  /**
+   * Keeps the records of live sessions alive, in one batch; returns those
+   * a newer connection took over meanwhile (with its epoch), which this
+   * instance missed (an outage, a freeze).
+   */
+  refresh(sessions: readonly HeldSession[]): Promise<HeldSession[]>;
+  /**
+   * Starts the grace period of a session whose connection of `epoch`
+   * closed; a no-op when a newer connection took the session meanwhile.
+   */
+  release(id: string, epoch: number): Promise<void>;
+  /** Tells every instance that a connection of `epoch` took the session. */
+  announce(id: string, epoch: number): Promise<void>;
   /** Registers the listener told of takeovers by other instances. */
   onTakeover(listener: TakeoverListener): void;
+  /**
+   * Registers a listener told when the store is reachable again after an
+   * outage, when takeovers may have been missed.
+   */
+  onResync(listener: () => void): void;
   /** Current state and figures. */
   status(): StoreStatus;
   /** Releases connections and timers. */
@@ -57,7 +125,7 @@ export interface SessionStore {
  */
 export class MemoryStore implements SessionStore {
   readonly kind = "memory";
-  readonly #records = new Map<string, { start: number; expires: number }>();
+  readonly #records = new Map<string, SessionRecord & { expires: number }>();
   readonly #clock: Clock;
   readonly #ttlMs: number;
   #sweepTimer: TimerHandle | undefined;
@@ -68,47 +136,65 @@ export class MemoryStore implements SessionStore {
     this.#ttlMs = ttlMs;
   }
 
-  /** Records a new session. */
-  create(id: string, record: SessionRecord): Promise<void> {
+  /** Records a session held live by a connection of `epoch`. */
+  create(id: string, start: number, epoch: number): Promise<void> {
     this.#records.set(id, {
-      start: record.start,
+      start,
+      epoch,
+      live: true,
       expires: this.#clock.now() + this.#ttlMs,
     });
     this.#scheduleSweep();
     return Promise.resolve();
   }
 
-  /** The session, unless unknown or past its grace period. */
-  get(id: string): Promise<SessionRecord | null> {
+  /** Claims the session unless a newer connection holds it live. */
+  claim(id: string, epoch: number): Promise<Claim | null> {
     const entry = this.#records.get(id);
     if (!entry || entry.expires <= this.#clock.now()) {
       return Promise.resolve(null);
     }
-    return Promise.resolve({ start: entry.start });
+    const { claim, next } = claimRecord(entry, epoch);
+    this.#records.set(id, { ...next, expires: entry.expires });
+    return Promise.resolve(claim);
   }
 
   /** Pushes the expiry of each live session out by the grace period. */
-  refresh(ids: readonly string[]): Promise<void> {
+  refresh(sessions: readonly HeldSession[]): Promise<HeldSession[]> {
     const expires = this.#clock.now() + this.#ttlMs;
-    for (const id of ids) {
+    const lost: HeldSession[] = [];
+    for (const { id, epoch } of sessions) {
       const entry = this.#records.get(id);
-      if (entry) entry.expires = expires;
+      if (!entry) continue;
+      entry.expires = expires;
+      if (entry.epoch > epoch) lost.push({ id, epoch: entry.epoch });
+    }
+    return Promise.resolve(lost);
+  }
+
+  /** The grace period starts now, unless a newer connection holds it. */
+  release(id: string, epoch: number): Promise<void> {
+    const entry = this.#records.get(id);
+    if (entry && entry.epoch === epoch) {
+      this.#records.set(id, {
+        ...entry,
+        live: false,
+        expires: this.#clock.now() + this.#ttlMs,
+      });
     }
     return Promise.resolve();
   }
 
-  /** The grace period starts now. */
-  release(id: string): Promise<void> {
-    return this.refresh([id]);
-  }
-
   /** Within one process the handler itself closes the older connection. */
-  announce(_id: string): Promise<void> {
+  announce(_id: string, _epoch: number): Promise<void> {
     return Promise.resolve();
   }
 
   /** No other instance can take a memory session over. */
   onTakeover(_listener: TakeoverListener): void {}
+
+  /** A memory store is never away. */
+  onResync(_listener: () => void): void {}
 
   /** Always up. */
   status(): StoreStatus {

@@ -25,11 +25,15 @@ export class Connection implements Tickable {
   /** Whether the session was resumed rather than started. */
   resumed = false;
 
-  /** A connection record for `socket` serving session `sessionId`. */
+  /**
+   * A connection record for `socket` serving session `sessionId` as the
+   * connection of `epoch` (higher is newer; see sessions/store.ts).
+   */
   constructor(
     readonly socket: WebSocket,
     readonly sessionId: string,
     readonly start: number,
+    readonly epoch: number,
     readonly json: boolean,
     readonly address: string,
     readonly label: string,
@@ -81,9 +85,12 @@ export class ConnectionSet {
     return false;
   }
 
-  /** Session ids held by live connections. */
-  sessionIds(): string[] {
-    return [...this.#bySession.keys()];
+  /** The sessions held by live connections, with their epochs. */
+  held(): Array<{ id: string; epoch: number }> {
+    return [...this.#bySession.values()].map((conn) => ({
+      id: conn.sessionId,
+      epoch: conn.epoch,
+    }));
   }
 
   /** Every connection. */

@@ -16,7 +16,10 @@ export const CLOSE = {
   policy: 1008,
   tooBig: 1009,
   unsupported: 1003,
+  /** A newer connection of the session took it over. */
   takenOver: 4001,
+  /** This handshake is older than the session's live connection. */
+  superseded: 4002,
 } as const;
 
 /** Whether a `Sec-WebSocket-Protocol` header offers {@link PROTOCOL}. */

@@ -56,6 +56,8 @@ export interface ServedSession {
   readonly id: string;
   /** Session start, ms since the epoch. */
   readonly start: number;
+  /** The connection's epoch; a higher one is a newer connection. */
+  readonly epoch: number;
   /** The token handed out in the welcome. */
   readonly token: string;
   readonly resumed: boolean;
@@ -80,10 +82,25 @@ export interface TrafficCounts {
 /** The live connections and what can be done to them. */
 export interface SocketLifecycle {
   readonly connections: ConnectionSet;
-  /** Takes a freshly upgraded socket into the live set. */
-  accept(socket: WebSocket, session: ServedSession, peer: Peer): Connection;
-  /** Closes the local connection of a session taken over elsewhere. */
-  evict(sessionId: string): void;
+  /**
+   * Takes a freshly upgraded socket into the live set; null when a newer
+   * local connection holds the session (the socket is then superseded).
+   */
+  accept(
+    socket: WebSocket,
+    session: ServedSession,
+    peer: Peer,
+  ): Connection | null;
+  /**
+   * Closes a freshly upgraded socket as soon as it opens, with 4002: its
+   * handshake is older than the session's live connection.
+   */
+  supersede(socket: WebSocket): void;
+  /**
+   * Closes the local connection of a session that a connection of `epoch`
+   * took over elsewhere; a local connection as new or newer stays.
+   */
+  evict(sessionId: string, epoch: number): void;
   /** Sends a JSON message if the connection speaks JSON and is open. */
   sendJson(conn: Connection, message: Record<string, unknown>): void;
   /** Closes one connection with `code` and `reason`. */
@@ -148,15 +165,21 @@ export function createSocketLifecycle(
     socket: WebSocket,
     session: ServedSession,
     peer: Peer,
-  ): Connection {
+  ): Connection | null {
     const seconds = Math.max(
       0,
       Math.floor((clock.now() - session.start) / 1000),
     );
+    const holder = connections.bySession(session.id);
+    if (holder && holder.epoch > session.epoch) {
+      supersede(socket);
+      return null;
+    }
     const conn = new Connection(
       socket,
       session.id,
       session.start,
+      session.epoch,
       peer.json,
       peer.address,
       peer.label,
@@ -179,9 +202,18 @@ export function createSocketLifecycle(
     return conn;
   }
 
-  function evict(sessionId: string): void {
+  function supersede(socket: WebSocket): void {
+    metrics.inc("wstime_superseded_total");
+    socket.addEventListener("open", onOpenSuperseded);
+  }
+
+  function onOpenSuperseded(this: WebSocket): void {
+    this.close(CLOSE.superseded, "a newer connection holds this session");
+  }
+
+  function evict(sessionId: string, epoch: number): void {
     const conn = connections.bySession(sessionId);
-    if (!conn) return;
+    if (!conn || conn.epoch >= epoch) return;
     metrics.inc("wstime_takeovers_total", { where: "remote" });
     connections.delete(conn);
     // Eagerly: a half-dead peer may never send the close frame that would
@@ -300,6 +332,7 @@ export function createSocketLifecycle(
   return {
     connections,
     accept,
+    supersede,
     evict,
     sendJson,
     close,

@@ -47,7 +47,14 @@ class FakeSocket extends EventTarget {
 function setup() {
   const clock = new ManualClock(1_000_000);
   const metrics = new Metrics();
-  for (const name of ["slow_readers_closed", "takeovers", "disconnects"]) {
+  for (
+    const name of [
+      "slow_readers_closed",
+      "takeovers",
+      "disconnects",
+      "superseded",
+    ]
+  ) {
     metrics.counter(`wstime_${name}_total`, name);
   }
   const ended: Array<[string, boolean]> = [];
@@ -66,12 +73,13 @@ function setup() {
   });
   const accept = (
     id: string,
-    options: { json?: boolean; start?: number } = {},
-  ): [FakeSocket, Connection] => {
+    options: { json?: boolean; start?: number; epoch?: number } = {},
+  ): [FakeSocket, Connection | null] => {
     const socket = new FakeSocket();
     const session: ServedSession = {
       id,
       start: options.start ?? clock.now(),
+      epoch: options.epoch ?? 1,
       token: `token-${id}`,
       resumed: false,
     };
@@ -123,9 +131,9 @@ Deno.test("createSocketLifecycle() sends text clients the original lines", () =>
 
 Deno.test("createSocketLifecycle() closes the older local connection of a resumed session with 4001", () => {
   const { metrics, ended, lifecycle, accept } = setup();
-  const [older] = accept("same");
+  const [older] = accept("same", { epoch: 1 });
   older.open();
-  const [newer] = accept("same");
+  const [newer] = accept("same", { epoch: 2 });
   newer.open();
   assert.deepEqual(older.closed, {
     code: 4001,
@@ -141,13 +149,16 @@ Deno.test("createSocketLifecycle() closes the older local connection of a resume
   lifecycle.stop();
 });
 
-Deno.test("createSocketLifecycle().evict() ends a session taken over on another instance", () => {
+Deno.test("createSocketLifecycle().evict() ends a session taken over on another instance, never a newer one", () => {
   const { metrics, ended, lifecycle, accept } = setup();
-  const [socket] = accept("moved");
+  const [socket] = accept("moved", { epoch: 3 });
   socket.open();
-  lifecycle.evict("moved");
-  lifecycle.evict("unknown");
-  assert.equal(socket.closed?.code, 4001);
+  lifecycle.evict("moved", 3);
+  lifecycle.evict("moved", 2);
+  assert.equal(socket.closeCode(), undefined, "an announcement as old");
+  lifecycle.evict("moved", 4);
+  lifecycle.evict("unknown", 9);
+  assert.equal(socket.closeCode(), 4001);
   assert.deepEqual(ended, [["moved", false]]);
   assert.equal(metrics.value("wstime_takeovers_total", { where: "remote" }), 1);
   socket.hangUp(4001);
@@ -186,5 +197,23 @@ Deno.test("createSocketLifecycle() closes a client that stopped reading with 100
     reason: "client is not reading",
   });
   assert.equal(metrics.value("wstime_slow_readers_closed_total"), 1);
+  lifecycle.stop();
+});
+
+Deno.test("createSocketLifecycle() closes with 4002 a handshake older than the session's local connection", () => {
+  const { metrics, ended, lifecycle, accept } = setup();
+  const [newer] = accept("s", { epoch: 6 });
+  newer.open();
+  const [stale, conn] = accept("s", { epoch: 5 });
+  assert.equal(conn, null);
+  stale.open();
+  assert.deepEqual(stale.closed, {
+    code: 4002,
+    reason: "a newer connection holds this session",
+  });
+  assert.deepEqual(stale.sent, [], "no welcome, no tick");
+  assert.equal(newer.closeCode(), undefined);
+  assert.equal(metrics.value("wstime_superseded_total"), 1);
+  assert.deepEqual(ended, []);
   lifecycle.stop();
 });
