@@ -101,6 +101,7 @@ export function buildApp(options: AppOptions): App {
     maxBufferedBytes: config.maxBufferedBytes,
     maxMessageBytes: config.maxMessageBytes,
     maxMessagesPerSecond: config.maxMessagesPerSecond,
+    peerTimeoutMs: config.peerTimeoutMs,
     // Refreshed tokens ride on ticks, so a token stays valid for a session
     // that lasts longer than the grace period even if the store loses it.
     tokenEverySeconds: Math.max(1, Math.floor(config.sessionTtlMs / 2000)),

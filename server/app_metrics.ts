@@ -38,6 +38,10 @@ export function declareMetrics(metrics: Metrics, from: MetricSources): void {
     "wstime_slow_readers_closed_total",
     "Connections closed because the client stopped reading",
   );
+  metrics.counter(
+    "wstime_silent_peers_closed_total",
+    "Connections closed because a heartbeating client went silent",
+  );
   metrics.counter("wstime_disconnects_total", "Closed connections, by code");
   metrics.counter("wstime_tokens_rejected_total", "Invalid session tokens");
   metrics.gauge(

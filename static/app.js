@@ -93,6 +93,12 @@ function stateText(detail) {
     case "connected":
       return "connected";
     case "retrying":
+      if (detail.reason === "superseded") {
+        return `another tab or device holds this session; retrying, ${of}`;
+      }
+      if (detail.reason === "silent") {
+        return `the connection went silent; retrying, ${of}`;
+      }
       return `retrying, ${of}`;
     case "stopped":
       return "disconnected";
@@ -198,6 +204,9 @@ function main() {
   function onState(detail) {
     ui.app.dataset.state = detail.state;
     ui.state.textContent = stateText(detail);
+    if (detail.state === "retrying" && detail.reason === "silent") {
+      log("no tick from the server: the connection is dead", true);
+    }
     if (detail.state !== "retrying") stopCountdown();
     const active = detail.state === "connecting" ||
       detail.state === "connected" || detail.state === "retrying";

@@ -10,8 +10,20 @@
  * - A `drain` message's `reconnectAfterMs` arrives before the 1001 close, so
  *   it is always honoured.
  * - Close codes that mean "reconnecting will not help" (see
- *   {@link FINAL_CLOSE_CODES}) end the client instead of retrying; 4001
- *   (the session was resumed on a newer connection) must not fight it.
+ *   {@link FINAL_CLOSE_CODES}) end the client instead of retrying.
+ * - 4001 (a newer connection took the session) and 4002 (this handshake was
+ *   older than the session's live connection) mean another copy holds the
+ *   session. The server fences takeovers by epoch, so retrying cannot evict
+ *   a newer copy: the client retries slowly ({@link DEFAULTS}.supersededMs)
+ *   and takes the session back only once the other copy is gone. Giving up
+ *   for good would strand a user whose "other copy" was a dead socket.
+ * - Silence is a signal: the server ticks every second, so a connection
+ *   with no message for `silenceMs` is dead (a frozen or vanished host, a
+ *   partition; no FIN or RST arrives through a balancer). The client drops
+ *   it and reconnects with its usual backoff. While connected it answers a
+ *   tick with a heartbeat at most every `heartbeatMs`, from the message
+ *   handler (not a timer, which browsers throttle in background tabs), so
+ *   the server can tell a vanished client from a quiet one.
  * - A refused handshake (503 with `Retry-After`) is invisible: the WebSocket
  *   API of browsers hides the HTTP status of a failed handshake on purpose,
  *   and Deno's only names the status in an error text, never the headers.
@@ -30,8 +42,7 @@ export const PROTOCOL = "ws-time.v1";
 
 /**
  * Close codes after which the client stops instead of reconnecting: protocol
- * errors and refusals that a retry would only repeat, and 4001 (the session
- * was resumed on another connection, which must win).
+ * errors and refusals that a retry would only repeat.
  */
 export const FINAL_CLOSE_CODES = Object.freeze([
   1002,
@@ -40,8 +51,17 @@ export const FINAL_CLOSE_CODES = Object.freeze([
   1008,
   1009,
   1010,
-  4001,
 ]);
+
+/**
+ * Close codes that say another connection holds the session: 4001 (a newer
+ * one took it over) and 4002 (this handshake was the older one). The client
+ * keeps trying, slowly, in case that other connection is gone.
+ */
+export const SUPERSEDED_CLOSE_CODES = Object.freeze([4001, 4002]);
+
+/** The message a client sends so the server knows it is still there. */
+export const HEARTBEAT = '{"type":"heartbeat"}';
 
 /** Default option values, in one place. */
 export const DEFAULTS = Object.freeze({
@@ -51,6 +71,9 @@ export const DEFAULTS = Object.freeze({
   stableMs: 10_000,
   connectTimeoutMs: 15_000,
   maxHintMs: 300_000,
+  silenceMs: 3_500,
+  heartbeatMs: 15_000,
+  supersededMs: 5_000,
 });
 
 /**
@@ -69,6 +92,9 @@ export const DEFAULTS = Object.freeze({
  * @property {number} [stableMs] Uptime after which the attempt counter resets. Default 10000.
  * @property {number} [connectTimeoutMs] A handshake not done by then counts as failed. Default 15000.
  * @property {number} [maxHintMs] Server hints above this are clamped to it. Default 300000.
+ * @property {number} [silenceMs] A connection with no message for this long is dead; 0 = never. Default 3500 (about three ticks).
+ * @property {number} [heartbeatMs] Least time between two heartbeats (sent on ticks); 0 = none. Default 15000.
+ * @property {number} [supersededMs] Least wait after a 4001 or 4002 close (jittered up to twice that). Default 5000.
  * @property {readonly number[]} [finalCloseCodes] Default {@link FINAL_CLOSE_CODES}.
  * @property {Probe} [probe] Asked for a delay after a failed handshake. Default none.
  * @property {() => number} [random] Uniform in [0, 1). Default Math.random.
@@ -94,6 +120,7 @@ export const DEFAULTS = Object.freeze({
  * @property {((event: any) => void) | null} onerror
  * @property {((event: { code: number, reason: string, wasClean: boolean }) => void) | null} onclose
  * @property {(code?: number, reason?: string) => void} close
+ * @property {(data: string) => void} send
  */
 
 /** @typedef {new (url: string, protocols?: string | string[]) => SocketLike} SocketConstructor */
@@ -104,7 +131,7 @@ export const DEFAULTS = Object.freeze({
  * @property {ClientState} previous
  * @property {number} attempt Reconnect attempt under way or scheduled (0 on the first connection).
  * @property {number} maxAttempts
- * @property {string} reason Why, in words (empty when obvious).
+ * @property {string} reason Why, in words (empty when obvious); "silent" when the connection went quiet, "superseded" when another connection holds the session.
  * @property {number} [code] The close code that ended the client.
  */
 
@@ -222,6 +249,12 @@ export class WsTimeClient {
   #drainHint = undefined;
   /** @type {Promise<void>} */
   #closed = Promise.resolve();
+  /** @type {unknown} The silence watchdog's timer handle. */
+  #watchdog = undefined;
+  /** When the open connection last heard from the server (`now` clock). */
+  #heardAt = 0;
+  /** When the open connection last sent a heartbeat. */
+  #heartbeatAt = -Infinity;
 
   /**
    * A client for `url` (ws:// or wss://); call {@link start} to connect.
@@ -250,6 +283,12 @@ export class WsTimeClient {
       const value = /** @type {Record<string, unknown>} */ (merged)[key];
       if (typeof value !== "number" || !(value > 0) || !isFinite(value)) {
         throw new RangeError(`Option ${key} must be a positive number`);
+      }
+    }
+    for (const key of ["silenceMs", "heartbeatMs", "supersededMs"]) {
+      const value = /** @type {Record<string, unknown>} */ (merged)[key];
+      if (typeof value !== "number" || !(value >= 0) || !isFinite(value)) {
+        throw new RangeError(`Option ${key} must be a number >= 0`);
       }
     }
     if (!Number.isInteger(merged.maxAttempts) || merged.maxAttempts < 0) {
@@ -359,10 +398,15 @@ export class WsTimeClient {
       }
       opened = true;
       openedAt = this.#options.now();
+      this.#heardAt = openedAt;
+      this.#heartbeatAt = -Infinity;
+      this.#watch(url, openedAt, this.#options.silenceMs);
       this.#setState("connected", "");
     };
     socket.onmessage = (event) => {
-      if (generation === this.#generation) this.#onMessage(event.data);
+      if (generation !== this.#generation) return;
+      this.#heardAt = this.#options.now();
+      this.#onMessage(event.data, socket);
     };
     socket.onerror = () => {
       // A close event always follows; it decides what happens next.
@@ -371,14 +415,78 @@ export class WsTimeClient {
       clear();
       closed.resolve(undefined);
       if (generation !== this.#generation) return;
+      this.#unwatch();
       this.#socket = null;
       const uptime = opened ? this.#options.now() - openedAt : 0;
       this.#onClose(url, event, opened, uptime);
     };
   }
 
-  /** @param {unknown} data */
-  #onMessage(data) {
+  /**
+   * Arms the silence watchdog: it fires `delay` ms from now and, unless the
+   * connection has heard from the server since, drops it. One timer per
+   * silence period, re-armed for the remainder, not one per message.
+   * @param {string} url
+   * @param {number} openedAt
+   * @param {number} delay
+   */
+  #watch(url, openedAt, delay) {
+    const { silenceMs, setTimeout, now } = this.#options;
+    if (silenceMs <= 0) return;
+    const generation = this.#generation;
+    this.#watchdog = setTimeout(() => {
+      this.#watchdog = undefined;
+      if (generation !== this.#generation) return;
+      const silent = now() - this.#heardAt;
+      if (silent < silenceMs) {
+        this.#watch(url, openedAt, silenceMs - silent);
+        return;
+      }
+      this.#silent(url, openedAt, silent);
+    }, delay);
+  }
+
+  #unwatch() {
+    if (this.#watchdog !== undefined) {
+      this.#options.clearTimeout(this.#watchdog);
+      this.#watchdog = undefined;
+    }
+  }
+
+  /**
+   * Drops a connection that went silent. Its socket is abandoned, not
+   * awaited: over a dead path its closing handshake may take minutes.
+   * @param {string} url
+   * @param {number} openedAt
+   * @param {number} silent
+   */
+  #silent(url, openedAt, silent) {
+    const socket = this.#socket;
+    this.#socket = null;
+    this.#generation++;
+    this.#closed = Promise.resolve();
+    try {
+      socket?.close(4000, "no message from the server");
+    } catch {
+      // Already closing.
+    }
+    const seconds = (silent / 1000).toFixed(1);
+    this.#onClose(
+      url,
+      {
+        code: 4000,
+        reason: `no message for ${seconds} s`,
+      },
+      true,
+      this.#options.now() - openedAt,
+    );
+  }
+
+  /**
+   * @param {unknown} data
+   * @param {SocketLike} socket
+   */
+  #onMessage(data, socket) {
     if (typeof data !== "string") return;
     /** @type {unknown} */
     let parsed;
@@ -397,6 +505,14 @@ export class WsTimeClient {
     const hint = message.reconnectAfterMs;
     if (message.type === "drain" && typeof hint === "number" && hint >= 0) {
       this.#drainHint = Math.min(hint, this.#options.maxHintMs);
+    }
+    const { heartbeatMs, now } = this.#options;
+    if (
+      message.type === "tick" && heartbeatMs > 0 &&
+      now() - this.#heartbeatAt >= heartbeatMs && socket.readyState === OPEN
+    ) {
+      this.#heartbeatAt = now();
+      socket.send(HEARTBEAT);
     }
     this.#emit("message", message);
   }
@@ -419,16 +535,25 @@ export class WsTimeClient {
     }
     let hint = this.#drainHint;
     this.#drainHint = undefined;
+    if (SUPERSEDED_CLOSE_CODES.includes(event.code)) {
+      const { supersededMs, random } = this.#options;
+      hint = Math.max(hint ?? 0, supersededMs * (1 + random()));
+      this.#scheduleRetry(hint, "superseded");
+      return;
+    }
     if (!opened && hint === undefined && this.#options.probe) {
       hint = await this.#options.probe(url).catch(() => undefined);
       if (generation !== this.#generation) return;
       if (hint !== undefined) hint = Math.min(hint, this.#options.maxHintMs);
     }
-    this.#scheduleRetry(hint);
+    this.#scheduleRetry(hint, event.code === 4000 ? "silent" : "");
   }
 
-  /** @param {number | undefined} hintMs */
-  #scheduleRetry(hintMs) {
+  /**
+   * @param {number | undefined} hintMs
+   * @param {string} why
+   */
+  #scheduleRetry(hintMs, why) {
     const { baseMs, capMs, maxAttempts, random, now } = this.#options;
     if (this.#attempt >= maxAttempts) {
       this.#end("gave-up", `gave up after ${maxAttempts} attempts`);
@@ -452,7 +577,10 @@ export class WsTimeClient {
       at: now() + delayMs,
       hintMs,
     };
-    this.#setState("retrying", hintMs === undefined ? "" : "server hint");
+    this.#setState(
+      "retrying",
+      why !== "" ? why : hintMs === undefined ? "" : "server hint",
+    );
     if (generation === this.#generation) this.#emit("retry", retry);
   }
 
@@ -464,6 +592,7 @@ export class WsTimeClient {
    */
   #end(state, reason, code) {
     this.#generation++;
+    this.#unwatch();
     if (this.#timer !== undefined) {
       this.#options.clearTimeout(this.#timer);
       this.#timer = undefined;

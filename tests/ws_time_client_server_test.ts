@@ -9,6 +9,7 @@
 
 import assert from "node:assert/strict";
 import {
+  type CloseDetail,
   healthcheckProbe,
   type Message,
   type RetryDetail,
@@ -26,13 +27,16 @@ function recordingClient(
   const client = new WsTimeClient(url, options);
   const messages: Message[] = [];
   const retries: RetryDetail[] = [];
+  const closes: CloseDetail[] = [];
   client.on("message", (message) => messages.push(message));
   client.on("retry", (retry) => retries.push(retry));
+  client.on("close", (close) => closes.push(close));
   client.start();
   return {
     client,
     messages,
     retries,
+    closes,
     [Symbol.asyncDispose]: () => client.stop(),
   };
 }
@@ -94,22 +98,43 @@ Deno.test("upgrade on / without subprotocol: a plain text client still receives 
   assert.equal(second, `${server.name}: you have been connected for 2 seconds`);
 });
 
-Deno.test("WsTimeClient yields to a newer connection of its session (4001)", async () => {
+Deno.test("WsTimeClient yields to a newer connection of its session (4001), waits while it lives (4002), then takes the session back", async () => {
   await using server = await startServer();
-  await using older = recordingClient(server.ws, { baseMs: 100 });
+  const options = { baseMs: 100, supersededMs: 300 };
+  await using older = recordingClient(server.ws, options);
   await waitFor(() => older.client.session, 5000, "a welcome");
-  await using newer = recordingClient(server.ws, {
+  const newer = recordingClient(server.ws, {
+    ...options,
     session: older.client.session,
-    baseMs: 100,
   });
-  await waitFor(() => older.client.state === "closed", 5000, "older to end");
+  try {
+    await waitFor(
+      () => newer.messages.some((m) => m.type === "tick"),
+      5000,
+      "a tick on the newer connection",
+    );
+    assert.equal(newer.messages[0]!.resumed, true);
+    // The older one retries with its older token and is told 4002 while
+    // the newer connection lives: it never evicts it.
+    await waitFor(
+      () => older.closes.filter((c) => c.code === 4002).length >= 2,
+      10_000,
+      "the older client to be refused twice",
+    );
+    assert.equal(older.closes[0]!.code, 4001);
+    assert.equal(newer.client.state, "connected");
+    assert.equal(newer.retries.length, 0);
+  } finally {
+    await newer.client.stop();
+  }
+  // The newer copy is gone: the older client takes the session back.
   await waitFor(
-    () => newer.messages.some((m) => m.type === "tick"),
-    5000,
-    "a tick on the newer connection",
+    () =>
+      older.client.state === "connected" &&
+      older.messages.at(-1)?.type === "tick",
+    10_000,
+    "the older client to resume",
   );
-  assert.equal(newer.client.state, "connected");
-  assert.equal(newer.messages[0]!.resumed, true);
-  assert.equal(older.retries.length, 0);
-  assert.equal(newer.retries.length, 0);
+  const welcome = older.messages.filter((m) => m.type === "welcome").at(-1)!;
+  assert.equal(welcome.resumed, true);
 });

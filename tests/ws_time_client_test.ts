@@ -73,8 +73,16 @@ class FakeSocket {
     this.onopen?.({});
   }
 
-  send(message: Record<string, unknown>): void {
+  /** What the client sent (heartbeats). */
+  readonly sent: string[] = [];
+
+  /** The server sends `message`. */
+  receive(message: Record<string, unknown>): void {
     this.onmessage?.({ data: JSON.stringify(message) });
+  }
+
+  send(data: string): void {
+    this.sent.push(data);
   }
 
   drop(code = 1006, reason = ""): void {
@@ -167,7 +175,11 @@ Deno.test("WsTimeClient retries with growing jittered delays, then gives up afte
 });
 
 Deno.test("WsTimeClient resets the attempt counter only after a stable connection", () => {
-  const { client, timers, retries, last } = harness({ random: () => 0.999 });
+  // No ticks in this test: the silence watchdog would end the connections.
+  const { client, timers, retries, last } = harness({
+    random: () => 0.999,
+    silenceMs: 0,
+  });
   client.start();
   for (let i = 0; i < 4; i++) {
     last().drop();
@@ -194,9 +206,9 @@ Deno.test("WsTimeClient presents the newest session token and its id on reconnec
   assert.equal(sockets[0]!.url, "ws://example.test/?id=tab-1");
   assert.equal(sockets[0]!.protocols, "ws-time.v1");
   last().open();
-  last().send({ type: "welcome", server: "a", session: "T1", seconds: 0 });
-  last().send({ type: "tick", server: "a", seconds: 1 });
-  last().send({ type: "tick", server: "a", seconds: 2, session: "T2" });
+  last().receive({ type: "welcome", server: "a", session: "T1", seconds: 0 });
+  last().receive({ type: "tick", server: "a", seconds: 1 });
+  last().receive({ type: "tick", server: "a", seconds: 2, session: "T2" });
   assert.equal(client.session, "T2");
   last().drop();
   timers.advance(1_000);
@@ -210,7 +222,7 @@ Deno.test("WsTimeClient honours a drain message's reconnectAfterMs", () => {
   });
   client.start();
   last().open();
-  last().send({ type: "drain", reconnectAfterMs: 2345 });
+  last().receive({ type: "drain", reconnectAfterMs: 2345 });
   last().drop(1001, "server shutting down");
   assert.equal(retries.at(-1)!.delayMs, 2345);
   assert.equal(retries.at(-1)!.hintMs, 2345);
@@ -250,10 +262,7 @@ Deno.test("WsTimeClient waits as long as the probe says after a failed handshake
 });
 
 for (
-  const [code, reason] of [[4001, "session resumed elsewhere"], [
-    1008,
-    "too many messages",
-  ], [1009, ""]] as const
+  const [code, reason] of [[1008, "too many messages"], [1009, ""]] as const
 ) {
   Deno.test(`WsTimeClient does not reconnect after close code ${code}`, () => {
     const { client, timers, sockets, retries, states, last } = harness();
@@ -360,4 +369,98 @@ Deno.test("WsTimeClient.stop() called from inside its own events schedules nothi
     timers.advance(600_000);
     assert.equal(sockets.length, 1, event);
   }
+});
+
+for (const code of [4001, 4002]) {
+  Deno.test(`WsTimeClient after close code ${code} retries slowly instead of giving up`, () => {
+    const { client, timers, sockets, retries, states, last } = harness({
+      supersededMs: 5000,
+    });
+    client.start();
+    last().open();
+    last().receive({ type: "welcome", server: "a", session: "T1", seconds: 0 });
+    last().drop(code, "another connection holds this session");
+    assert.equal(client.state, "retrying");
+    assert.equal(states.at(-1)!.reason, "superseded");
+    const delay = retries.at(-1)!.delayMs;
+    assert.ok(delay >= 5000 && delay <= 10_000, `waits ${delay} ms`);
+    timers.advance(delay - 1);
+    assert.equal(sockets.length, 1, "not before the wait");
+    timers.advance(1);
+    assert.equal(sockets.length, 2);
+    assert.match(last().url, /session=T1/);
+    // Still held elsewhere: it keeps waiting, never fights, never stops.
+    last().open();
+    last().drop(4002, "a newer connection holds this session");
+    assert.equal(client.state, "retrying");
+    timers.advance(10_000);
+    last().open();
+    last().receive({
+      type: "welcome",
+      server: "b",
+      session: "T9",
+      seconds: 42,
+    });
+    assert.equal(client.state, "connected");
+  });
+}
+
+Deno.test("WsTimeClient drops a connection that goes silent and reconnects with its token", () => {
+  const { client, timers, sockets, retries, states, last } = harness({
+    silenceMs: 3500,
+  });
+  const closes: Array<{ code: number; reason: string }> = [];
+  client.on("close", (detail) => closes.push(detail));
+  client.start();
+  last().open();
+  last().receive({ type: "welcome", server: "a", session: "T1", seconds: 0 });
+  for (let k = 1; k <= 5; k++) {
+    timers.advance(1000);
+    last().receive({ type: "tick", server: "a", seconds: k });
+  }
+  assert.equal(client.state, "connected", "ticks keep it alive");
+  // The host freezes: no FIN, no RST, just nothing.
+  timers.advance(3499);
+  assert.equal(client.state, "connected");
+  timers.advance(1);
+  assert.equal(client.state, "retrying");
+  assert.equal(states.at(-1)!.reason, "silent");
+  assert.deepEqual(closes, [{
+    code: 4000,
+    reason: "no message for 3.5 s",
+    opened: true,
+  }]);
+  assert.deepEqual(sockets[0]!.closedWith, [
+    4000,
+    "no message from the server",
+  ]);
+  timers.advance(retries.at(-1)!.delayMs);
+  assert.equal(sockets.length, 2);
+  assert.match(last().url, /session=T1/);
+  // A late event from the abandoned socket changes nothing.
+  sockets[0]!.receive({ type: "tick", server: "a", seconds: 9 });
+  sockets[0]!.drop(1006);
+  assert.equal(client.state, "connecting");
+});
+
+Deno.test("WsTimeClient with silenceMs 0 waits for the close however long", () => {
+  const { client, timers, last } = harness({ silenceMs: 0 });
+  client.start();
+  last().open();
+  timers.advance(600_000);
+  assert.equal(client.state, "connected");
+});
+
+Deno.test("WsTimeClient answers ticks with a heartbeat at most every heartbeatMs", () => {
+  const { client, timers, sockets, last } = harness({ heartbeatMs: 15_000 });
+  client.start();
+  last().open();
+  last().receive({ type: "welcome", server: "a", session: "T1", seconds: 0 });
+  assert.deepEqual(last().sent, [], "not for the welcome");
+  for (let k = 1; k <= 31; k++) {
+    timers.advance(1000);
+    last().receive({ type: "tick", server: "a", seconds: k });
+  }
+  // The first tick, then every 15 s: ticks 1, 16 and 31.
+  assert.deepEqual(sockets[0]!.sent, Array(3).fill('{"type":"heartbeat"}'));
 });

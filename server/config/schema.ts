@@ -66,6 +66,8 @@ export interface Config {
   readonly maxMessagesPerSecond: number;
   /** Deno's ping/idle timeout in seconds; 0 disables it. */
   readonly idleTimeoutS: number;
+  /** Silence after which a heartbeating client counts as gone; 0 = off. */
+  readonly peerTimeoutMs: number;
   /** PEM certificate file for TLS; needs `keyFile`. */
   readonly certFile: string;
   /** PEM private key file for TLS; needs `certFile`. */
@@ -388,6 +390,18 @@ export const OPTIONS: readonly OptionSpec[] = [
     help: "ping/idle timeout in s, 0 = off",
     doc:
       "seconds without a pong before Deno closes a socket; 0 = off: at 19.5k connections Deno's pings cost about 7 KB each and 5x the tick p99 ([deploy/PRODUCTION.md](../deploy/PRODUCTION.md))",
+  },
+  {
+    flag: "peer-timeout",
+    env: "PEER_TIMEOUT",
+    key: "peerTimeoutMs",
+    kind: "duration",
+    fallback: "45s",
+    min: 0,
+    max: 24 * 3600_000,
+    help: "silence that ends a heartbeating client, 0 = off",
+    doc:
+      "a client that sends heartbeats (the page's client does, every 15 s) and then stays silent this long is closed with 4003 and its session released; clients that never send anything are left to TCP; 0 = off",
   },
   {
     flag: "cert",

@@ -20,6 +20,8 @@ export const CLOSE = {
   takenOver: 4001,
   /** This handshake is older than the session's live connection. */
   superseded: 4002,
+  /** A client that had sent heartbeats went silent. */
+  peerSilent: 4003,
 } as const;
 
 /** Whether a `Sec-WebSocket-Protocol` header offers {@link PROTOCOL}. */

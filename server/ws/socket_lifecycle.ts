@@ -35,6 +35,11 @@ export interface LifecycleOptions {
   readonly maxMessageBytes: number;
   /** Client messages allowed per second (burst: one second's worth). */
   readonly maxMessagesPerSecond: number;
+  /**
+   * Silence after which a client that has sent anything counts as gone
+   * (ms); 0 = never. Checked on its ticks, so it costs no timer.
+   */
+  readonly peerTimeoutMs: number;
   /** A JSON tick carries a refreshed token every this many seconds. */
   readonly tokenEverySeconds: number;
   /** A fresh token for the session `conn` serves. */
@@ -139,10 +144,40 @@ export function createSocketLifecycle(
   const ticker = new Ticker<Connection>(tickClock, tick, {
     minGapMs: tickGapMs,
   });
+  const peerTimeoutMs = options.peerTimeoutMs > 0
+    ? options.peerTimeoutMs
+    : Infinity;
+
+  /**
+   * Ends a vanished client's connection now: its close handshake may never
+   * complete (nobody answers), so its session is released at once instead
+   * of when the close event comes. The descriptor stays until the kernel
+   * gives up on the TCP connection.
+   */
+  function dropSilent(conn: Connection): void {
+    metrics.inc("wstime_silent_peers_closed_total");
+    ticker.remove(conn);
+    const held = connections.delete(conn);
+    options.onEnded(conn, held && !conn.evicted);
+    logger.debug("peer silent", {
+      session: () => options.sessionLabel(conn.sessionId),
+    });
+    close(conn, CLOSE.peerSilent, "no heartbeat");
+  }
 
   function tick(conn: Connection, seconds: number): void {
     const socket = conn.socket;
     if (socket.readyState !== OPEN) return;
+    // A client that sends heartbeats and then stops has vanished (no FIN
+    // or RST arrives from a host that lost power or its network). The
+    // tick's due time stands in for the clock: it is now, within a wake.
+    if (
+      conn.messageAt > 0 &&
+      conn.start + seconds * 1000 - conn.messageAt > peerTimeoutMs
+    ) {
+      dropSilent(conn);
+      return;
+    }
     // With Deno's ping off, a peer that stops reading is noticed here: once
     // the kernel's buffers are full, Deno queues our ticks in memory.
     if (socket.bufferedAmount > options.maxBufferedBytes) {

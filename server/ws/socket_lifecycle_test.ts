@@ -53,6 +53,7 @@ function setup() {
       "takeovers",
       "disconnects",
       "superseded",
+      "silent_peers_closed",
     ]
   ) {
     metrics.counter(`wstime_${name}_total`, name);
@@ -64,6 +65,7 @@ function setup() {
     maxBufferedBytes: 1000,
     maxMessageBytes: 16,
     maxMessagesPerSecond: 2,
+    peerTimeoutMs: 3000,
     tokenEverySeconds: 3,
     refreshToken: (conn) => `fresh-${conn.sessionId}`,
     sessionLabel: (id) => id,
@@ -215,5 +217,30 @@ Deno.test("createSocketLifecycle() closes with 4002 a handshake older than the s
   assert.equal(newer.closeCode(), undefined);
   assert.equal(metrics.value("wstime_superseded_total"), 1);
   assert.deepEqual(ended, []);
+  lifecycle.stop();
+});
+
+Deno.test("createSocketLifecycle() drops a heartbeating client that goes silent and releases its session at once", () => {
+  const { clock, metrics, ended, lifecycle, accept } = setup();
+  const [quiet] = accept("never-sends");
+  quiet.open();
+  const [beating] = accept("heartbeats");
+  beating.open();
+  for (let i = 0; i < 5; i++) {
+    beating.dispatchEvent(
+      new MessageEvent("message", { data: "beat" }),
+    );
+    clock.advance(1000);
+  }
+  assert.deepEqual(beating.closed, undefined, "alive while it beats");
+  // Its host vanishes: no close frame, no FIN, only silence.
+  clock.advance(3000);
+  assert.deepEqual(beating.closed, { code: 4003, reason: "no heartbeat" });
+  assert.deepEqual(ended, [["heartbeats", true]], "released without a close");
+  assert.equal(metrics.value("wstime_silent_peers_closed_total"), 1);
+  clock.advance(60_000);
+  assert.equal(quiet.closeCode(), undefined, "a client that never sent stays");
+  beating.hangUp(1006);
+  assert.equal(ended.length, 1);
   lifecycle.stop();
 });

@@ -1,0 +1,93 @@
+/**
+ * Dead peers on both ends, with real frozen processes (SIGSTOP): a frozen
+ * server sends no FIN and no RST, and a frozen client sends nothing; each
+ * side notices from silence alone.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import type { StateDetail } from "../static/ws_time_client.js";
+import { WsTimeClient } from "../static/ws_time_client.js";
+import { Child } from "./helpers/child.ts";
+import { ROOT } from "./helpers/paths.ts";
+import { startServer } from "./helpers/server_process.ts";
+import { waitFor } from "./helpers/timing.ts";
+
+/** A metric's value from a server's /metrics text. */
+async function metric(http: string, line: RegExp): Promise<number> {
+  const text = await (await fetch(`${http}/metrics`)).text();
+  return Number(line.exec(text)?.[1] ?? NaN);
+}
+
+Deno.test("WsTimeClient notices a frozen server from silence and reconnects", async () => {
+  await using server = await startServer();
+  const client = new WsTimeClient(server.ws, {
+    silenceMs: 1500,
+    baseMs: 100,
+    connectTimeoutMs: 1000,
+  });
+  const states: StateDetail[] = [];
+  client.on("state", (detail) => states.push(detail));
+  client.start();
+  try {
+    await waitFor(() => client.state === "connected", 5000, "connected");
+    server.child.kill("SIGSTOP");
+    const frozenAt = Date.now();
+    try {
+      await waitFor(
+        () => states.some((s) => s.reason === "silent"),
+        5000,
+        "the client to notice the silence",
+      );
+      const noticedMs = Date.now() - frozenAt;
+      assert.ok(noticedMs < 3000, `noticed after ${noticedMs} ms`);
+      // It keeps trying, it does not hang on the dead connection.
+      await waitFor(() => client.attempt >= 2, 5000, "further attempts");
+    } finally {
+      server.child.kill("SIGCONT");
+    }
+    await waitFor(() => client.state === "connected", 10_000, "reconnected");
+  } finally {
+    await client.stop();
+  }
+});
+
+Deno.test("main.ts --peer-timeout closes a heartbeating client that froze, and frees its session", async () => {
+  await using server = await startServer({ args: ["--peer-timeout", "2s"] });
+  const script = `
+    import { WsTimeClient } from "${ROOT}static/ws_time_client.js";
+    const client = new WsTimeClient(Deno.args[0], { heartbeatMs: 500 });
+    client.on("message", (m) => m.type === "tick" && console.log("tick"));
+    client.start();
+  `;
+  await using child = new Child(Deno.execPath(), [
+    "eval",
+    "--quiet",
+    script,
+    server.ws,
+  ], { env: { NO_COLOR: "1" } });
+  await child.waitForLine(/tick/);
+  await waitFor(
+    async () => await metric(server.http, /^wstime_connections (\d+)/m) === 1,
+    5000,
+    "one connection",
+  );
+  child.kill("SIGSTOP");
+  const frozenAt = Date.now();
+  await waitFor(
+    async () =>
+      await metric(server.http, /^wstime_silent_peers_closed_total (\d+)/m) ===
+        1,
+    6000,
+    "the server to drop the silent client",
+  );
+  const droppedMs = Date.now() - frozenAt;
+  assert.ok(droppedMs >= 1500 && droppedMs < 4500, `after ${droppedMs} ms`);
+  assert.equal(
+    await metric(server.http, /^wstime_connections (\d+)/m),
+    0,
+    "its record is gone although no close frame came",
+  );
+  child.kill("SIGCONT");
+});
