@@ -44,6 +44,8 @@ const HELP = `Usage: deno task bench [options]
   --mode <list>        storm/drain clients: jitter, immediate [jitter,immediate]
   --store <name>       storm/drain store: redis or memory [redis]
   --base-ms <ms>       storm/drain: the client's backoff base [its default]
+  --heartbeat-ms <ms>  steady/store: clients answer a tick with a heartbeat
+                       at most this often, as the page's client does [0]
   --drain-delay <ms>   drain: delay before the first close [3000]
   --drain-period <ms>  drain: window of the closes [5000]
   --heap-split         second pass with an inspector: heap vs native memory
@@ -73,6 +75,7 @@ export interface BenchOptions {
   readonly drainDelayMs: number;
   readonly drainPeriodMs: number;
   readonly baseMs: number;
+  readonly heartbeatMs: number;
 }
 
 /** Parses bench flags; throws an Error naming the bad flag. */
@@ -98,6 +101,7 @@ export function parseBenchArgs(args: string[]): BenchOptions | null {
       mode: { type: "string", default: "jitter,immediate" },
       store: { type: "string", default: "redis" },
       "base-ms": { type: "string", default: "0" },
+      "heartbeat-ms": { type: "string", default: "0" },
       "drain-delay": { type: "string", default: "3000" },
       "drain-period": { type: "string", default: "5000" },
       help: { type: "boolean" },
@@ -158,6 +162,7 @@ export function parseBenchArgs(args: string[]): BenchOptions | null {
     ),
     out: values.out,
     tag: values.tag,
+    heartbeatMs: int("heartbeat-ms", values["heartbeat-ms"], 0),
     heapSplit: values["heap-split"],
     modes: values.mode.split(",").map((m) => {
       if (m !== "jitter" && m !== "immediate") {
@@ -245,6 +250,7 @@ async function storeSweep(options: BenchOptions): Promise<StoreResult[]> {
           holdS: options.holdS,
           generators: generatorsFor(options, n),
           sources: sourcesFor(options, n),
+          heartbeatMs: options.heartbeatMs,
           onProgress: progress,
         }),
       );
@@ -269,6 +275,7 @@ async function steadySweep(options: BenchOptions): Promise<SteadyResult[]> {
         holdS: connect ? 0 : options.holdS,
         generators: generatorsFor(options, n),
         sources: sourcesFor(options, n),
+        heartbeatMs: options.heartbeatMs,
         heapSplit: options.heapSplit,
         serverProcesses: options.processes,
         onProgress: progress,

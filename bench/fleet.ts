@@ -23,6 +23,8 @@ export interface FleetOptions {
   readonly generators: number;
   /** Number of source addresses, 127.0.0.2 upwards. */
   readonly sources: number;
+  /** Clients' heartbeat period in ms; 0 = none. */
+  readonly heartbeatMs: number;
   /** Called with a one-line progress summary during the ramp. */
   readonly onProgress?: (line: string) => void;
 }
@@ -88,6 +90,7 @@ export class Fleet implements AsyncDisposable {
           ? sources.filter((_, s) => s % g === i)
           : [sources[i % sources.length]!],
         label: `g${i}`,
+        heartbeatMs: options.heartbeatMs,
       };
       return new Child(Deno.execPath(), [
         "run",

@@ -14,6 +14,7 @@ import { Buffer } from "node:buffer";
 import { commands, emit as emitLine } from "./child_io.ts";
 import { Histogram } from "./histogram.ts";
 import { LoadSocket, type LoadSocketEvents } from "./ws_client.ts";
+import { HEARTBEAT } from "../static/ws_time_client.js";
 
 /** What one generator is told to do (its only argument, as JSON). */
 export interface GeneratorPlan {
@@ -28,6 +29,8 @@ export interface GeneratorPlan {
   readonly sources: readonly string[];
   /** Prefix of each connection's `id` label. */
   readonly label: string;
+  /** Answer a tick with a heartbeat at most this often (ms); 0 = never. */
+  readonly heartbeatMs: number;
 }
 
 /** A message from a generator to the coordinator. */
@@ -100,6 +103,13 @@ export async function runGenerator(plan: GeneratorPlan): Promise<void> {
       const seconds = parseInt(text.slice(mark + 10), 10);
       if (socket.lastSeconds >= 0 && seconds !== socket.lastSeconds + 1) gaps++;
       socket.lastSeconds = seconds;
+      // As the page's client does: on a tick, at most every heartbeatMs.
+      if (
+        plan.heartbeatMs > 0 && at - socket.heartbeatAt >= plan.heartbeatMs
+      ) {
+        socket.heartbeatAt = at;
+        socket.send(HEARTBEAT);
+      }
       if (Number.isFinite(socket.start)) {
         lateness.add(at - (socket.start + seconds * 1000));
       }

@@ -32,6 +32,8 @@ export interface LoadOptions {
   readonly holdS: number;
   readonly generators: number;
   readonly sources: number;
+  /** Clients' heartbeat period in ms; 0 = none. */
+  readonly heartbeatMs: number;
   readonly onProgress?: (line: string) => void;
 }
 
@@ -221,6 +223,7 @@ export function startFleet(options: LoadOptions, port: number): Fleet {
     rate: options.rate,
     generators: options.generators,
     sources: options.sources,
+    heartbeatMs: options.heartbeatMs,
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   });
 }

@@ -4,7 +4,8 @@
  * the bench spreads connections over 127.0.0.2, 127.0.0.3, ... so the
  * ephemeral port range (about 28k ports per source address) is not the
  * limit. It speaks just what ws-time sends: unmasked text frames from the
- * server, ping (answered), close; it never sends data frames itself.
+ * server, ping (answered), close; the only data frames it sends are the
+ * client's heartbeats ({@link LoadSocket.send}).
  *
  * @module
  */
@@ -44,11 +45,19 @@ export class LoadSocket {
   /** Free slot for the generator's per-connection bookkeeping. */
   start = 0;
   lastSeconds = -1;
+  heartbeatAt = -Infinity;
   readonly #socket: net.Socket;
   readonly #events: LoadSocketEvents;
   #opened = false;
   #closed = false;
   #pending: Buffer | null = null;
+
+  /** Sends one text message (a heartbeat) if the socket is open. */
+  send(text: string): void {
+    if (this.#opened && !this.#closed) {
+      this.#socket.write(maskedFrame(0x1, Buffer.from(text)));
+    }
+  }
 
   /** Connects to `target`; events arrive through `events`. */
   constructor(target: LoadTarget, events: LoadSocketEvents) {

@@ -20,10 +20,12 @@
  * - Silence is a signal: the server ticks every second, so a connection
  *   with no message for `silenceMs` is dead (a frozen or vanished host, a
  *   partition; no FIN or RST arrives through a balancer). The client drops
- *   it and reconnects with its usual backoff. While connected it answers a
- *   tick with a heartbeat at most every `heartbeatMs`, from the message
- *   handler (not a timer, which browsers throttle in background tabs), so
- *   the server can tell a vanished client from a quiet one.
+ *   it and reconnects with its usual backoff.
+ * - When the welcome asks for heartbeats (`heartbeatMs`, a server with
+ *   `--peer-timeout`), the client answers a tick with one at most that
+ *   often, from the message handler (not a timer, which browsers throttle
+ *   in background tabs), so the server can tell a vanished client from a
+ *   quiet one.
  * - A refused handshake (503 with `Retry-After`) is invisible: the WebSocket
  *   API of browsers hides the HTTP status of a failed handshake on purpose,
  *   and Deno's only names the status in an error text, never the headers.
@@ -72,7 +74,6 @@ export const DEFAULTS = Object.freeze({
   connectTimeoutMs: 15_000,
   maxHintMs: 300_000,
   silenceMs: 3_500,
-  heartbeatMs: 15_000,
   supersededMs: 5_000,
 });
 
@@ -93,7 +94,6 @@ export const DEFAULTS = Object.freeze({
  * @property {number} [connectTimeoutMs] A handshake not done by then counts as failed. Default 15000.
  * @property {number} [maxHintMs] Server hints above this are clamped to it. Default 300000.
  * @property {number} [silenceMs] A connection with no message for this long is dead; 0 = never. Default 3500 (about three ticks).
- * @property {number} [heartbeatMs] Least time between two heartbeats (sent on ticks); 0 = none. Default 15000.
  * @property {number} [supersededMs] Least wait after a 4001 or 4002 close (jittered up to twice that). Default 5000.
  * @property {readonly number[]} [finalCloseCodes] Default {@link FINAL_CLOSE_CODES}.
  * @property {Probe} [probe] Asked for a delay after a failed handshake. Default none.
@@ -255,6 +255,8 @@ export class WsTimeClient {
   #heardAt = 0;
   /** When the open connection last sent a heartbeat. */
   #heartbeatAt = -Infinity;
+  /** Heartbeat period the server asked for in its welcome; 0 = none. */
+  #heartbeatMs = 0;
 
   /**
    * A client for `url` (ws:// or wss://); call {@link start} to connect.
@@ -285,7 +287,7 @@ export class WsTimeClient {
         throw new RangeError(`Option ${key} must be a positive number`);
       }
     }
-    for (const key of ["silenceMs", "heartbeatMs", "supersededMs"]) {
+    for (const key of ["silenceMs", "supersededMs"]) {
       const value = /** @type {Record<string, unknown>} */ (merged)[key];
       if (typeof value !== "number" || !(value >= 0) || !isFinite(value)) {
         throw new RangeError(`Option ${key} must be a number >= 0`);
@@ -400,6 +402,7 @@ export class WsTimeClient {
       openedAt = this.#options.now();
       this.#heardAt = openedAt;
       this.#heartbeatAt = -Infinity;
+      this.#heartbeatMs = 0;
       this.#watch(url, openedAt, this.#options.silenceMs);
       this.#setState("connected", "");
     };
@@ -506,12 +509,16 @@ export class WsTimeClient {
     if (message.type === "drain" && typeof hint === "number" && hint >= 0) {
       this.#drainHint = Math.min(hint, this.#options.maxHintMs);
     }
-    const { heartbeatMs, now } = this.#options;
+    const asked = message.heartbeatMs;
+    if (message.type === "welcome" && typeof asked === "number") {
+      this.#heartbeatMs = asked >= 1000 && isFinite(asked) ? asked : 0;
+    }
+    const now = this.#options.now();
     if (
-      message.type === "tick" && heartbeatMs > 0 &&
-      now() - this.#heartbeatAt >= heartbeatMs && socket.readyState === OPEN
+      message.type === "tick" && this.#heartbeatMs > 0 &&
+      now - this.#heartbeatAt >= this.#heartbeatMs && socket.readyState === OPEN
     ) {
-      this.#heartbeatAt = now();
+      this.#heartbeatAt = now;
       socket.send(HEARTBEAT);
     }
     this.#emit("message", message);

@@ -53,11 +53,11 @@ Deno.test("WsTimeClient notices a frozen server from silence and reconnects", as
   }
 });
 
-Deno.test("main.ts --peer-timeout closes a heartbeating client that froze, and frees its session", async () => {
+Deno.test("main.ts --peer-timeout asks clients for heartbeats and closes one that froze, freeing its session", async () => {
   await using server = await startServer({ args: ["--peer-timeout", "2s"] });
   const script = `
     import { WsTimeClient } from "${ROOT}static/ws_time_client.js";
-    const client = new WsTimeClient(Deno.args[0], { heartbeatMs: 500 });
+    const client = new WsTimeClient(Deno.args[0]);
     client.on("message", (m) => m.type === "tick" && console.log("tick"));
     client.start();
   `;

@@ -451,11 +451,29 @@ Deno.test("WsTimeClient with silenceMs 0 waits for the close however long", () =
   assert.equal(client.state, "connected");
 });
 
-Deno.test("WsTimeClient answers ticks with a heartbeat at most every heartbeatMs", () => {
-  const { client, timers, sockets, last } = harness({ heartbeatMs: 15_000 });
+Deno.test("WsTimeClient sends no heartbeat unless the welcome asks for one", () => {
+  const { client, timers, sockets, last } = harness();
   client.start();
   last().open();
   last().receive({ type: "welcome", server: "a", session: "T1", seconds: 0 });
+  for (let k = 1; k <= 60; k++) {
+    timers.advance(1000);
+    last().receive({ type: "tick", server: "a", seconds: k });
+  }
+  assert.deepEqual(sockets[0]!.sent, []);
+});
+
+Deno.test("WsTimeClient answers ticks with a heartbeat at most every heartbeatMs the welcome asks", () => {
+  const { client, timers, sockets, last } = harness();
+  client.start();
+  last().open();
+  last().receive({
+    type: "welcome",
+    server: "a",
+    session: "T1",
+    seconds: 0,
+    heartbeatMs: 15_000,
+  });
   assert.deepEqual(last().sent, [], "not for the welcome");
   for (let k = 1; k <= 31; k++) {
     timers.advance(1000);

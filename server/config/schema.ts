@@ -396,12 +396,13 @@ export const OPTIONS: readonly OptionSpec[] = [
     env: "PEER_TIMEOUT",
     key: "peerTimeoutMs",
     kind: "duration",
-    fallback: "45s",
+    fallback: "0",
+    fallbackDoc: "0 (off)",
     min: 0,
     max: 24 * 3600_000,
-    help: "silence that ends a heartbeating client, 0 = off",
+    help: "ask clients for heartbeats; silence this long ends one, 0 = off",
     doc:
-      "a client that sends heartbeats (the page's client does, every 15 s) and then stays silent this long is closed with 4003 and its session released; clients that never send anything are left to TCP; 0 = off",
+      "asks each ws-time.v1 client for a heartbeat every third of this (in its welcome) and closes one that then stays silent this long with 4003, releasing its session; 0 = off, because heartbeats cost about 4 KB per connection and 4-7 points of a core at 19.5k connections; the kernel's retransmission timeout ends vanished peers at no cost ([deploy/PRODUCTION.md](../deploy/PRODUCTION.md))",
   },
   {
     flag: "cert",

@@ -37,7 +37,8 @@ export interface LifecycleOptions {
   readonly maxMessagesPerSecond: number;
   /**
    * Silence after which a client that has sent anything counts as gone
-   * (ms); 0 = never. Checked on its ticks, so it costs no timer.
+   * (ms); 0 = never. When set, welcomes ask for a heartbeat every third of
+   * it. Checked on the client's ticks, so it costs no timer.
    */
   readonly peerTimeoutMs: number;
   /** A JSON tick carries a refreshed token every this many seconds. */
@@ -147,6 +148,10 @@ export function createSocketLifecycle(
   const peerTimeoutMs = options.peerTimeoutMs > 0
     ? options.peerTimeoutMs
     : Infinity;
+  // Three heartbeats per timeout: one lost or late one is not fatal.
+  const heartbeatAsk = options.peerTimeoutMs > 0
+    ? { heartbeatMs: Math.max(1000, Math.floor(options.peerTimeoutMs / 3)) }
+    : {};
 
   /**
    * Ends a vanished client's connection now: its close handshake may never
@@ -272,6 +277,7 @@ export function createSocketLifecycle(
         session: conn.token,
         resumed: conn.resumed,
         seconds: conn.lastTick,
+        ...heartbeatAsk,
       });
     }
     conn.token = "";

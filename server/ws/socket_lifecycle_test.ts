@@ -107,6 +107,8 @@ Deno.test("createSocketLifecycle() welcomes on open, then ticks each second with
       session: "token-s1",
       resumed: false,
       seconds: 2,
+      // --peer-timeout 3 s asks for a heartbeat every second.
+      heartbeatMs: 1000,
     },
     { type: "tick", server: "unit", seconds: 3, session: "fresh-s1" },
     { type: "tick", server: "unit", seconds: 4 },
