@@ -1,6 +1,7 @@
 /**
  * Turns `deploy/haproxy.cfg` into a config for a local cluster: the same
- * frontends, timeouts, checks and balancing, with loopback addresses and
+ * frontends, timeouts, checks and balancing, with local addresses (loopback,
+ * or a test's own network namespaces) and
  * free ports, logs on stdout, a connection limit an unprivileged shell can
  * grant, no privilege drop (chroot, user) and no admin socket. Only
  * addresses, ports, process settings and (optionally) check intervals
@@ -12,6 +13,8 @@
 /** One ws-time instance behind the local HAProxy. */
 export interface Backend {
   readonly name: string;
+  /** Its address; default 127.0.0.1. */
+  readonly host?: string;
   readonly port: number;
   /** Agent-check port of the instance. */
   readonly agentPort: number;
@@ -19,9 +22,11 @@ export interface Backend {
 
 /** Options of {@link renderHaproxyConfig}. */
 export interface RenderOptions {
-  /** Port of the ws_time frontend on 127.0.0.1. */
+  /** Address the frontends bind; default 127.0.0.1. */
+  readonly host?: string;
+  /** Port of the ws_time frontend. */
   readonly port: number;
-  /** Port of the stats frontend on 127.0.0.1. */
+  /** Port of the stats frontend. */
   readonly statsPort: number;
   readonly backends: readonly Backend[];
   /** Replaces every check interval (inter, agent-inter...), e.g. "500ms". */
@@ -57,7 +62,7 @@ export function renderHaproxyConfig(
       const port = section === "frontend stats"
         ? options.statsPort
         : options.port;
-      out.push(`    bind 127.0.0.1:${port}`);
+      out.push(`    bind ${options.host ?? "127.0.0.1"}:${port}`);
       continue;
     }
     if (trimmed.startsWith("server ")) {
@@ -77,6 +82,8 @@ export function renderHaproxyConfig(
 
 function serverLines(backends: readonly Backend[]): string[] {
   return backends.map((b) =>
-    `    server ${b.name} 127.0.0.1:${b.port} agent-port ${b.agentPort}`
+    `    server ${b.name} ${
+      b.host ?? "127.0.0.1"
+    }:${b.port} agent-port ${b.agentPort}`
   );
 }

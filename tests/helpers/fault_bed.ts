@@ -1,0 +1,335 @@
+/**
+ * The fault bed: a small deployment on real hosts (network namespaces, see
+ * netns.ts). Redis on one host, three ws-time instances on three more,
+ * HAProxy with the shipped config on another, and the clients (the page's
+ * reconnecting client, fault_clients.ts) on the last. The third instance's
+ * link runs through the link emulator, so it can be made slow and lossy.
+ * Faults are real: SIGKILL, SIGSTOP, a link set down at the switch, a
+ * blackhole route between an instance and Redis.
+ *
+ * @module
+ */
+
+import { renderHaproxyConfig } from "../../deploy/haproxy_config.ts";
+import type { Child } from "./child.ts";
+import type { DriverEvent } from "./fault_clients.ts";
+import { type Host, ip, type LossyHost, Network } from "./netns.ts";
+import { ROOT } from "./paths.ts";
+import { SERVER_PERMISSIONS } from "./server_process.ts";
+import { waitFor } from "./timing.ts";
+
+const TEMPLATE = Deno.readTextFileSync(`${ROOT}deploy/haproxy.cfg`);
+const WS_PORT = 8000;
+const AGENT_PORT = 8081;
+const LB_PORT = 8080;
+const STATS_PORT = 8404;
+
+/** One ws-time instance of the bed. */
+export interface BedInstance {
+  readonly name: string;
+  readonly host: Host;
+  child: Child;
+}
+
+/** How the bed is built. */
+export interface BedOptions {
+  /** Clients started once the bed is up. */
+  readonly clients: number;
+  /** Spread the clients' first connections over this long (ms). */
+  readonly rampMs?: number;
+  /** Extra ws-time flags for every instance. */
+  readonly instanceArgs?: readonly string[];
+  /** HAProxy check interval (the shipped config says 2s). */
+  readonly checkInterval?: string;
+}
+
+/** A running bed. */
+export class FaultBed implements AsyncDisposable {
+  readonly instances: BedInstance[] = [];
+  readonly #net: Network;
+  readonly #lossy: LossyHost;
+  readonly #redis: Host;
+  readonly #lb: Host;
+  readonly #clients: Host;
+  readonly #options: BedOptions;
+  #driver: Child | undefined;
+  #writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
+  #parsed = 0;
+  readonly #events: DriverEvent[] = [];
+
+  private constructor(
+    net: Network,
+    hosts: { redis: Host; lb: Host; clients: Host; lossy: LossyHost },
+    options: BedOptions,
+  ) {
+    this.#net = net;
+    this.#redis = hosts.redis;
+    this.#lb = hosts.lb;
+    this.#clients = hosts.clients;
+    this.#lossy = hosts.lossy;
+    this.#options = options;
+  }
+
+  /** Builds the network, starts every process and the clients. */
+  static async start(options: BedOptions): Promise<FaultBed> {
+    const net = await Network.create();
+    let bed: FaultBed | undefined;
+    try {
+      const redis = await net.addHost("redis", 2);
+      const lb = await net.addHost("lb", 3);
+      const clients = await net.addHost("clients", 4);
+      const hosts = [
+        await net.addHost("ws1", 11),
+        await net.addHost("ws2", 12),
+      ];
+      const lossy = await net.addLossyHost("ws3", 13);
+      hosts.push(lossy);
+      bed = new FaultBed(net, { redis, lb, clients, lossy }, options);
+      await bed.#startRedis();
+      for (const [i, host] of hosts.entries()) {
+        const instance = { name: `ws${i + 1}`, host } as BedInstance;
+        instance.child = await bed.#startInstance(instance);
+        bed.instances.push(instance);
+      }
+      await bed.#startHaproxy();
+      await bed.#startDriver();
+      return bed;
+    } catch (error) {
+      if (bed) await bed[Symbol.asyncDispose]();
+      else await net[Symbol.asyncDispose]();
+      throw error;
+    }
+  }
+
+  /** The URL clients connect to (HAProxy's frontend). */
+  get url(): string {
+    return `ws://${this.#lb.address}:${LB_PORT}/`;
+  }
+
+  /** Every event the clients reported so far. */
+  events(): DriverEvent[] {
+    const lines = this.#driver?.lines ?? [];
+    for (; this.#parsed < lines.length; this.#parsed++) {
+      const line = lines[this.#parsed]!;
+      if (line.startsWith("{")) this.#events.push(JSON.parse(line));
+    }
+    return this.#events;
+  }
+
+  /** The clients' view now: connected, ticking, ended, per server. */
+  async status(): Promise<Extract<DriverEvent, { type: "status" }>> {
+    const before = this.events().length;
+    await this.#command("status");
+    return await waitFor(
+      () =>
+        this.events().slice(before).find((e) => e.type === "status") as
+          | Extract<DriverEvent, { type: "status" }>
+          | undefined,
+      5000,
+      "the clients' status",
+    );
+  }
+
+  /** Open connections per instance, from each one's /metrics. */
+  async connections(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const instance of this.instances) {
+      const { status, body } = await this.fetch(
+        `http://${instance.host.address}:${WS_PORT}/metrics`,
+      );
+      const value = /^wstime_connections (\d+)/m.exec(body)?.[1];
+      out[instance.name] = status === 200 ? Number(value) : NaN;
+    }
+    return out;
+  }
+
+  /** An HTTP GET from the clients' host. */
+  async fetch(url: string): Promise<{ status: number; body: string }> {
+    const before = this.events().length;
+    await this.#command(`fetch ${url}`);
+    const reply = await waitFor(
+      () =>
+        this.events().slice(before).find((e) =>
+          e.type === "fetched" && e.url === url
+        ) as Extract<DriverEvent, { type: "fetched" }> | undefined,
+      8000,
+      `GET ${url}`,
+    );
+    return { status: reply.status, body: reply.body };
+  }
+
+  /** Instance `i` dies at once (SIGKILL). */
+  async kill(i: number): Promise<void> {
+    const instance = this.instances[i]!;
+    instance.child.kill("SIGKILL");
+    await instance.child.finished();
+  }
+
+  /** Starts instance `i` again, as after a crash. */
+  async restart(i: number): Promise<void> {
+    const instance = this.instances[i]!;
+    instance.child = await this.#startInstance(instance);
+  }
+
+  /** Instance `i` stops running (SIGSTOP), or runs again (SIGCONT). */
+  freeze(i: number, frozen: boolean): void {
+    this.instances[i]!.child.kill(frozen ? "SIGSTOP" : "SIGCONT");
+  }
+
+  /** Cuts (or restores) instance `i`'s link at the switch. */
+  async partition(i: number, cut: boolean): Promise<void> {
+    const port = this.instances[i]!.host.port;
+    await ip(
+      "-n",
+      this.#net.switchNs,
+      "link",
+      "set",
+      port,
+      cut ? "down" : "up",
+    );
+  }
+
+  /** Cuts (or restores) the path between instance `i` and Redis only. */
+  async cutRedis(i: number, cut: boolean): Promise<void> {
+    const host = this.instances[i]!.host;
+    const verb = cut ? "add" : "del";
+    await ip(
+      "-n",
+      host.ns,
+      "route",
+      verb,
+      "blackhole",
+      `${this.#redis.address}/32`,
+    );
+    await ip(
+      "-n",
+      this.#redis.ns,
+      "route",
+      verb,
+      "blackhole",
+      `${host.address}/32`,
+    );
+  }
+
+  /** Makes the third instance's link slow and lossy (0, 0 restores it). */
+  async degrade(delayMs: number, lossPercent: number): Promise<void> {
+    await this.#lossy.set(delayMs, lossPercent);
+  }
+
+  async #command(line: string): Promise<void> {
+    await this.#writer!.write(new TextEncoder().encode(`${line}\n`));
+  }
+
+  async #startRedis(): Promise<void> {
+    const child = this.#net.spawn(this.#redis.ns, "redis-server", [
+      "--bind",
+      this.#redis.address,
+      "--port",
+      "6379",
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--protected-mode",
+      "no",
+    ]);
+    await child.waitForLine(/Ready to accept connections/);
+  }
+
+  async #startInstance(instance: BedInstance): Promise<Child> {
+    const child = this.#net.spawn(instance.host.ns, Deno.execPath(), [
+      "run",
+      ...SERVER_PERMISSIONS,
+      `${ROOT}main.ts`,
+      "--hostname",
+      instance.host.address,
+      "--port",
+      String(WS_PORT),
+      "--agent-port",
+      String(AGENT_PORT),
+      "--name",
+      instance.name,
+      "--redis",
+      `redis://${this.#redis.address}:6379`,
+      "--session-secret",
+      "fault-bed-secret-0123456789",
+      ...(this.#options.instanceArgs ?? []),
+    ], { env: { NO_COLOR: "1" } });
+    await child.waitForLine(/listening on/, 30_000);
+    return child;
+  }
+
+  async #startHaproxy(): Promise<void> {
+    const config = renderHaproxyConfig(TEMPLATE, {
+      host: this.#lb.address,
+      port: LB_PORT,
+      statsPort: STATS_PORT,
+      ...(this.#options.checkInterval
+        ? { checkInterval: this.#options.checkInterval }
+        : {}),
+      backends: this.instances.map((instance) => ({
+        name: instance.name,
+        host: instance.host.address,
+        port: WS_PORT,
+        agentPort: AGENT_PORT,
+      })),
+    });
+    const file = await Deno.makeTempFile({ suffix: ".cfg" });
+    await Deno.writeTextFile(file, config);
+    const child = this.#net.spawn(this.#lb.ns, "haproxy", ["-db", "-f", file]);
+    // HAProxy reads its config at once; the driver's wait for every
+    // instance UP (below) is the real readiness check.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await Deno.remove(file).catch(() => {});
+    if (child.status !== undefined) {
+      throw new Error(`haproxy exited:\n${child.lines.join("\n")}`);
+    }
+  }
+
+  async #startDriver(): Promise<void> {
+    const plan = {
+      url: this.url,
+      count: this.#options.clients,
+      rampMs: this.#options.rampMs ?? 2000,
+    };
+    const driver = this.#net.spawn(this.#clients.ns, Deno.execPath(), [
+      "run",
+      "--allow-net",
+      `${ROOT}tests/helpers/fault_clients.ts`,
+      JSON.stringify(plan),
+    ], { stdin: "piped", env: { NO_COLOR: "1" } });
+    this.#driver = driver;
+    this.#writer = driver.process.stdin.getWriter();
+    // Every instance must be UP in HAProxy before clients arrive.
+    await waitFor(
+      async () => {
+        const { body } = await this.fetch(
+          `http://${this.#lb.address}:${STATS_PORT}/stats;csv`,
+        );
+        const up = body.split("\n").filter((row) =>
+          row.startsWith("ws_time,ws") && /,UP[, ]/.test(row)
+        );
+        return up.length === this.instances.length;
+      },
+      20_000,
+      "every instance UP in haproxy",
+    );
+    await this.#command("start");
+  }
+
+  /** Stops the clients, every process, and deletes the network. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    for (const instance of this.instances) instance.child.kill("SIGCONT");
+    if (this.#writer) {
+      await this.#command("stop").catch(() => {});
+      await waitFor(
+        () => this.events().some((e) => e.type === "stopped"),
+        10_000,
+        "the clients to stop",
+      ).catch(() => {});
+      await this.#writer.close().catch(() => {});
+    }
+    await this.#lossy.close();
+    await this.#net[Symbol.asyncDispose]();
+  }
+}
