@@ -10,7 +10,7 @@
 
 import { parseArgs } from "node:util";
 import { ROOT } from "../tests/helpers/paths.ts";
-import { readProc } from "./proc.ts";
+import { machine } from "./machine.ts";
 import { settingsFor } from "./server_launcher.ts";
 import { runSteady, type SteadyResult } from "./steady.ts";
 import {
@@ -354,19 +354,6 @@ export async function main(args: string[]): Promise<number> {
   // deno-lint-ignore no-console
   console.log(`results: ${base}.json`);
   return 0;
-}
-
-function machine(): Record<string, unknown> {
-  const cpu = readProc("/proc/cpuinfo") ?? "";
-  return {
-    cpu: /^model name\s*:\s*(.*)$/m.exec(cpu)?.[1] ?? "unknown",
-    cores: (cpu.match(/^processor\s*:/gm) ?? []).length,
-    memoryMb: Math.round(Deno.systemMemoryInfo().total / 1048576),
-    kernel: Deno.osRelease(),
-    deno: Deno.version.deno,
-    v8: Deno.version.v8,
-    date: new Date().toISOString(),
-  };
 }
 
 if (import.meta.main) {

@@ -31,6 +31,8 @@ export interface RenderOptions {
   readonly backends: readonly Backend[];
   /** Replaces every check interval (inter, agent-inter...), e.g. "500ms". */
   readonly checkInterval?: string;
+  /** Global connection limit; default 4000 (an unprivileged shell's). */
+  readonly maxconn?: number;
 }
 
 const DROPPED_GLOBALS = /^(user|group|chroot|daemon|stats socket)\b/;
@@ -54,8 +56,8 @@ export function renderHaproxyConfig(
       continue;
     }
     if (section === "global" && trimmed.startsWith("maxconn ")) {
-      // Within an unprivileged shell's file limit.
-      out.push("    maxconn 4000");
+      // Within the process's file limit (two descriptors a connection).
+      out.push(`    maxconn ${options.maxconn ?? 4000}`);
       continue;
     }
     if (trimmed.startsWith("bind ")) {

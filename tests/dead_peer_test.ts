@@ -10,8 +10,9 @@ import assert from "node:assert/strict";
 import type { StateDetail } from "../static/ws_time_client.js";
 import { WsTimeClient } from "../static/ws_time_client.js";
 import { Child } from "./helpers/child.ts";
+import { ip, netnsUnavailable, Network } from "./helpers/netns.ts";
 import { ROOT } from "./helpers/paths.ts";
-import { startServer } from "./helpers/server_process.ts";
+import { SERVER_PERMISSIONS, startServer } from "./helpers/server_process.ts";
 import { waitFor } from "./helpers/timing.ts";
 
 /** A metric's value from a server's /metrics text. */
@@ -90,4 +91,50 @@ Deno.test("main.ts --peer-timeout asks clients for heartbeats and closes one tha
     "its record is gone although no close frame came",
   );
   child.kill("SIGCONT");
+});
+
+const unavailable = netnsUnavailable();
+
+Deno.test({
+  name: unavailable === null
+    ? "deploy/sysctl.d tcp_retries2: the kernel ends a vanished client's connection, and the server frees it, with no heartbeat"
+    : `deploy/sysctl.d tcp_retries2 (skipped: cannot create network namespaces here: ${unavailable})`,
+  ignore: unavailable !== null,
+  async fn() {
+    await using net = await Network.create();
+    const serverHost = await net.addHost("srv", 10);
+    const clientHost = await net.addHost("cli", 20);
+    // The shipped file says 8 (about 100 s); 5 (about 13 s) keeps this
+    // test short. The setting is per network namespace.
+    const shipped = Deno.readTextFileSync(
+      `${ROOT}deploy/sysctl.d/60-ws-time.conf`,
+    );
+    assert.match(shipped, /^net\.ipv4\.tcp_retries2 = 8$/m);
+    await net.sysctl(serverHost.ns, "net.ipv4.tcp_retries2=5");
+    const server = net.spawn(serverHost.ns, Deno.execPath(), [
+      "run",
+      ...SERVER_PERMISSIONS,
+      `${ROOT}main.ts`,
+      "--hostname",
+      serverHost.address,
+      "--port",
+      "8000",
+      "--log-level",
+      "debug",
+    ], { env: { NO_COLOR: "1" } });
+    await server.waitForLine(/listening on/, 20_000);
+    const client = net.spawn(clientHost.ns, Deno.execPath(), [
+      "eval",
+      `const s = new WebSocket("ws://${serverHost.address}:8000/");
+       s.onmessage = (e) => console.log("got", e.data);`,
+    ], { env: { NO_COLOR: "1" } });
+    await client.waitForLine(/connected for 2 seconds/, 10_000);
+    // The client's host drops off the network: no FIN, no RST.
+    await ip("-n", net.switchNs, "link", "set", clientHost.port, "down");
+    const cutAt = Date.now();
+    // Deno reports the kernel's timeout as an abnormal close (code 0).
+    await server.waitForLine(/debug disconnect /, 40_000);
+    const seconds = (Date.now() - cutAt) / 1000;
+    assert.ok(seconds > 8 && seconds < 30, `freed after ${seconds} s`);
+  },
 });

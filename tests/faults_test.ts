@@ -24,7 +24,7 @@ Deno.test({
   ignore: unavailable !== null,
   async fn(t) {
     await using bed = await FaultBed.start({ clients: CLIENTS });
-    const rows: FaultFigures[] = [];
+    const rows: Array<FaultFigures & { evidence: string }> = [];
     for (const kind of FAULTS) {
       await t.step(kind, async () => {
         const figures = await runFault(bed, kind, CLIENTS, {
@@ -58,15 +58,18 @@ Deno.test({
           `${what}: duplicate live connections`,
         );
         if (kind === "redis-partition") {
-          assert.equal(
-            figures.affected,
-            0,
-            `${what}: clients lost their connection`,
-          );
+          assert.equal(figures.affected, 0, `${what}: clients lost their link`);
+          assert.doesNotMatch(figures.evidence, /store up/, `${what}: no cut`);
+        }
+        if (kind === "lossy") {
+          const rtt = Number(/(\d+) ms/.exec(figures.evidence)?.[1]);
+          assert.ok(rtt >= 300, `${what}: not slow (${figures.evidence})`);
         }
       });
     }
     // deno-lint-ignore no-console
     console.log(figuresTable(rows));
+    // deno-lint-ignore no-console
+    console.log(rows.map((r) => `${r.fault}: ${r.evidence}`).join("\n"));
   },
 });

@@ -262,6 +262,11 @@ export class FaultBed implements AsyncDisposable {
   async #startHaproxy(): Promise<void> {
     const config = renderHaproxyConfig(TEMPLATE, {
       host: this.#lb.address,
+      // A client that drops a dead connection leaves it to the balancer
+      // until the instance answers or the tunnel times out: during a
+      // freeze or partition HAProxy holds up to twice the clients. Two
+      // descriptors each must fit the 20,000 a process may hold here.
+      maxconn: 9000,
       port: LB_PORT,
       statsPort: STATS_PORT,
       ...(this.#options.checkInterval

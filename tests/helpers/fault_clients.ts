@@ -54,6 +54,8 @@ export type DriverEvent =
     ticking: number;
     ended: number;
     servers: Record<string, number>;
+    /** Clients by state, for the ones that are not connected. */
+    states: Record<string, number>;
     at: number;
   }
   | { type: "fetched"; url: string; status: number; body: string }
@@ -169,21 +171,37 @@ export async function runDriver(plan: DriverPlan): Promise<void> {
 function status(tracked: readonly Tracked[]): void {
   const now = Date.now();
   const servers: Record<string, number> = {};
+  const states: Record<string, number> = {};
   let connected = 0, ticking = 0, ended = 0;
   for (const t of tracked) {
     const state = t.client.state;
     if (state === "closed" || state === "gave-up") ended++;
-    if (state !== "connected") continue;
+    if (state !== "connected") {
+      states[state] = (states[state] ?? 0) + 1;
+      continue;
+    }
     connected++;
     servers[t.server] = (servers[t.server] ?? 0) + 1;
     if (now - t.heardAt < 2000) ticking++;
   }
-  emit({ type: "status", connected, ticking, ended, servers, at: now });
+  emit({
+    type: "status",
+    connected,
+    ticking,
+    ended,
+    servers,
+    states,
+    at: now,
+  });
 }
 
 async function fetchOne(url: string): Promise<void> {
   try {
-    const response = await fetch(url, { signal: AbortSignal.timeout(3000) });
+    const response = await fetch(url, {
+      // JSON where there is a choice (the health check's details).
+      headers: { accept: "application/json, */*" },
+      signal: AbortSignal.timeout(5000),
+    });
     emit({
       type: "fetched",
       url,

@@ -20,6 +20,8 @@ export interface FaultFigures {
   readonly resumed: number;
   /** From the fault to each affected client's next welcome, ms. */
   readonly resumeMs: { p50: number; p99: number; max: number };
+  /** Every such time, sorted (ms), for charts. */
+  readonly resumeTimesMs: readonly number[];
   /** Counts that went back, started over or strayed from the clock. */
   readonly continuityViolations: number;
   /** Handshakes that failed (refused, or no answer in time). */
@@ -92,6 +94,7 @@ export function analyse(
       p99: percentile(times, 0.99),
       max: times.at(-1) ?? 0,
     },
+    resumeTimesMs: times,
     continuityViolations: violations,
     failedHandshakes: failed,
     superseded,

@@ -70,12 +70,14 @@ export async function runFault(
   kind: FaultKind,
   clients: number,
   timing: FaultTiming,
-): Promise<FaultFigures & { instance: string }> {
+): Promise<FaultFigures & { instance: string; evidence: string }> {
   await waitFor(
     async () => (await bed.status()).connected === clients,
     60_000,
     `all ${clients} clients connected before ${kind}`,
-  );
+  ).catch(() => {
+    // Measured anyway: the figures show who was missing.
+  });
   const fixed = kind === "kill"
     ? "ws1"
     : kind === "lossy" || kind === "partition"
@@ -85,6 +87,8 @@ export async function runFault(
     : undefined;
   const i = await target(bed, fixed);
   const instance = bed.instances[i]!.name;
+  // What shows the fault was real where no client may notice it.
+  let evidence = "";
   const from = Date.now();
   switch (kind) {
     case "kill":
@@ -108,12 +112,15 @@ export async function runFault(
       break;
     case "lossy":
       await bed.degrade(150, 3);
-      await sleep(timing.lossyMs);
+      await sleep(timing.lossyMs / 2);
+      evidence = `HTTP round trip ${await roundTrip(bed, i)} ms`;
+      await sleep(timing.lossyMs / 2);
       await bed.degrade(0, 0);
       break;
     case "redis-partition":
       await bed.cutRedis(i, true);
       await sleep(timing.holdMs);
+      evidence = `store ${await storeState(bed, i)}`;
       await bed.cutRedis(i, false);
       break;
   }
@@ -126,5 +133,25 @@ export async function runFault(
     Date.now(),
     duplicates,
   );
-  return { ...figures, instance };
+  return { ...figures, instance, evidence };
+}
+
+/** Median time of five GETs of instance `i`'s /healthz from the clients. */
+async function roundTrip(bed: FaultBed, i: number): Promise<number> {
+  const url = `http://${bed.instances[i]!.host.address}:8000/healthz`;
+  const times: number[] = [];
+  for (let n = 0; n < 5; n++) {
+    const began = Date.now();
+    await bed.fetch(url);
+    times.push(Date.now() - began);
+  }
+  return times.sort((a, b) => a - b)[2]!;
+}
+
+/** Instance `i`'s view of its store, from its health details. */
+async function storeState(bed: FaultBed, i: number): Promise<string> {
+  const { body } = await bed.fetch(
+    `http://${bed.instances[i]!.host.address}:8000/healthcheck`,
+  );
+  return /"store":\{[^}]*"state":"(\w+)"/.exec(body)?.[1] ?? "unknown";
 }

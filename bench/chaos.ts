@@ -1,0 +1,179 @@
+/**
+ * `deno task chaos`: the fault bed's faults at a larger scale (3,000 clients
+ * by default) with the figures an operator asks about: per fault, how many
+ * clients lost their connection, how many resumed their session and how
+ * fast (p50, p99, max from the fault), whether any count broke, duplicate
+ * live connections, failed handshakes, stale handshakes (4002), live
+ * connections taken over (4001) and clients that ended. Prints a table and
+ * the targets, writes bench/results/chaos-<time>.json and a chart of the
+ * share resumed over time. Needs root for network namespaces.
+ *
+ *     deno task chaos --clients 3000 --hold 30
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { FaultBed } from "../tests/helpers/fault_bed.ts";
+import {
+  type FaultFigures,
+  figuresTable,
+} from "../tests/helpers/fault_report.ts";
+import {
+  type FaultKind,
+  FAULTS,
+  runFault,
+} from "../tests/helpers/fault_scenarios.ts";
+import { netnsUnavailable } from "../tests/helpers/netns.ts";
+import { ROOT } from "../tests/helpers/paths.ts";
+import { machine } from "./machine.ts";
+import { lineChart } from "./svg_chart.ts";
+
+const HELP = `Usage: deno task chaos [options]
+  --clients <n>     clients through HAProxy over three instances [3000]
+  --faults <list>   ${FAULTS.join(", ")} [all, in that order]
+  --hold <s>        how long a freeze, partition or Redis cut lasts [30]
+  --lossy <s>       how long the link stays slow (150 ms) and lossy (3%) [20]
+  --tag <word>      label in the result file name
+Targets: 100% resumed; p99 <= 5 s after kill, freeze or partition;
+0 duplicates, 0 failed handshakes, 0 stale takeovers, 0 clients ended.`;
+
+/** Whether a fault's figures meet the targets, and what misses. */
+export function verdict(f: FaultFigures): string[] {
+  const misses: string[] = [];
+  if (f.resumed < f.affected) {
+    misses.push(`${f.affected - f.resumed} not resumed`);
+  }
+  if (
+    ["kill", "freeze", "partition"].includes(f.fault) && f.resumeMs.p99 > 5000
+  ) {
+    misses.push(`p99 ${(f.resumeMs.p99 / 1000).toFixed(2)} s > 5 s`);
+  }
+  if (f.continuityViolations > 0) misses.push("counts broke");
+  if (f.duplicates !== 0) misses.push(`${f.duplicates} duplicates`);
+  if (f.failedHandshakes > 0) {
+    misses.push(`${f.failedHandshakes} failed handshakes`);
+  }
+  if (f.takenOver > 0) misses.push(`${f.takenOver} stale takeovers`);
+  if (f.ended > 0) misses.push(`${f.ended} clients ended`);
+  return misses;
+}
+
+/** Share of affected clients resumed against seconds since the fault. */
+function chart(rows: readonly FaultFigures[]): string {
+  return lineChart({
+    title: "Clients resumed after each fault",
+    xLabel: "seconds since the fault",
+    yLabel: "% of affected clients",
+    yMax: 100,
+    marks: [{ y: 99, label: "99%" }],
+    series: rows.filter((r) => r.affected > 0).map((r) => ({
+      name: r.fault,
+      points: [
+        [0, 0] as const,
+        ...r.resumeTimesMs.map((ms, i) =>
+          [ms / 1000, 100 * (i + 1) / r.affected] as const
+        ),
+      ],
+    })),
+  });
+}
+
+/** Runs the chaos scenarios; returns the exit code. */
+export async function main(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      clients: { type: "string", default: "3000" },
+      faults: { type: "string", default: FAULTS.join(",") },
+      hold: { type: "string", default: "30" },
+      lossy: { type: "string", default: "20" },
+      tag: { type: "string", default: "" },
+      help: { type: "boolean" },
+    },
+  });
+  // deno-lint-ignore no-console
+  const say = (text: string) => console.log(text);
+  if (values.help) {
+    say(HELP);
+    return 0;
+  }
+  const clients = Number(values.clients);
+  const faults = values.faults.split(",").map((f) => f.trim());
+  const bad = faults.find((f) => !(FAULTS as readonly string[]).includes(f));
+  if (!Number.isInteger(clients) || clients < 1 || clients > 10_000) {
+    say(`chaos: Invalid --clients "${values.clients}": expected 1-10000`);
+    return 2;
+  }
+  if (bad !== undefined) {
+    say(`chaos: Invalid --faults "${bad}": expected ${FAULTS.join(", ")}`);
+    return 2;
+  }
+  const unavailable = netnsUnavailable();
+  if (unavailable !== null) {
+    say(`chaos: cannot create network namespaces here: ${unavailable}`);
+    return 2;
+  }
+  const timing = {
+    holdMs: Number(values.hold) * 1000,
+    lossyMs: Number(values.lossy) * 1000,
+    settleMs: 60_000,
+  };
+  const rows: Array<FaultFigures & { instance: string; evidence: string }> = [];
+  {
+    say(`chaos: starting the bed with ${clients} clients`);
+    await using bed = await FaultBed.start({
+      clients,
+      rampMs: Math.max(2000, clients),
+    });
+    for (const fault of faults as FaultKind[]) {
+      say(`chaos: ${fault}...`);
+      try {
+        rows.push(await runFault(bed, fault, clients, timing));
+        const status = await bed.status();
+        if (status.connected < clients) {
+          say(`chaos: after ${fault}: ${JSON.stringify(status)}`);
+        }
+      } catch (error) {
+        say(`chaos: ${fault} failed: ${(error as Error).message}`);
+        break;
+      }
+    }
+  }
+  say(figuresTable(rows));
+  let met = true;
+  for (const row of rows) {
+    const misses = verdict(row);
+    if (misses.length > 0) met = false;
+    say(
+      `${row.fault} on ${row.instance}: ${
+        misses.length === 0 ? "targets met" : `missed: ${misses.join(", ")}`
+      }${row.evidence ? ` (${row.evidence})` : ""}`,
+    );
+  }
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
+  const base = `${ROOT}bench/results/chaos-${stamp}${
+    values.tag ? "-" + values.tag : ""
+  }`;
+  await Deno.writeTextFile(
+    `${base}.json`,
+    JSON.stringify(
+      {
+        scenario: "chaos",
+        command: `deno task chaos ${args.join(" ")}`,
+        machine: machine(),
+        timing,
+        results: rows,
+      },
+      null,
+      2,
+    ) + "\n",
+  );
+  await Deno.writeTextFile(`${base}-resumed.svg`, chart(rows));
+  say(`results: ${base}.json`);
+  return met ? 0 : 1;
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}
