@@ -101,3 +101,43 @@ Deno.test("RedisStore across instances: a client whose instance is SIGKILLed res
   );
   assert.equal(tick!.seconds, seconds + 1);
 });
+
+Deno.test("RedisStore across instances: a handshake queued at a frozen instance cannot take the session from the connection its client moved to (4002)", async () => {
+  await using pair = await startSharedPair(SECRET);
+  const { a, b } = pair;
+  await using original = new RecordingSocket(a.ws, PROTOCOL);
+  await original.waitForMessages(1);
+  const token = String(original.json[0]!.session);
+
+  // A freezes; the client's first retry reaches it and waits in its queue.
+  a.child.kill("SIGSTOP");
+  let queued: RecordingSocket | undefined;
+  try {
+    queued = new RecordingSocket(`${a.ws}?session=${token}`, PROTOCOL);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Its next retry reaches B and takes the session over.
+    await using moved = new RecordingSocket(
+      `${b.ws}?session=${token}`,
+      PROTOCOL,
+    );
+    await moved.waitForMessages(1);
+    assert.equal(moved.json[0]!.resumed, true);
+    a.child.kill("SIGCONT");
+    // A thaws and finally handles the old handshake: it must yield.
+    const stale = await queued.waitForClose(10_000);
+    assert.equal(stale.code, 4002);
+    assert.equal(stale.reason, "a newer connection holds this session");
+    assert.equal(queued.messages.length, 0, "no welcome, no tick");
+    // And A closes its own copy from before the freeze.
+    assert.equal((await original.waitForClose(10_000)).code, 4001);
+    // The connection the client moved to lives on, ticking.
+    const ticks = moved.messages.length;
+    await moved.waitForMessages(ticks + 2, 5000);
+    assert.equal(moved.closeEvent, undefined);
+    const metrics = await (await fetch(`${a.http}/metrics`)).text();
+    assert.match(metrics, /^wstime_superseded_total 1$/m);
+  } finally {
+    a.child.kill("SIGCONT");
+    await queued?.[Symbol.asyncDispose]();
+  }
+});
