@@ -23,6 +23,7 @@ export async function main(
   env: Record<string, string>,
 ): Promise<number> {
   let config: Config;
+  let given: ReadonlySet<keyof Config>;
   try {
     const parsed = parseConfig(args, env, randomName);
     if (parsed.help) {
@@ -30,18 +31,18 @@ export async function main(
       console.log(helpText());
       return 0;
     }
-    config = parsed.config;
+    ({ config, given } = parsed);
   } catch (error) {
     return startupFailed(error);
   }
   const logger = consoleLogger(config.logLevel);
   let instance: Instance;
   try {
-    instance = await startInstance(config, logger);
+    instance = await startInstance(config, logger, given);
   } catch (error) {
     return startupFailed(error);
   }
-  await untilStopped(instance, config, logger);
+  await untilStopped(instance, instance.config, logger);
   logger.info("stopped");
   return 0;
 }

@@ -13,6 +13,9 @@
  * @module
  */
 
+import { connectionsThatFit } from "../server/http/descriptors.ts";
+import { openFileLimit } from "./proc.ts";
+import { RESERVE_SIZE } from "../server/instance.ts";
 import { Child } from "../tests/helpers/child.ts";
 import { ROOT } from "../tests/helpers/paths.ts";
 import { freePort } from "../tests/helpers/ports.ts";
@@ -195,7 +198,13 @@ export async function launchServer(
       "--log-level",
       "warn",
       "--max-connections",
-      String(Math.ceil(n * 1.2) + 100),
+      // Room above N, but no more than the inherited descriptor limit
+      // fits (ws-time refuses an explicit cap it cannot hold; the 40 are
+      // what a fresh process has open).
+      String(Math.min(
+        Math.ceil(n * 1.2) + 100,
+        connectionsThatFit(openFileLimit(Deno.pid) - 40, RESERVE_SIZE),
+      )),
       ...options.settings.serverArgs,
       ...(options.args ?? []),
     ], { env: { ...options.settings.env }, cwd: ROOT });

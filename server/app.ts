@@ -62,6 +62,14 @@ export interface AppOptions {
   readonly capacityFigures?: () => object;
   /** Random numbers in [0, 1), for jitter. Default Math.random. */
   readonly random?: () => number;
+  /** The listeners' state, for metrics; default: always accepting. */
+  readonly listeners?: () => ListenerState;
+}
+
+/** Whether the listeners accept, and how often they could not. */
+export interface ListenerState {
+  readonly accepting: boolean;
+  readonly acceptFailures: number;
 }
 
 /** A built app: the handler and the handles main and tests need. */
@@ -230,6 +238,8 @@ export function buildApp(options: AppOptions): App {
   }
 
   declareMetrics(metrics, {
+    listeners: options.listeners ??
+      (() => ({ accepting: true, acceptFailures: 0 })),
     connections: () => connections.size,
     traffic: lifecycle.traffic,
     monitor,

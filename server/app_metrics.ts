@@ -13,6 +13,11 @@ import type { TrafficCounts } from "./ws/socket_lifecycle.ts";
 
 /** Where the gauges read from. */
 export interface MetricSources {
+  /** Whether the listeners accept, and how often they could not. */
+  readonly listeners: () => {
+    readonly accepting: boolean;
+    readonly acceptFailures: number;
+  };
   /** Open connections. */
   readonly connections: () => number;
   readonly traffic: () => TrafficCounts;
@@ -28,6 +33,17 @@ export function declareMetrics(metrics: Metrics, from: MetricSources): void {
     from.connections,
   );
   metrics.counter("wstime_sessions_total", "Sessions served, by kind");
+  metrics.gauge(
+    "wstime_accepting",
+    "1 while every listener accepts connections",
+    () => from.listeners().accepting ? 1 : 0,
+  );
+  metrics.gauge(
+    "wstime_accept_failures_total",
+    "Accept loops that failed (out of descriptors), each reopened later",
+    () => from.listeners().acceptFailures,
+    "counter",
+  );
   metrics.counter("wstime_upgrades_refused_total", "Refused upgrades");
   metrics.counter("wstime_takeovers_total", "Sessions taken over");
   metrics.counter(
@@ -58,6 +74,16 @@ export function declareMetrics(metrics: Metrics, from: MetricSources): void {
       return [[{ direction: "out" }, bytesOut], [{ direction: "in" }, bytesIn]];
     },
     "counter",
+  );
+  metrics.gauge(
+    "process_resident_memory_bytes",
+    "Resident memory size in bytes",
+    () => Deno.memoryUsage().rss,
+  );
+  metrics.gauge(
+    "deno_heap_used_bytes",
+    "V8 heap in use, in bytes",
+    () => Deno.memoryUsage().heapUsed,
   );
   metrics.gauge("wstime_capacity_ratio", "Capacity use by probe", () => {
     const report = from.monitor.report();

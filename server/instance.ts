@@ -9,6 +9,13 @@
  */
 
 import { type App, buildApp, describeAddressLimits } from "./app.ts";
+import {
+  connectionsThatFit,
+  descriptorHeadroom,
+  DescriptorReserve,
+  probeDescriptors,
+} from "./http/descriptors.ts";
+import { ListenerGroup } from "./http/listeners.ts";
 import { systemClock } from "./clock.ts";
 import type { Config } from "./config/schema.ts";
 import { type Agent, startAgent } from "./health/agent.ts";
@@ -21,6 +28,49 @@ import { PreciseClock } from "./ws/precise_clock.ts";
 /** Where the tasks and the compiled binary may read TLS files from. */
 export const TLS_DIR = "/etc/ws-time";
 
+/** Descriptors held back for when the process runs out. */
+export const RESERVE_SIZE = 32;
+
+/**
+ * `config` with a --max-connections that fits the `available` descriptors
+ * (null: plenty). A default that does not fit is lowered, with a warning;
+ * an explicit value that does not fit stops startup, since the instance
+ * would run out of descriptors before it reached its own cap.
+ */
+export function fitDescriptors(
+  config: Config,
+  available: number | null,
+  explicit: boolean,
+  logger: Logger,
+): Config {
+  if (available === null) return config;
+  const fit = connectionsThatFit(available, RESERVE_SIZE);
+  if (config.maxConnections <= fit) return config;
+  if (explicit) {
+    throw new StartupError(
+      `Cannot fit --max-connections ${config.maxConnections} in the ${available} descriptors this process may still open (ulimit -n, systemd LimitNOFILE=): at most ${fit} fit beside what the instance needs for handshakes, listeners and the store; raise the limit or lower --max-connections`,
+    );
+  }
+  logger.warn(
+    "--max-connections lowered to fit the descriptor limit; raise the limit (LimitNOFILE=) for more",
+    { available, maxConnections: fit, default: config.maxConnections },
+  );
+  return Object.freeze({ ...config, maxConnections: fit });
+}
+
+/** A descriptor that costs nothing: /dev/null, read-only. */
+const openNull = () => Deno.openSync("/dev/null");
+
+/** The descriptor reserve, or null where /dev/null cannot be opened. */
+function openReserve(): DescriptorReserve | null {
+  try {
+    openNull().close();
+  } catch {
+    return null;
+  }
+  return new DescriptorReserve(RESERVE_SIZE, openNull);
+}
+
 /** Why an instance could not start; the message names the flag. */
 export class StartupError extends Error {
   override name = "StartupError";
@@ -28,6 +78,8 @@ export class StartupError extends Error {
 
 /** A started instance. */
 export interface Instance {
+  /** The config it runs with (--max-connections fitted to the limit). */
+  readonly config: Config;
   readonly app: App;
   readonly store: SessionStore;
   /** The port the listeners share. */
@@ -36,13 +88,29 @@ export interface Instance {
   close(): Promise<void>;
 }
 
-/** Starts an instance with `config`; throws StartupError when it cannot. */
+/**
+ * Starts an instance with `config`; `given` names the options set
+ * explicitly. Throws StartupError when it cannot start.
+ */
 export async function startInstance(
   config: Config,
   logger: Logger,
+  given: ReadonlySet<keyof Config> = new Set(),
 ): Promise<Instance> {
   const tls = readTls(config);
   requireUnstableNet(config);
+  const reserve = openReserve();
+  const need = config.maxConnections +
+    descriptorHeadroom(config.maxConnections, RESERVE_SIZE);
+  const available = reserve ? probeDescriptors(openNull, need) : null;
+  config = fitDescriptors(
+    config,
+    available === need ? null : available,
+    given.has("maxConnections"),
+    logger,
+  );
+  // The listeners' state, read by the app's metrics and health probe.
+  const acceptState = { accepting: true, acceptFailures: 0 };
   const store = await openStore({
     redisUrl: config.redisUrl,
     prefix: config.redisPrefix,
@@ -75,17 +143,45 @@ export async function startInstance(
     clock: systemClock,
     logger,
     ...(tickClock ? { tickClock } : {}),
-    probes: sampler.probes,
+    probes: {
+      ...sampler.probes,
+      // Out of descriptors the listeners are closed: say so, too.
+      descriptors: () => acceptState.accepting ? 0 : 1,
+    },
     capacityFigures: () => ({ ...sampler.figures, trafficSource: source }),
+    listeners: () => acceptState,
   });
   late.app = app;
   let agent: Agent | undefined;
-  const servers: Deno.HttpServer[] = [];
+  const listeners = new ListenerGroup({
+    hostname: config.hostname,
+    port: config.port,
+    count: config.listeners,
+    reusePort: config.reusePort,
+    ...(tls ? { tls } : {}),
+    handler: app.handler,
+    reserve,
+    clock: systemClock,
+    logger,
+    onAccepting: (accepting) => {
+      acceptState.accepting = accepting;
+    },
+    onAcceptFailure: () => {
+      acceptState.acceptFailures++;
+    },
+    onListen({ hostname, port }) {
+      const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+      logger.info(
+        `ws-time listening on ${tls ? "https" : "http"}://${host}:${port}/`,
+        { name: config.name, store: store.kind },
+      );
+    },
+  });
   const close = async () => {
     app.close();
     sampler.stop();
     await agent?.close();
-    await Promise.all(servers.map((server) => server.shutdown()));
+    await listeners.shutdown();
     await store.close();
   };
   try {
@@ -111,30 +207,22 @@ export async function startInstance(
     // a storm of resuming clients overflows it and waits for SYN
     // retransmissions (1 s, 3 s, 7 s). More listeners on the port multiply
     // the queue; the kernel spreads new connections over them.
-    for (let i = 0; i < config.listeners; i++) {
-      servers.push(Deno.serve({
-        // With --port 0 the first listener picks the port the others share.
-        port: i === 0 ? config.port : (servers[0]!.addr as Deno.NetAddr).port,
-        hostname: config.hostname,
-        reusePort: config.reusePort || config.listeners > 1,
-        ...(tls ?? {}),
-        onListen({ hostname, port }) {
-          if (i > 0) return;
-          const host = hostname.includes(":") ? `[${hostname}]` : hostname;
-          logger.info(
-            `ws-time listening on ${tls ? "https" : "http"}://${host}:${port}/`,
-            { name: config.name, store: store.kind },
-          );
-        },
-      }, app.handler));
-    }
+    listeners.start();
   } catch (error) {
     await close();
     throw new StartupError(listenError(error, config));
   }
+  logger.info("descriptors", {
+    available: available === null
+      ? "unknown"
+      : available === need
+      ? `>=${need}`
+      : available,
+    maxConnections: config.maxConnections,
+    reserve: reserve?.held ?? 0,
+  });
   logger.info(...describeAddressLimits(config));
-  const port = (servers[0]!.addr as Deno.NetAddr).port;
-  return { app, store, port, close };
+  return { config, app, store, port: listeners.port, close };
 }
 
 function readTls(config: Config): { cert: string; key: string } | undefined {

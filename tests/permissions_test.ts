@@ -36,8 +36,10 @@ Deno.test("deno task start may read only the environment variables the server de
   assert.deepEqual(names.sort(), OPTIONS.map((o) => o.env).sort());
 });
 
-Deno.test("deno task start may read only /proc and the TLS directory, and write nothing", () => {
-  assert.ok(SERVER_PERMISSIONS.includes("--allow-read=/proc,/etc/ws-time"));
+Deno.test("deno task start may read only /proc, the TLS directory and /dev/null, and write nothing", () => {
+  assert.ok(
+    SERVER_PERMISSIONS.includes("--allow-read=/proc,/etc/ws-time,/dev/null"),
+  );
   for (const flag of SERVER_PERMISSIONS) {
     assert.doesNotMatch(flag, /^--allow-(write|run|ffi|import)/, flag);
     assert.notEqual(flag, "--allow-read");

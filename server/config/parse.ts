@@ -20,7 +20,12 @@ export class ConfigError extends Error {
 /** Result of parsing: either a config or a request for help. */
 export type ParseResult =
   | { readonly help: true }
-  | { readonly help: false; readonly config: Config };
+  | {
+    readonly help: false;
+    readonly config: Config;
+    /** The options set by a flag or a variable rather than by default. */
+    readonly given: ReadonlySet<keyof Config>;
+  };
 
 /**
  * Resolves flags and environment into a frozen config; throws ConfigError
@@ -45,8 +50,12 @@ export function parseConfig(
   }
   if (parsed.values.help === true) return { help: true };
   const out: Record<string, unknown> = {};
+  const given = new Set<keyof Config>();
   for (const spec of OPTIONS) {
     const flagValue = parsed.values[spec.flag];
+    if (typeof flagValue === "string" || env[spec.env] !== undefined) {
+      given.add(spec.key);
+    }
     const raw = typeof flagValue === "string"
       ? flagValue
       : env[spec.env] ?? spec.fallback;
@@ -61,6 +70,7 @@ export function parseConfig(
   return {
     help: false,
     config: Object.freeze(validate(out as unknown as Config)),
+    given,
   };
 }
 

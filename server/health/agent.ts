@@ -69,15 +69,29 @@ export function startAgent(options: AgentOptions): Agent {
       }
     }
   };
+  // accept() fails while the process is out of descriptors (EMFILE): that
+  // must cost the agent a pause, never the process. Only a closed listener
+  // (BadResource) ends the loop.
+  let closed = false;
   const loop = (async () => {
-    for await (const conn of listener) {
+    let pauseMs = 100;
+    while (!closed) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener.accept();
+      } catch (error) {
+        if (closed || error instanceof Deno.errors.BadResource) return;
+        options.logger.debug("agent accept failed", { error: String(error) });
+        await new Promise((resolve) => setTimeout(resolve, pauseMs));
+        pauseMs = Math.min(2000, pauseMs * 2);
+        continue;
+      }
+      pauseMs = 100;
       const job = answer(conn);
       inFlight.add(job);
       job.finally(() => inFlight.delete(job));
     }
-  })().catch((error) => {
-    if (!(error instanceof Deno.errors.BadResource)) throw error;
-  });
+  })();
   options.logger.info("agent-check listening", {
     port,
     hostname: options.hostname,
@@ -85,6 +99,7 @@ export function startAgent(options: AgentOptions): Agent {
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
+      closed = true;
       listener.close();
       await loop;
       await Promise.all(inFlight);
