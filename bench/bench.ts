@@ -22,12 +22,21 @@ import {
 } from "./report.ts";
 import { runStorm, type StormResult } from "./storm.ts";
 import { runStore, type StoreResult } from "./store_traffic.ts";
+import { runSoak, type SoakResult, soakTable } from "./soak.ts";
+import { lineChart } from "./svg_chart.ts";
 
-const SCENARIOS = ["steady", "connect", "storm", "drain", "store"] as const;
+const SCENARIOS = [
+  "steady",
+  "connect",
+  "storm",
+  "drain",
+  "store",
+  "soak",
+] as const;
 type Scenario = typeof SCENARIOS[number];
 
 const HELP = `Usage: deno task bench [options]
-  --scenario <name>    steady, connect, storm, drain or store [steady]
+  --scenario <name>    steady, connect, storm, drain, store or soak [steady]
   --n <list>           connections, comma-separated for a sweep [1000]
   --profile <list>     server settings: start, production; or a reference
                        server: original (Node, ws), bun, floor,
@@ -44,6 +53,9 @@ const HELP = `Usage: deno task bench [options]
   --mode <list>        storm/drain clients: jitter, immediate [jitter,immediate]
   --store <name>       storm/drain store: redis or memory [redis]
   --base-ms <ms>       storm/drain: the client's backoff base [its default]
+  --churn <n>          soak: connects and disconnects per second (20% of the
+                       new ones resume a closed session; 5 bad handshakes/s)
+                       [50]
   --heartbeat-ms <ms>  steady/store: clients answer a tick with a heartbeat
                        at most this often, as the page's client does [0]
   --drain-delay <ms>   drain: delay before the first close [3000]
@@ -76,6 +88,7 @@ export interface BenchOptions {
   readonly drainPeriodMs: number;
   readonly baseMs: number;
   readonly heartbeatMs: number;
+  readonly churn: number;
 }
 
 /** Parses bench flags; throws an Error naming the bad flag. */
@@ -102,6 +115,7 @@ export function parseBenchArgs(args: string[]): BenchOptions | null {
       store: { type: "string", default: "redis" },
       "base-ms": { type: "string", default: "0" },
       "heartbeat-ms": { type: "string", default: "0" },
+      churn: { type: "string", default: "50" },
       "drain-delay": { type: "string", default: "3000" },
       "drain-period": { type: "string", default: "5000" },
       help: { type: "boolean" },
@@ -163,6 +177,7 @@ export function parseBenchArgs(args: string[]): BenchOptions | null {
     out: values.out,
     tag: values.tag,
     heartbeatMs: int("heartbeat-ms", values["heartbeat-ms"], 0),
+    churn: int("churn", values.churn, 0),
     heapSplit: values["heap-split"],
     modes: values.mode.split(",").map((m) => {
       if (m !== "jitter" && m !== "immediate") {
@@ -235,6 +250,56 @@ async function stormSweep(options: BenchOptions): Promise<StormResult[]> {
     }
   }
   return results;
+}
+
+/** Runs the soak for every (profile, N). */
+async function soakSweep(options: BenchOptions): Promise<SoakResult[]> {
+  const results: SoakResult[] = [];
+  for (const profile of options.profiles) {
+    for (const n of options.counts) {
+      results.push(
+        await runSoak({
+          settings: settings(options, profile),
+          connections: n,
+          rate: options.rate,
+          holdS: options.holdS,
+          generators: generatorsFor(options, n),
+          sources: sourcesFor(options, n),
+          heartbeatMs: options.heartbeatMs,
+          churnPerSecond: options.churn,
+          resumeShare: 0.2,
+          badPerSecond: 5,
+          sampleEveryS: Math.min(
+            60,
+            Math.max(5, Math.floor(options.holdS / 10)),
+          ),
+          warmupS: Math.min(300, Math.floor(options.holdS / 3)),
+          onProgress: progress,
+        }),
+      );
+      endProgress();
+    }
+  }
+  return results;
+}
+
+/** RSS and heap over the soak. */
+function soakChart(results: SoakResult[]): string {
+  return lineChart({
+    title: "Soak: server memory over time",
+    xLabel: "minutes",
+    yLabel: "MB",
+    series: results.flatMap((r) => [
+      {
+        name: `RSS ${r.profile} N=${r.connections}`,
+        points: r.samples.map((s) => [s.atS / 60, s.rssMb] as const),
+      },
+      {
+        name: `heap ${r.profile} N=${r.connections}`,
+        points: r.samples.map((s) => [s.atS / 60, s.heapMb] as const),
+      },
+    ]),
+  });
 }
 
 /** Runs the store scenario for every (profile, N). */
@@ -311,6 +376,11 @@ export async function main(args: string[]): Promise<number> {
       table = stormTable(storms);
       charts.resumed = stormChart(storms);
       results = storms;
+    } else if (options.scenario === "soak") {
+      const soaks = await soakSweep(options);
+      table = soaks.map(soakTable).join("\n\n");
+      charts.memory = soakChart(soaks);
+      results = soaks;
     } else if (options.scenario === "store") {
       const stores = await storeSweep(options);
       table = storeTable(stores);

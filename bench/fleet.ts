@@ -161,7 +161,7 @@ export class Fleet implements AsyncDisposable {
   }
 
   /** Sends `command` to every generator. */
-  async send(command: "mark" | "report" | "close"): Promise<void> {
+  async send(command: string): Promise<void> {
     const bytes = new TextEncoder().encode(command + "\n");
     await Promise.all(this.#writers.map((w) => w.write(bytes)));
   }
@@ -199,6 +199,27 @@ export class Fleet implements AsyncDisposable {
       lateness: lateness.summary(),
       loopDelay: loopDelay.summary(),
     };
+  }
+
+  /** Churn totals of every generator since the churn began. */
+  async churnReport(): Promise<Record<string, number>> {
+    const before = this.#logs.map((l) => l.all().length);
+    await this.send("churn-report");
+    const reports = await waitFor(
+      () => {
+        const got = this.#logs.map((l, i) => l.latest("churn", before[i]));
+        return got.every((r) => r) ? got : null;
+      },
+      30_000,
+      "churn reports",
+    );
+    const total: Record<string, number> = {};
+    for (const report of reports) {
+      for (const [key, value] of Object.entries(report!)) {
+        if (typeof value === "number") total[key] = (total[key] ?? 0) + value;
+      }
+    }
+    return total;
   }
 
   /** Closes every connection and waits for the generators to exit. */

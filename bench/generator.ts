@@ -11,6 +11,7 @@
  */
 
 import { Buffer } from "node:buffer";
+import net from "node:net";
 import { commands, emit as emitLine } from "./child_io.ts";
 import { Histogram } from "./histogram.ts";
 import { LoadSocket, type LoadSocketEvents } from "./ws_client.ts";
@@ -59,6 +60,16 @@ export type GeneratorEvent =
     loopDelay: ReturnType<Histogram["toJSON"]>;
     windowMs: number;
   }
+  | {
+    type: "churn";
+    opened: number;
+    closed: number;
+    resumed: number;
+    notResumed: number;
+    bad: number;
+    badAnswered: number;
+    failed: number;
+  }
   | { type: "error"; message: string };
 
 const now = () => performance.timeOrigin + performance.now();
@@ -94,6 +105,12 @@ export async function runGenerator(plan: GeneratorPlan): Promise<void> {
       messages++;
       if (text.startsWith('{"type":"welcome"')) {
         const token = /"session":"([\w-]+)"/.exec(text)?.[1] ?? "";
+        socket.token = token;
+        if (resuming.has(socket)) {
+          resuming.delete(socket);
+          if (text.includes('"resumed":true')) churn.resumed++;
+          else churn.notResumed++;
+        }
         socket.start = tokenStart(token);
         socket.lastSeconds = Number(/"seconds":(\d+)/.exec(text)?.[1] ?? -1);
         return;
@@ -116,6 +133,7 @@ export async function runGenerator(plan: GeneratorPlan): Promise<void> {
     },
     close(socket, opened, reason) {
       sockets.delete(socket);
+      if (churned.has(socket)) return;
       if (opened) {
         open--;
         dropped++;
@@ -126,6 +144,84 @@ export async function runGenerator(plan: GeneratorPlan): Promise<void> {
       const key = reason.replace(/\d+/g, "N").slice(0, 80);
       errors[key] = (errors[key] ?? 0) + 1;
     },
+  };
+
+  // Churn (the soak): connections closed on purpose, resumes asked for.
+  const churned = new WeakSet<LoadSocket>();
+  const resuming = new WeakSet<LoadSocket>();
+  const churn = {
+    opened: 0,
+    closed: 0,
+    resumed: 0,
+    notResumed: 0,
+    bad: 0,
+    badAnswered: 0,
+    failed: 0,
+  };
+  const tokens: string[] = [];
+  let churnTimer: ReturnType<typeof setInterval> | undefined;
+  let serial = plan.count;
+  const openOne = (token: string) => {
+    const source = plan.sources[serial % plan.sources.length]!;
+    const socket = new LoadSocket({
+      host: plan.host,
+      port: plan.port,
+      path: `/?id=${plan.label}-${serial++}${
+        token === "" ? "" : `&session=${token}`
+      }`,
+      localAddress: source,
+      protocol: "ws-time.v1",
+    }, events);
+    if (token !== "") resuming.add(socket);
+    sockets.add(socket);
+    pending++;
+    churn.opened++;
+  };
+  /** Every 100 ms: a tenth of the per-second churn. */
+  const churnStep = (perSecond: number, resumeShare: number, bad: number) => {
+    const n = Math.max(1, Math.round(perSecond / 10));
+    const live = [...sockets].filter((s) => s.token !== "");
+    for (let i = 0; i < n && live.length > 0; i++) {
+      const victim = live.splice(
+        Math.floor(Math.random() * live.length),
+        1,
+      )[0]!;
+      churned.add(victim);
+      tokens.push(victim.token);
+      if (tokens.length > 1000) tokens.shift();
+      victim.destroy();
+      open--;
+      churn.closed++;
+    }
+    for (let i = 0; i < n; i++) {
+      const resume = tokens.length > 0 && Math.random() < resumeShare;
+      openOne(resume ? tokens.pop()! : "");
+    }
+    for (let i = 0; i < Math.round(bad / 10); i++) badHandshake();
+  };
+  /** A malformed upgrade (an old WebSocket version): it must get 426. */
+  const badHandshake = () => {
+    churn.bad++;
+    const source = plan.sources[churn.bad % plan.sources.length]!;
+    const socket = net.connect({
+      host: plan.host,
+      port: plan.port,
+      localAddress: source,
+    });
+    socket.on("connect", () =>
+      socket.write(
+        `GET / HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\n` +
+          "Connection: Upgrade\r\nSec-WebSocket-Version: 8\r\n" +
+          "Sec-WebSocket-Key: d3MtdGltZSBiZW5jaCAxNg==\r\n\r\n",
+      ));
+    socket.once("data", (data) => {
+      if (/^HTTP\/1\.1 426/.test(String(data))) churn.badAnswered++;
+      socket.destroy();
+    });
+    socket.on("error", () => {
+      churn.failed++;
+      socket.destroy();
+    });
   };
 
   let started = 0;
@@ -200,7 +296,20 @@ export async function runGenerator(plan: GeneratorPlan): Promise<void> {
         loopDelay: loopDelay.toJSON(),
         windowMs: Math.round(now() - windowStart),
       });
+    } else if (command.startsWith("churn ")) {
+      const [perSecond = 0, resumeShare = 0, bad = 0] = command.slice(6)
+        .split(" ").map(Number);
+      clearInterval(churnTimer);
+      if (perSecond > 0) {
+        churnTimer = setInterval(
+          () => churnStep(perSecond, resumeShare, bad),
+          100,
+        );
+      }
+    } else if (command === "churn-report") {
+      emit({ type: "churn", ...churn });
     } else if (command === "close") {
+      clearInterval(churnTimer);
       clearTimeout(lagTimer);
       for (const socket of [...sockets]) socket.destroy();
       return;

@@ -18,6 +18,19 @@ export function readProc(path: string): string | null {
   return output.success ? new TextDecoder().decode(output.stdout) : null;
 }
 
+/** Open descriptors of `pid` (NaN once it is gone). */
+export function fdCount(pid: number): number {
+  const output = new Deno.Command("ls", {
+    args: [`/proc/${pid}/fd`],
+    stdout: "piped",
+    stderr: "null",
+  }).outputSync();
+  if (!output.success) return NaN;
+  return new TextDecoder().decode(output.stdout).split("\n").filter((l) =>
+    l !== ""
+  ).length;
+}
+
 /** Clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 here). */
 const USER_HZ = 100;
 

@@ -46,6 +46,8 @@ export class LoadSocket {
   start = 0;
   lastSeconds = -1;
   heartbeatAt = -Infinity;
+  /** The session token of the welcome, for a later resume. */
+  token = "";
   readonly #socket: net.Socket;
   readonly #events: LoadSocketEvents;
   #opened = false;
