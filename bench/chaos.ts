@@ -23,6 +23,10 @@ import {
   type FaultKind,
   FAULTS,
   runFault,
+  runStoreFault,
+  STORE_FAULTS,
+  type StoreFaultFigures,
+  type StoreFaultKind,
 } from "../tests/helpers/fault_scenarios.ts";
 import { netnsUnavailable } from "../tests/helpers/netns.ts";
 import { ROOT } from "../tests/helpers/paths.ts";
@@ -34,6 +38,11 @@ const HELP = `Usage: deno task chaos [options]
   --faults <list>   ${FAULTS.join(", ")} [all, in that order]
   --hold <s>        how long a freeze, partition or Redis cut lasts [30]
   --lossy <s>       how long the link stays slow (150 ms) and lossy (3%) [20]
+  --store <kind>    redis: the instance faults above, on one Redis;
+                    sentinel: a primary, a replica and three sentinels, and
+                    the store faults ${STORE_FAULTS.join(", ")} [redis]
+  --window <s>      store faults: Redis commands per connection per minute
+                    are counted over this long before and after [60]
   --tag <word>      label in the result file name
 Targets: 100% resumed; p99 <= 5 s after kill, freeze or partition;
 0 duplicates, 0 failed handshakes, 0 stale takeovers, 0 clients ended.`;
@@ -89,6 +98,8 @@ export async function main(args: string[]): Promise<number> {
       hold: { type: "string", default: "30" },
       lossy: { type: "string", default: "20" },
       tag: { type: "string", default: "" },
+      store: { type: "string", default: "redis" },
+      window: { type: "string", default: "60" },
       help: { type: "boolean" },
     },
   });
@@ -108,6 +119,13 @@ export async function main(args: string[]): Promise<number> {
   if (bad !== undefined) {
     say(`chaos: Invalid --faults "${bad}": expected ${FAULTS.join(", ")}`);
     return 2;
+  }
+  if (values.store !== "redis" && values.store !== "sentinel") {
+    say(`chaos: Invalid --store "${values.store}": expected redis or sentinel`);
+    return 2;
+  }
+  if (values.store === "sentinel") {
+    return await storeChaos(args, clients, Number(values.window), values.tag);
   }
   const unavailable = netnsUnavailable();
   if (unavailable !== null) {
@@ -170,6 +188,101 @@ export async function main(args: string[]): Promise<number> {
     ) + "\n",
   );
   await Deno.writeTextFile(`${base}-resumed.svg`, chart(rows));
+  say(`results: ${base}.json`);
+  return met ? 0 : 1;
+}
+
+/** Redis commands the primary processed per connection per minute. */
+async function commandRate(
+  bed: FaultBed,
+  windowS: number,
+): Promise<number> {
+  const total = async () => {
+    const primary = await bed.primary();
+    const info = await bed.redisCli(primary.host, 6379, "INFO", "stats");
+    return Number(/total_commands_processed:(\d+)/.exec(info)?.[1] ?? NaN);
+  };
+  const before = await total();
+  await new Promise((resolve) => setTimeout(resolve, windowS * 1000));
+  const after = await total();
+  return Math.round((after - before) / bed.clients / (windowS / 60) * 100) /
+    100;
+}
+
+/** The store faults of a Sentinel-managed Redis, with their figures. */
+async function storeChaos(
+  args: string[],
+  clients: number,
+  windowS: number,
+  tag: string,
+): Promise<number> {
+  // deno-lint-ignore no-console
+  const say = (text: string) => console.log(text);
+  const unavailable = netnsUnavailable();
+  if (unavailable !== null) {
+    say(`chaos: cannot create network namespaces here: ${unavailable}`);
+    return 2;
+  }
+  const rows: Array<StoreFaultFigures & { instance: string }> = [];
+  let before = NaN, after = NaN;
+  {
+    say(`chaos: starting the Sentinel bed with ${clients} clients`);
+    await using bed = await FaultBed.start({
+      clients,
+      rampMs: Math.max(2000, clients),
+      store: "sentinel",
+    });
+    say(`chaos: counting Redis commands for ${windowS} s`);
+    before = await commandRate(bed, windowS);
+    for (const fault of STORE_FAULTS as readonly StoreFaultKind[]) {
+      say(`chaos: ${fault}...`);
+      rows.push(
+        await runStoreFault(bed, fault, {
+          holdMs: 30_000,
+          lossyMs: 0,
+          settleMs: 60_000,
+        }),
+      );
+    }
+    say(`chaos: counting Redis commands for ${windowS} s`);
+    after = await commandRate(bed, windowS);
+  }
+  say(figuresTable(rows));
+  let met = true;
+  for (const r of rows) {
+    const ok = r.affected === 0 && r.continuityViolations === 0 &&
+      r.duplicates === 0 && r.ended === 0 && r.storesSettled &&
+      r.recordsOnPrimary >= r.clientsStarted;
+    if (!ok) met = false;
+    say(
+      `${r.fault}: ${r.primaryBefore} -> ${r.primaryAfter}, promoted after ${
+        r.promotedAfterMs === null ? "-" : `${r.promotedAfterMs} ms`
+      }, not writable ${r.notWritableMs} ms, buffered ${r.buffered}, replayed ${r.replayed}, token resumes ${r.tokenResumes}, failovers seen ${r.failoversSeen}, records ${r.recordsOnPrimary}/${r.clientsStarted}: ${
+        ok ? "0 dropped, targets met" : "MISSED"
+      }`,
+    );
+  }
+  say(
+    `Redis commands per connection per minute: ${before} before, ${after} after`,
+  );
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
+  const base = `${ROOT}bench/results/chaos-store-${stamp}${
+    tag ? "-" + tag : ""
+  }`;
+  await Deno.writeTextFile(
+    `${base}.json`,
+    JSON.stringify(
+      {
+        scenario: "chaos-store",
+        command: `deno task chaos ${args.join(" ")}`,
+        machine: machine(),
+        commandsPerConnectionMinute: { before, after },
+        results: rows,
+      },
+      null,
+      2,
+    ) + "\n",
+  );
   say(`results: ${base}.json`);
   return met ? 0 : 1;
 }

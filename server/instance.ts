@@ -17,6 +17,7 @@ import {
 } from "./http/descriptors.ts";
 import { ListenerGroup } from "./http/listeners.ts";
 import { systemClock } from "./clock.ts";
+import { parseHostPort } from "./config/parse.ts";
 import type { Config } from "./config/schema.ts";
 import { type Agent, startAgent } from "./health/agent.ts";
 import { createHostSampler } from "./health/host_sampler.ts";
@@ -113,6 +114,8 @@ export async function startInstance(
   const acceptState = { accepting: true, acceptFailures: 0 };
   const store = await openStore({
     redisUrl: config.redisUrl,
+    sentinels: config.redisSentinels.map((s) => parseHostPort(s)!),
+    masterName: config.redisMasterName,
     prefix: config.redisPrefix,
     ttlMs: config.sessionTtlMs,
     timeoutMs: config.storeTimeoutMs,

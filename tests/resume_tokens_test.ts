@@ -131,7 +131,7 @@ Deno.test("buildApp() resume: a token older than twice the grace period is refus
   await store.create(id, clock.now(), 1);
   clock.advance(2 * config.sessionTtlMs);
   // Keep the record alive, as a live connection's refreshes would.
-  await store.refresh([{ id, epoch: 1 }]);
+  await store.refresh([{ id, epoch: 1, start: clock.now() }]);
   const before = store.calls.claim ?? 0;
   assert.equal(await upgrade(token), 101);
   assert.equal((store.calls.claim ?? 0) - before, 0);

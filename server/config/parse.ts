@@ -156,11 +156,28 @@ function validate(config: Config): Config {
         }": expected a redis:// or rediss:// URL`,
       );
     }
-    if (config.sessionSecret === "") {
+  }
+  for (const sentinel of config.redisSentinels) {
+    if (parseHostPort(sentinel) === null) {
       throw new ConfigError(
-        "Missing --session-secret (SESSION_SECRET): expected a secret shared by every instance when --redis is set",
+        `Invalid --redis-sentinels "${sentinel}": expected host:port`,
       );
     }
+  }
+  if ((config.redisSentinels.length > 0) !== (config.redisMasterName !== "")) {
+    throw new ConfigError(
+      config.redisSentinels.length > 0
+        ? "Missing --redis-master-name (REDIS_MASTER_NAME): expected the name the sentinels know the primary by"
+        : "Invalid --redis-master-name: expected --redis-sentinels too",
+    );
+  }
+  if (
+    (config.redisUrl !== "" || config.redisSentinels.length > 0) &&
+    config.sessionSecret === ""
+  ) {
+    throw new ConfigError(
+      "Missing --session-secret (SESSION_SECRET): expected a secret shared by every instance when --redis or --redis-sentinels is set",
+    );
   }
   if (config.sessionSecret !== "" && config.sessionSecret.length < 16) {
     throw new ConfigError(
@@ -182,6 +199,17 @@ function validate(config: Config): Config {
     }
   }
   return config;
+}
+
+/** `host:port` split, or null when it is not one (IPv6 in brackets). */
+export function parseHostPort(
+  text: string,
+): { host: string; port: number } | null {
+  const match = /^(\[[0-9a-fA-F:.]+\]|[\w.-]+):(\d{1,5})$/.exec(text.trim());
+  if (!match) return null;
+  const port = Number(match[2]);
+  if (port < 1 || port > 65535) return null;
+  return { host: match[1]!.replace(/^\[|\]$/g, ""), port };
 }
 
 function isOrigin(text: string): boolean {

@@ -30,8 +30,12 @@ export interface Config {
   readonly healthThreshold: number;
   /** Capacity share below which an unhealthy instance recovers. */
   readonly healthRecover: number;
-  /** Redis URL; empty selects the in-memory store. */
+  /** Redis URL; empty selects the in-memory store (unless sentinels). */
   readonly redisUrl: string;
+  /** Sentinels (host:port) of a Sentinel-managed Redis; empty for none. */
+  readonly redisSentinels: readonly string[];
+  /** The primary's name the sentinels know it by. */
+  readonly redisMasterName: string;
   /** Prefix of every Redis key and channel. */
   readonly redisPrefix: string;
   /** Secret that signs session tokens; shared by all instances. */
@@ -200,6 +204,28 @@ export const OPTIONS: readonly OptionSpec[] = [
     help: "redis:// URL",
     doc:
       "`redis://` or `rediss://` URL of the shared session store ([sessions.md](sessions.md))",
+  },
+  {
+    flag: "redis-sentinels",
+    env: "REDIS_SENTINELS",
+    key: "redisSentinels",
+    kind: "list",
+    fallback: "",
+    fallbackDoc: "none",
+    help: "Redis Sentinels host:port,... (needs --redis-master-name)",
+    doc:
+      "sentinels of a Redis that fails over, `host:port,host:port`: writes follow the primary they promote; with `--redis-master-name`. `--redis`, if set too, gives the data nodes' user, password, database and TLS (`rediss://`), and its host is ignored ([sessions.md](sessions.md#high-availability-sentinel))",
+  },
+  {
+    flag: "redis-master-name",
+    env: "REDIS_MASTER_NAME",
+    key: "redisMasterName",
+    kind: "string",
+    fallback: "",
+    fallbackDoc: "none",
+    help: "the primary's name in Sentinel",
+    doc:
+      "the name the sentinels know the primary by (`sentinel monitor <name> ...`)",
   },
   {
     flag: "redis-prefix",

@@ -1,6 +1,6 @@
 /**
- * Picks the session store: Redis when a URL is given, else the in-memory
- * store of one process. With Redis it waits for one bounded connection
+ * Picks the session store: Redis (a single one, or Sentinel-managed) when
+ * one is configured, else the in-memory store of one process. With Redis it waits for one bounded connection
  * attempt, so the startup log says whether Redis answered; the instance
  * serves either way and the store keeps retrying.
  *
@@ -16,6 +16,10 @@ import { MemoryStore, type SessionStore } from "./store.ts";
 export interface StoreChoice {
   /** redis:// or rediss:// URL; "" for the in-memory store. */
   readonly redisUrl: string;
+  /** Sentinels of a Redis that fails over; none for a single Redis. */
+  readonly sentinels: ReadonlyArray<{ host: string; port: number }>;
+  /** The primary's name in Sentinel. */
+  readonly masterName: string;
   readonly prefix: string;
   readonly ttlMs: number;
   readonly timeoutMs: number;
@@ -25,11 +29,18 @@ export interface StoreChoice {
 
 /** Opens the store `choice` names. */
 export async function openStore(choice: StoreChoice): Promise<SessionStore> {
-  if (choice.redisUrl === "") {
+  if (choice.redisUrl === "" && choice.sentinels.length === 0) {
     return new MemoryStore(choice.clock, choice.ttlMs);
   }
   const store = new RedisStore({
-    url: choice.redisUrl,
+    target: choice.sentinels.length > 0
+      ? {
+        kind: "sentinel",
+        sentinels: choice.sentinels,
+        masterName: choice.masterName,
+        url: choice.redisUrl,
+      }
+      : { kind: "url", url: choice.redisUrl },
     prefix: choice.prefix,
     ttlMs: choice.ttlMs,
     timeoutMs: choice.timeoutMs,

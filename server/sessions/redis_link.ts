@@ -1,8 +1,16 @@
 /**
- * A resilient link to Redis: one command connection and one subscriber
- * connection, (re)connected together with exponential backoff and full
- * jitter, with every command bounded by a timeout and a periodic PING that
- * measures the round trip and notices a hung server.
+ * A resilient link to Redis: one generation of connections at a time (see
+ * redis_backends.ts: a single Redis, or a Sentinel-managed primary),
+ * rebuilt with exponential backoff and full jitter when it fails, with
+ * every command bounded by a timeout and a periodic PING that measures the
+ * round trip and notices a hung server.
+ *
+ * A reply of READONLY, LOADING or MASTERDOWN means the link points at a
+ * node that cannot take writes now (a demoted primary, a replica still
+ * loading, a replica that lost its primary): not one failed command but a
+ * wrong link. The generation is torn down and rebuilt, which re-resolves a
+ * DNS name and asks the sentinels again, and the store is "down" until
+ * then, so health and metrics say the store is not writable.
  *
  * node-redis's own reconnect loop is switched off: its waits cannot be
  * cancelled (a store must close promptly), and its offline queue would grow
@@ -12,13 +20,16 @@
  * @module
  */
 
-import { createClient, ErrorReply, type RedisClientType } from "@redis/client";
+import { ErrorReply } from "@redis/client";
 import type { Clock, TimerHandle } from "../clock.ts";
 import { redact } from "../redact.ts";
 import type { Logger } from "../logger.ts";
-
-/** A node-redis client as created here. */
-export type RedisClient = RedisClientType;
+import {
+  type Backend,
+  createBackend,
+  type RedisCommander,
+  type RedisTarget,
+} from "./redis_backends.ts";
 
 /** Why a store call failed, as counted in the metrics. */
 export type FailureKind =
@@ -26,7 +37,11 @@ export type FailureKind =
   | "timeout"
   | "connection"
   | "reply"
+  | "readonly"
   | "overload";
+
+/** Replies that mean the node cannot take writes: rebuild the link. */
+const NOT_WRITABLE = /^(READONLY|LOADING|MASTERDOWN)\b/;
 
 /** A failed Redis call, with the kind it is counted under. */
 export class RedisCallError extends Error {
@@ -40,8 +55,8 @@ export class RedisCallError extends Error {
 
 /** Options of {@link RedisLink}; durations in ms. */
 export interface RedisLinkOptions {
-  /** redis:// or rediss:// URL with optional user, password and db index. */
-  readonly url: string;
+  /** A redis:// or rediss:// URL, or a Sentinel deployment. */
+  readonly target: RedisTarget;
   /** The pub/sub channel the subscriber connection listens on. */
   readonly channel: string;
   /** Called with every message on `channel`. */
@@ -68,9 +83,8 @@ export interface RedisLinkOptions {
 export type LinkState = "connecting" | "up" | "slow" | "down" | "closed";
 
 interface Generation {
-  readonly cmd: RedisClient;
-  readonly sub: RedisClient;
-  /** Both connect() calls settled (so destroying them cannot leak). */
+  readonly backend: Backend;
+  /** Its connect settled (so destroying it cannot leak a socket). */
   readonly settled: Promise<unknown>;
   dead: boolean;
 }
@@ -94,6 +108,14 @@ export class RedisLink {
   #missedPings = 0;
   #rttMs = -1;
   #reconnects = 0;
+  #failovers = 0;
+  /** Time without a writable link in finished spells, ms. */
+  #unwritableTotalMs = 0;
+  /** Since when the link is not writable (down or slow), or null. */
+  #unwritableSince: number | null = null;
+  /** The primary the last generation wrote to (host:port). */
+  #lastTarget = "";
+  #warnedNotWritable = false;
   #retryTimer: TimerHandle | undefined;
   #pingTimer: TimerHandle | undefined;
 
@@ -126,6 +148,41 @@ export class RedisLink {
     return this.#reconnects;
   }
 
+  /**
+   * Primary changes seen: promotions Sentinel announced, and replies that
+   * showed the node behind the link no longer takes writes.
+   */
+  get failovers(): number {
+    return this.#failovers;
+  }
+
+  /**
+   * Time the store could not take writes since it first could (the link
+   * down, or up but timing out: a frozen or cut-off primary), ms.
+   */
+  get notWritableMs(): number {
+    const since = this.#unwritableSince;
+    const current = since === null ? 0 : this.#options.clock.now() - since;
+    return this.#unwritableTotalMs + current;
+  }
+
+  /** Starts or ends a spell without a writable link. */
+  #markWritable(): void {
+    const writable = this.#up && !this.#slow && !this.#closed;
+    const now = this.#options.clock.now();
+    if (writable && this.#unwritableSince !== null) {
+      this.#unwritableTotalMs += now - this.#unwritableSince;
+      this.#unwritableSince = null;
+    } else if (!writable && this.#unwritableSince === null && this.#everUp) {
+      this.#unwritableSince = now;
+    }
+  }
+
+  /** Where writes go now (host:port), "" while unknown. */
+  get target(): string {
+    return this.#gen && !this.#gen.dead ? this.#gen.backend.target() : "";
+  }
+
   /** Failed calls and connection attempts by kind. */
   errors(): Record<string, number> {
     return Object.fromEntries(this.#errors);
@@ -135,7 +192,7 @@ export class RedisLink {
    * Runs `op` on the command connection, bounded by the timeout. Rejects
    * with a {@link RedisCallError} (already counted) on any failure.
    */
-  run<T>(op: (client: RedisClient) => Promise<T>): Promise<T> {
+  run<T>(op: (redis: RedisCommander) => Promise<T>): Promise<T> {
     const gen = this.#gen;
     if (!this.#up || !gen) {
       return Promise.reject(this.#count("offline", "Redis is not connected"));
@@ -156,20 +213,21 @@ export class RedisLink {
     });
     let call: Promise<T>;
     try {
-      call = op(gen.cmd);
+      call = op(gen.backend);
     } catch (error) {
       clock.clearTimeout(timer);
-      return Promise.reject(this.#classify(error));
+      return Promise.reject(this.#classify(error, gen));
     }
     // A late failure after the timeout was already counted as a timeout.
     call.catch(() => {});
     return Promise.race([call, timeout]).then(
       (value) => {
         this.#slow = false;
+        this.#markWritable();
         return value;
       },
       (error) => {
-        throw this.#classify(error);
+        throw this.#classify(error, gen);
       },
     ).finally(() => clock.clearTimeout(timer));
   }
@@ -179,80 +237,101 @@ export class RedisLink {
     if (this.#closed) return;
     this.#closed = true;
     this.#up = false;
+    this.#markWritable();
     const { clock } = this.#options;
     if (this.#retryTimer !== undefined) clock.clearTimeout(this.#retryTimer);
     if (this.#pingTimer !== undefined) clock.clearTimeout(this.#pingTimer);
     this.#retryTimer = this.#pingTimer = undefined;
     const gen = this.#gen;
     if (!gen) return;
-    // Waiting for both connects to settle (bounded by the attempt timer)
+    // Waiting for the connect to settle (bounded by the attempt timer)
     // means no socket can open after the destroy below.
     await gen.settled;
     gen.dead = true;
     // Lets in-flight writes (releases at shutdown) finish, within bounds.
-    await bounded(gen.cmd.close(), this.#options.timeoutMs, clock);
-    destroy(gen);
+    await bounded(gen.backend.close(), this.#options.timeoutMs, clock);
+    gen.backend.destroy();
     // Let the destroyed sockets finish closing before the caller moves on.
     await new Promise((resolve) => setTimeout(resolve, 0));
   }
 
   async #connect(): Promise<void> {
     if (this.#closed) return;
-    const { url, clock, timeoutMs } = this.#options;
+    const { clock, timeoutMs } = this.#options;
     const attemptMs = this.#options.connectTimeoutMs ??
       Math.max(2000, 4 * timeoutMs);
-    const cmd = createClient(clientOptions(url, attemptMs));
-    const sub = createClient(clientOptions(url, attemptMs));
-    const connected = Promise.all([
-      cmd.connect(),
-      sub.connect().then(() =>
-        sub.subscribe(this.#options.channel, (message) => {
-          this.#options.onMessage(message);
-        })
-      ),
-    ]);
-    const gen: Generation = {
-      cmd,
-      sub,
-      settled: connected.catch(() => {}),
-      dead: false,
-    };
+    // Assigned before any hook can run: hooks are called asynchronously.
+    let gen: Generation | undefined;
+    const backend = createBackend(this.#options.target, {
+      channel: this.#options.channel,
+      connectTimeoutMs: attemptMs,
+      hooks: {
+        onError: (error) => gen && this.#lost(gen, error),
+        onMessage: (message) => this.#options.onMessage(message),
+        onFailover: (to) => {
+          this.#failovers++;
+          this.#lastTarget = to;
+          this.#options.logger.warn("redis primary changed", { to });
+          // Once the new primary's connection is up: write what waited,
+          // and check which sessions are still ours.
+          clock.setTimeout(() => {
+            if (this.#up && this.#gen === gen) this.#options.onUp();
+          }, 1000);
+        },
+      },
+    });
+    const connected = backend.connected;
+    gen = { backend, settled: connected.catch(() => {}), dead: false };
     this.#gen = gen;
-    const lost = (error: unknown) => this.#lost(gen, error);
-    cmd.on("error", lost);
-    sub.on("error", lost);
+    const current = gen;
     // node-redis bounds the TCP connect; this also bounds a server that
     // accepts connections but never answers (AUTH, SUBSCRIBE).
     const timer = clock.setTimeout(() => {
       this.#lost(
-        gen,
+        current,
         new Error(`no answer within ${attemptMs} ms of connecting`),
       );
-      destroy(gen);
+      current.backend.destroy();
     }, attemptMs + 250);
     try {
       await connected;
+      await requirePrimary(backend);
     } catch (error) {
-      this.#lost(gen, error);
+      this.#lost(current, error);
       return;
     } finally {
       clock.clearTimeout(timer);
     }
-    if (gen.dead || this.#closed) return;
+    if (current.dead || this.#closed) return;
     this.#onUp();
   }
 
   #onUp(): void {
-    const { clock, logger, url } = this.#options;
+    const { clock, logger } = this.#options;
     const downMs = clock.now() - this.#downSince;
-    if (this.#everUp) this.#reconnects++;
+    if (this.#everUp) {
+      this.#reconnects++;
+    }
     logger.info(this.#everUp ? "redis reconnected" : "redis connected", {
-      url: redact(url),
+      redis: this.#describe(),
       ...(this.#attempt > 0 ? { attempts: this.#attempt, downMs } : {}),
     });
     this.#up = true;
     this.#everUp = true;
     this.#slow = false;
+    this.#warnedNotWritable = false;
+    // A new generation that writes elsewhere than the last one did: the
+    // primary moved while the link was down (Sentinel, or a name that now
+    // points to another node).
+    const target = this.#gen?.backend.target() ?? "";
+    if (
+      this.#lastTarget !== "" && target !== "" && target !== this.#lastTarget
+    ) {
+      this.#failovers++;
+      logger.warn("redis primary changed", { to: target });
+    }
+    if (target !== "") this.#lastTarget = target;
+    this.#markWritable();
     this.#attempt = 0;
     this.#missedPings = 0;
     // The first PING at once, so the round trip is known from the start.
@@ -266,15 +345,16 @@ export class RedisLink {
     gen.dead = true;
     const wasUp = this.#up && this.#gen === gen;
     if (this.#gen === gen) this.#up = false;
-    gen.settled.then(() => destroy(gen));
+    this.#markWritable();
+    gen.settled.then(() => gen.backend.destroy());
     if (this.#closed) return;
-    const { clock, logger, url } = this.#options;
+    const { clock, logger } = this.#options;
     this.#count("connection", message(error));
     if (this.#pingTimer !== undefined) clock.clearTimeout(this.#pingTimer);
     this.#pingTimer = undefined;
     const delay = this.#backoff();
     const fields = {
-      url: redact(url),
+      redis: this.#describe(),
       error: message(error),
       retryInMs: delay,
     };
@@ -314,14 +394,14 @@ export class RedisLink {
       this.#pingTimer = undefined;
       const gen = this.#gen;
       const started = clock.now();
-      this.run((client) => client.ping()).then(() => {
+      this.run((redis) => redis.send(["PING"])).then(() => {
         this.#rttMs = clock.now() - started;
         this.#missedPings = 0;
       }, (error: RedisCallError) => {
         if (error.kind !== "timeout" || !gen) return;
         if (++this.#missedPings >= MISSED_PINGS) {
           this.#lost(gen, new Error(`${MISSED_PINGS} PINGs unanswered`));
-          destroy(gen);
+          gen.backend.destroy();
         }
       }).finally(() => {
         if (this.#up && this.#pingTimer === undefined) this.#schedulePing();
@@ -329,15 +409,46 @@ export class RedisLink {
     }, delay);
   }
 
-  #classify(error: unknown): RedisCallError {
+  #classify(error: unknown, gen?: Generation): RedisCallError {
     if (error instanceof RedisCallError) {
-      if (error.kind === "timeout") this.#slow = true;
+      if (error.kind === "timeout") {
+        this.#slow = true;
+        this.#markWritable();
+      }
       return this.#count(error.kind, error.message);
     }
     const text = message(error);
+    const replies = replyTexts(error);
+    if (replies.some((r) => NOT_WRITABLE.test(r))) {
+      const reply = replies.find((r) => NOT_WRITABLE.test(r))!;
+      if (gen && !gen.dead) this.#notWritable(gen, reply);
+      return this.#count("readonly", reply);
+    }
     if (error instanceof ErrorReply) return this.#count("reply", text);
     if (/queue is full/i.test(text)) return this.#count("overload", text);
     return this.#count("connection", text);
+  }
+
+  /** The node behind `gen` takes no writes: rebuild, say so once. */
+  #notWritable(gen: Generation, reply: string): void {
+    this.#failovers++;
+    if (!this.#warnedNotWritable) {
+      this.#warnedNotWritable = true;
+      this.#options.logger.warn(
+        "redis node takes no writes (failover?); reconnecting to find the primary",
+        { redis: this.#describe(), reply: reply.slice(0, 120) },
+      );
+    }
+    this.#lost(gen, new Error(reply));
+    gen.backend.destroy();
+  }
+
+  /** The link's target for logs, with passwords hidden. */
+  #describe(): string {
+    const target = this.#options.target;
+    if (target.kind === "url") return redact(target.url);
+    const where = this.target;
+    return `sentinel ${target.masterName}${where ? ` at ${where}` : ""}`;
   }
 
   #count(kind: FailureKind, text: string): RedisCallError {
@@ -346,16 +457,36 @@ export class RedisLink {
   }
 }
 
-function clientOptions(url: string, connectTimeout: number) {
-  return {
-    url,
-    socket: { connectTimeout, reconnectStrategy: false as const },
-    disableOfflineQueue: true,
-    // Bounds memory if Redis accepts commands but stops answering.
-    commandsQueueMaxLength: 100_000,
-    disableClientInfo: true,
-    maintNotifications: "disabled" as const,
-  };
+/**
+ * Fails unless the node takes writes: a replica (a demoted primary behind
+ * the same name, or one Sentinel has not yet moved away from) would answer
+ * every write with READONLY. Where ROLE is not allowed (some managed
+ * services rename it), the first write will tell instead.
+ */
+async function requirePrimary(backend: Backend): Promise<void> {
+  let role: unknown;
+  try {
+    role = await backend.send(["ROLE"]);
+  } catch (error) {
+    if (error instanceof ErrorReply) return;
+    throw error;
+  }
+  const kind = Array.isArray(role) ? String(role[0]) : "";
+  if (kind !== "master") {
+    throw new Error(`READONLY the node is a ${kind || "non-primary"}`);
+  }
+}
+
+/** The error texts of a reply, or of each reply of a failed pipeline. */
+function replyTexts(error: unknown): string[] {
+  if (error instanceof ErrorReply) return [error.message];
+  const replies = (error as { replies?: unknown[] })?.replies;
+  if (Array.isArray(replies)) {
+    return replies.filter((r) => r instanceof ErrorReply).map((r) =>
+      (r as ErrorReply).message
+    );
+  }
+  return [];
 }
 
 /** Waits for `promise` at most `ms`; never rejects. */
@@ -370,16 +501,6 @@ async function bounded(
     new Promise((resolve) => timer = clock.setTimeout(() => resolve(0), ms)),
   ]);
   clock.clearTimeout(timer);
-}
-
-function destroy(gen: Generation): void {
-  for (const client of [gen.cmd, gen.sub]) {
-    try {
-      client.destroy();
-    } catch {
-      // Already closed.
-    }
-  }
 }
 
 function message(error: unknown): string {

@@ -81,7 +81,7 @@ export const RELEASE_SCRIPT: Script = script(RELEASE);
 
 /** What a client must offer to run a script. */
 export interface CommandSender {
-  sendCommand(args: string[]): Promise<unknown>;
+  send(args: string[]): Promise<unknown>;
 }
 
 /** Runs `s` on one key, loading it first if Redis does not know it. */
@@ -92,11 +92,11 @@ export async function runScript(
   args: readonly string[],
 ): Promise<unknown> {
   try {
-    return await client.sendCommand(["EVALSHA", s.sha1, "1", key, ...args]);
+    return await client.send(["EVALSHA", s.sha1, "1", key, ...args]);
   } catch (error) {
     if (!(error instanceof ErrorReply) || !/^NOSCRIPT/.test(error.message)) {
       throw error;
     }
-    return await client.sendCommand(["EVAL", s.source, "1", key, ...args]);
+    return await client.send(["EVAL", s.source, "1", key, ...args]);
   }
 }

@@ -18,6 +18,7 @@
 
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { Logger } from "../logger.ts";
+import type { RedisTarget } from "./redis_backends.ts";
 import { RedisLink } from "./redis_link.ts";
 import {
   CLAIM_SCRIPT,
@@ -30,6 +31,7 @@ import {
   type Claim,
   claimRecord,
   type HeldSession,
+  type LostSession,
   type SessionRecord,
   type SessionStore,
   type StoreStatus,
@@ -38,8 +40,8 @@ import {
 
 /** Options of {@link RedisStore}; durations in ms. */
 export interface RedisStoreOptions {
-  /** redis:// or rediss:// URL with optional user, password and db index. */
-  readonly url: string;
+  /** A redis:// or rediss:// URL, or a Sentinel deployment. */
+  readonly target: RedisTarget;
   /** Prefix of every key and of the takeover channel. */
   readonly prefix: string;
   /** Grace period of a session record. */
@@ -84,6 +86,7 @@ export class RedisStore implements SessionStore {
     missing: 0,
     takeoversSent: 0,
     takeoversReceived: 0,
+    bufferedTotal: 0,
   };
   #flushing = false;
   #flushTimer: TimerHandle | undefined;
@@ -100,7 +103,7 @@ export class RedisStore implements SessionStore {
     this.#bufferLimit = options.bufferLimit ?? 100_000;
     this.#batchSize = options.batchSize ?? 1000;
     this.#link = new RedisLink({
-      url: options.url,
+      target: options.target,
       channel: this.#channel,
       timeoutMs: options.timeoutMs,
       clock: options.clock,
@@ -122,10 +125,14 @@ export class RedisStore implements SessionStore {
     const record = { start, epoch, live: true };
     if (!this.#link.up) return this.#keep(id, record);
     try {
-      await this.#link.run((client) =>
-        client.set(this.#key(id), encodeRecord(record), {
-          expiration: { type: "EX", value: this.#ttlS },
-        })
+      await this.#link.run((redis) =>
+        redis.send([
+          "SET",
+          this.#key(id),
+          encodeRecord(record),
+          "EX",
+          String(this.#ttlS),
+        ])
       );
     } catch {
       // SET is idempotent: whether or not it landed, writing it again later
@@ -144,8 +151,8 @@ export class RedisStore implements SessionStore {
       return claim;
     }
     try {
-      const reply = await this.#link.run((client) =>
-        runScript(client, CLAIM_SCRIPT, this.#key(id), [
+      const reply = await this.#link.run((redis) =>
+        runScript(redis, CLAIM_SCRIPT, this.#key(id), [
           String(epoch),
           String(this.#ttlS),
         ])
@@ -169,8 +176,8 @@ export class RedisStore implements SessionStore {
    * Pushes every live session's expiry out, one pipeline per batch, and
    * returns those a newer connection holds now.
    */
-  async refresh(sessions: readonly HeldSession[]): Promise<HeldSession[]> {
-    const batches: Promise<HeldSession[]>[] = [];
+  async refresh(sessions: readonly HeldSession[]): Promise<LostSession[]> {
+    const batches: Promise<LostSession[]>[] = [];
     for (let i = 0; i < sessions.length; i += this.#batchSize) {
       batches.push(
         this.#refreshBatch(sessions.slice(i, i + this.#batchSize)),
@@ -190,8 +197,8 @@ export class RedisStore implements SessionStore {
       return;
     }
     try {
-      await this.#link.run((client) =>
-        runScript(client, RELEASE_SCRIPT, this.#key(id), [
+      await this.#link.run((redis) =>
+        runScript(redis, RELEASE_SCRIPT, this.#key(id), [
           String(epoch),
           String(this.#ttlS),
         ])
@@ -205,8 +212,12 @@ export class RedisStore implements SessionStore {
   /** Tells the other instances to close their older connection of `id`. */
   async announce(id: string, epoch: number): Promise<void> {
     try {
-      await this.#link.run((client) =>
-        client.publish(this.#channel, `${this.#instanceId} ${id} ${epoch}`)
+      await this.#link.run((redis) =>
+        redis.send([
+          "PUBLISH",
+          this.#channel,
+          `${this.#instanceId} ${id} ${epoch}`,
+        ])
       );
       this.#counts.takeoversSent++;
     } catch {
@@ -229,6 +240,7 @@ export class RedisStore implements SessionStore {
     return {
       kind: this.kind,
       state: this.#link.state,
+      target: this.#link.target,
       figures: {
         rtt_ms: this.#link.rttMs,
         buffered: this.#buffer.size,
@@ -236,6 +248,9 @@ export class RedisStore implements SessionStore {
         flushed: this.#counts.flushed,
         missing: this.#counts.missing,
         reconnects: this.#link.reconnects,
+        failovers: this.#link.failovers,
+        not_writable_ms: this.#link.notWritableMs,
+        buffered_total: this.#counts.bufferedTotal,
         takeovers_sent: this.#counts.takeoversSent,
         takeovers_received: this.#counts.takeoversReceived,
       },
@@ -264,34 +279,41 @@ export class RedisStore implements SessionStore {
 
   async #refreshBatch(
     sessions: readonly HeldSession[],
-  ): Promise<HeldSession[]> {
-    const lost: HeldSession[] = [];
+  ): Promise<LostSession[]> {
+    const lost: LostSession[] = [];
+    const gone: HeldSession[] = [];
     try {
-      const replies = await this.#link.run((client) => {
-        const pipeline = client.multi();
-        for (const { id } of sessions) {
-          pipeline.getEx(this.#key(id), { type: "EX", value: this.#ttlS });
-        }
-        return pipeline.execAsPipeline();
-      });
+      const ttl = String(this.#ttlS);
+      const replies = await this.#link.run((redis) =>
+        redis.pipeline(
+          sessions.map(({ id }) => ["GETEX", this.#key(id), "EX", ttl]),
+        )
+      );
       replies.forEach((reply, i) => {
         const record = decodeRecord(reply === null ? null : String(reply));
-        // Gone (Redis restarted or was flushed): the client's signed token
-        // still resumes it and writes it back.
-        if (record === null) this.#counts.missing++;
-        else if (record.epoch > sessions[i]!.epoch) {
+        // Gone (Redis restarted or was flushed, or a failover lost writes
+        // not yet replicated): this connection still holds it.
+        if (record === null) {
+          this.#counts.missing++;
+          gone.push(sessions[i]!);
+        } else if (record.epoch > sessions[i]!.epoch) {
           lost.push({ id: sessions[i]!.id, epoch: record.epoch });
         }
       });
     } catch {
       // Counted by the link; the next refresh comes within half a grace.
     }
+    // Written back, so that fencing and resumes keep working from the store.
+    for (const { id, start, epoch } of gone) {
+      this.#keep(id, { start, epoch, live: true });
+    }
+    if (gone.length > 0) this.#flush();
     return lost;
   }
 
   /** Buffers a write, dropping the oldest when full. */
   #keep(id: string, record: SessionRecord): void {
-    this.#buffer.delete(id);
+    if (!this.#buffer.delete(id)) this.#counts.bufferedTotal++;
     this.#buffer.set(id, record);
     while (this.#buffer.size > this.#bufferLimit) {
       const oldest = this.#buffer.keys().next().value as string;
@@ -318,15 +340,18 @@ export class RedisStore implements SessionStore {
       while (this.#buffer.size > 0 && this.#link.up) {
         const batch = [...take(this.#buffer, this.#batchSize)];
         try {
-          await this.#link.run((client) => {
-            const pipeline = client.multi();
-            for (const [id, record] of batch) {
-              pipeline.set(this.#key(id), encodeRecord(record), {
-                expiration: { type: "EX", value: this.#ttlS },
-              });
-            }
-            return pipeline.execAsPipeline();
-          });
+          const ttl = String(this.#ttlS);
+          await this.#link.run((redis) =>
+            redis.pipeline(
+              batch.map(([id, record]) => [
+                "SET",
+                this.#key(id),
+                encodeRecord(record),
+                "EX",
+                ttl,
+              ]),
+            )
+          );
         } catch {
           if (this.#link.up) this.#scheduleFlush();
           return;

@@ -12,7 +12,7 @@
 
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { Logger } from "../logger.ts";
-import type { HeldSession, SessionStore } from "./store.ts";
+import type { HeldSession, LostSession, SessionStore } from "./store.ts";
 
 /** What the refresh loop needs. */
 export interface RefresherOptions {
@@ -24,7 +24,7 @@ export interface RefresherOptions {
   /** The sessions held by live connections now. */
   readonly heldSessions: () => HeldSession[];
   /** Told of held sessions that a newer connection took meanwhile. */
-  readonly onLost: (lost: HeldSession[]) => void;
+  readonly onLost: (lost: LostSession[]) => void;
 }
 
 /** A running refresh loop. */

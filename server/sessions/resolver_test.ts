@@ -71,7 +71,7 @@ Deno.test("createSessionResolver() starts afresh for forged and stale tokens, an
   const { token, id } = tokens.issue(clock.now(), clock.now());
   await store.create(id, clock.now(), 1);
   clock.advance(2 * TTL);
-  await store.refresh([{ id, epoch: 1 }]);
+  await store.refresh([{ id, epoch: 1, start: clock.now() }]);
   const stale = await resolve(token);
   assert.equal(stale.resumed, "");
   assert.notEqual(stale.id, id);

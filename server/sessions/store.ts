@@ -25,6 +25,14 @@ export interface HeldSession {
   readonly id: string;
   /** The epoch of the holding connection. */
   readonly epoch: number;
+  /** Session start, ms since the epoch (to write a lost record back). */
+  readonly start: number;
+}
+
+/** A held session that a newer connection took: its epoch there. */
+export interface LostSession {
+  readonly id: string;
+  readonly epoch: number;
 }
 
 /** The answer to a claim of a known session. */
@@ -69,6 +77,8 @@ export interface StoreStatus {
   readonly kind: string;
   /** "up", "down" or "connecting". */
   readonly state: string;
+  /** Where writes go (host:port), when the store is remote. */
+  readonly target?: string;
   /** Extra numeric figures (buffered writes, round-trip time). */
   readonly figures: Readonly<Record<string, number>>;
   /** Failed store calls by kind (offline, timeout, connection, reply). */
@@ -94,11 +104,12 @@ export interface SessionStore {
    */
   claim(id: string, epoch: number): Promise<Claim | null>;
   /**
-   * Keeps the records of live sessions alive, in one batch; returns those
-   * a newer connection took over meanwhile (with its epoch), which this
-   * instance missed (an outage, a freeze).
+   * Keeps the records of live sessions alive, in one batch, and writes back
+   * any the store lost (a restart, a failover before replication caught
+   * up); returns those a newer connection took over meanwhile (with its
+   * epoch), which this instance missed (an outage, a freeze).
    */
-  refresh(sessions: readonly HeldSession[]): Promise<HeldSession[]>;
+  refresh(sessions: readonly HeldSession[]): Promise<LostSession[]>;
   /**
    * Starts the grace period of a session whose connection of `epoch`
    * closed; a no-op when a newer connection took the session meanwhile.
@@ -160,9 +171,9 @@ export class MemoryStore implements SessionStore {
   }
 
   /** Pushes the expiry of each live session out by the grace period. */
-  refresh(sessions: readonly HeldSession[]): Promise<HeldSession[]> {
+  refresh(sessions: readonly HeldSession[]): Promise<LostSession[]> {
     const expires = this.#clock.now() + this.#ttlMs;
-    const lost: HeldSession[] = [];
+    const lost: LostSession[] = [];
     for (const { id, epoch } of sessions) {
       const entry = this.#records.get(id);
       if (!entry) continue;

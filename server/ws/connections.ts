@@ -86,10 +86,11 @@ export class ConnectionSet {
   }
 
   /** The sessions held by live connections, with their epochs. */
-  held(): Array<{ id: string; epoch: number }> {
+  held(): Array<{ id: string; epoch: number; start: number }> {
     return [...this.#bySession.values()].map((conn) => ({
       id: conn.sessionId,
       epoch: conn.epoch,
+      start: conn.start,
     }));
   }
 

@@ -1,11 +1,13 @@
 /**
  * The fault bed: a small deployment on real hosts (network namespaces, see
- * netns.ts). Redis on one host, three ws-time instances on three more,
- * HAProxy with the shipped config on another, and the clients (the page's
- * reconnecting client, fault_clients.ts) on the last. The third instance's
- * link runs through the link emulator, so it can be made slow and lossy.
- * Faults are real: SIGKILL, SIGSTOP, a link set down at the switch, a
- * blackhole route between an instance and Redis.
+ * netns.ts). Redis on one host (or, with `store: "sentinel"`, a primary, a
+ * replica and three sentinels from deploy/redis/sentinel.conf on three
+ * hosts), three ws-time instances on three more, HAProxy with the shipped
+ * config on another, and the clients (the page's reconnecting client,
+ * fault_clients.ts) on the last. The third instance's link runs through
+ * the link emulator, so it can be made slow and lossy. Faults are real:
+ * SIGKILL, SIGSTOP, a link set down at the switch, blackhole routes
+ * between an instance and a Redis node.
  *
  * @module
  */
@@ -23,6 +25,7 @@ const WS_PORT = 8000;
 const AGENT_PORT = 8081;
 const LB_PORT = 8080;
 const STATS_PORT = 8404;
+const SENTINEL_PORTS = [26379, 26380, 26381];
 
 /** One ws-time instance of the bed. */
 export interface BedInstance {
@@ -31,8 +34,17 @@ export interface BedInstance {
   child: Child;
 }
 
+/** A Redis node of the bed. */
+export interface RedisNode {
+  readonly name: string;
+  readonly host: Host;
+  child: Child;
+}
+
 /** How the bed is built. */
 export interface BedOptions {
+  /** One Redis, or a primary and a replica under three sentinels. */
+  readonly store?: "redis" | "sentinel";
   /** Clients started once the bed is up. */
   readonly clients: number;
   /** Spread the clients' first connections over this long (ms). */
@@ -49,6 +61,12 @@ export class FaultBed implements AsyncDisposable {
   readonly #net: Network;
   readonly #lossy: LossyHost;
   readonly #redis: Host;
+  /** The Redis data nodes; [0] is the first primary. */
+  readonly redisNodes: RedisNode[] = [];
+  readonly #sentinelHost: Host | undefined;
+  readonly #replicaHost: Host | undefined;
+  #tempDir = "";
+  #added = 0;
   readonly #lb: Host;
   readonly #clients: Host;
   readonly #options: BedOptions;
@@ -59,7 +77,14 @@ export class FaultBed implements AsyncDisposable {
 
   private constructor(
     net: Network,
-    hosts: { redis: Host; lb: Host; clients: Host; lossy: LossyHost },
+    hosts: {
+      redis: Host;
+      lb: Host;
+      clients: Host;
+      lossy: LossyHost;
+      sentinels?: Host;
+      replica?: Host;
+    },
     options: BedOptions,
   ) {
     this.#net = net;
@@ -68,6 +93,8 @@ export class FaultBed implements AsyncDisposable {
     this.#clients = hosts.clients;
     this.#lossy = hosts.lossy;
     this.#options = options;
+    this.#sentinelHost = hosts.sentinels;
+    this.#replicaHost = hosts.replica;
   }
 
   /** Builds the network, starts every process and the clients. */
@@ -84,7 +111,18 @@ export class FaultBed implements AsyncDisposable {
       ];
       const lossy = await net.addLossyHost("ws3", 13);
       hosts.push(lossy);
-      bed = new FaultBed(net, { redis, lb, clients, lossy }, options);
+      const sentinel = options.store === "sentinel";
+      const replica = sentinel ? await net.addHost("replica", 5) : undefined;
+      const sentinels = sentinel ? await net.addHost("sentinel", 6) : undefined;
+      bed = new FaultBed(net, {
+        redis,
+        lb,
+        clients,
+        lossy,
+        ...(replica ? { replica } : {}),
+        ...(sentinels ? { sentinels } : {}),
+      }, options);
+      bed.#tempDir = await Deno.makeTempDir({ prefix: "ws-time-bed-" });
       await bed.#startRedis();
       for (const [i, host] of hosts.entries()) {
         const instance = { name: `ws${i + 1}`, host } as BedInstance;
@@ -189,26 +227,88 @@ export class FaultBed implements AsyncDisposable {
     );
   }
 
-  /** Cuts (or restores) the path between instance `i` and Redis only. */
-  async cutRedis(i: number, cut: boolean): Promise<void> {
+  /**
+   * Cuts (or restores) the path between instance `i` and one Redis node
+   * only (default: the first primary).
+   */
+  async cutRedis(
+    i: number,
+    cut: boolean,
+    node: Host = this.#redis,
+  ): Promise<void> {
     const host = this.instances[i]!.host;
     const verb = cut ? "add" : "del";
-    await ip(
-      "-n",
-      host.ns,
-      "route",
-      verb,
-      "blackhole",
-      `${this.#redis.address}/32`,
+    await ip("-n", host.ns, "route", verb, "blackhole", `${node.address}/32`);
+    await ip("-n", node.ns, "route", verb, "blackhole", `${host.address}/32`);
+  }
+
+  /** The node the sentinels name as primary now. */
+  async primary(): Promise<RedisNode> {
+    const reply = await this.redisCli(
+      this.#sentinelHost!,
+      26379,
+      "SENTINEL",
+      "get-master-addr-by-name",
+      "wstime",
     );
-    await ip(
-      "-n",
-      this.#redis.ns,
-      "route",
-      verb,
-      "blackhole",
-      `${host.address}/32`,
-    );
+    const address = reply.split("\n")[0]!.trim();
+    const node = this.redisNodes.find((n) => n.host.address === address);
+    if (!node) throw new Error(`unknown primary "${reply}"`);
+    return node;
+  }
+
+  /** Runs redis-cli against `host`:`port` from inside `host`'s namespace. */
+  async redisCli(host: Host, port: number, ...args: string[]): Promise<string> {
+    const out = await new Deno.Command("ip", {
+      args: [
+        "netns",
+        "exec",
+        host.ns,
+        "redis-cli",
+        "-h",
+        host.address,
+        "-p",
+        String(port),
+        ...args,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    return new TextDecoder().decode(out.stdout).trim();
+  }
+
+  /** Starts a Redis node again (after a SIGKILL), empty, as a primary. */
+  async restartRedis(node: RedisNode): Promise<void> {
+    node.child = await this.#startRedisOn(node.host, []);
+  }
+
+  /** Each instance's store as its health details report it. */
+  async stores(): Promise<
+    Array<{ state: string; figures: Record<string, number> }>
+  > {
+    const out = [];
+    for (const instance of this.instances) {
+      const { body } = await this.fetch(
+        `http://${instance.host.address}:${WS_PORT}/healthcheck`,
+      );
+      try {
+        out.push(JSON.parse(body).store);
+      } catch {
+        out.push({ state: "unreachable", figures: {} });
+      }
+    }
+    return out;
+  }
+
+  /** Starts `n` more clients (new sessions). */
+  async addClients(n: number): Promise<void> {
+    this.#added += n;
+    await this.#command(`add ${n}`);
+  }
+
+  /** Clients started so far. */
+  get clients(): number {
+    return this.#options.clients + this.#added;
   }
 
   /** Makes the third instance's link slow and lossy (0, 0 restores it). */
@@ -221,9 +321,62 @@ export class FaultBed implements AsyncDisposable {
   }
 
   async #startRedis(): Promise<void> {
-    const child = this.#net.spawn(this.#redis.ns, "redis-server", [
-      "--bind",
+    const primary = await this.#startRedisOn(this.#redis, []);
+    this.redisNodes.push({ name: "redis", host: this.#redis, child: primary });
+    if (this.#options.store !== "sentinel") return;
+    const replica = await this.#startRedisOn(this.#replicaHost!, [
+      "--replicaof",
       this.#redis.address,
+      "6379",
+    ]);
+    this.redisNodes.push({
+      name: "replica",
+      host: this.#replicaHost!,
+      child: replica,
+    });
+    await waitFor(
+      async () =>
+        /master_link_status:up/.test(
+          await this.redisCli(this.#replicaHost!, 6379, "INFO", "replication"),
+        ),
+      15_000,
+      "the replica in sync",
+    );
+    // Three sentinels from the shipped file, each with its own copy (they
+    // rewrite it), on the sentinel host.
+    const template = Deno.readTextFileSync(
+      `${ROOT}deploy/redis/sentinel.conf`,
+    );
+    for (const port of SENTINEL_PORTS) {
+      const file = `${this.#tempDir}/sentinel-${port}.conf`;
+      await Deno.writeTextFile(
+        file,
+        template
+          .replace(/^port \d+$/m, `port ${port}`)
+          .replace(/^bind .*$/m, `bind ${this.#sentinelHost!.address}`)
+          .replace(
+            /^sentinel monitor wstime \S+ 6379 2$/m,
+            `sentinel monitor wstime ${this.#redis.address} 6379 2`,
+          ),
+      );
+      const sentinel = this.#net.spawn(
+        this.#sentinelHost!.ns,
+        "redis-sentinel",
+        [file],
+      );
+      await sentinel.waitForLine(/\+monitor master wstime/, 10_000);
+    }
+  }
+
+  async #startRedisOn(host: Host, args: string[]): Promise<Child> {
+    // Its own folder: a replica's full sync writes the snapshot it
+    // receives to disk, which must not land in the working directory.
+    const dir = await Deno.makeTempDir({ dir: this.#tempDir });
+    const child = this.#net.spawn(host.ns, "redis-server", [
+      "--dir",
+      dir,
+      "--bind",
+      host.address,
       "--port",
       "6379",
       "--save",
@@ -232,8 +385,10 @@ export class FaultBed implements AsyncDisposable {
       "no",
       "--protected-mode",
       "no",
+      ...args,
     ]);
     await child.waitForLine(/Ready to accept connections/);
+    return child;
   }
 
   async #startInstance(instance: BedInstance): Promise<Child> {
@@ -249,8 +404,15 @@ export class FaultBed implements AsyncDisposable {
       String(AGENT_PORT),
       "--name",
       instance.name,
-      "--redis",
-      `redis://${this.#redis.address}:6379`,
+      ...(this.#options.store === "sentinel"
+        ? [
+          "--redis-sentinels",
+          SENTINEL_PORTS.map((p) => `${this.#sentinelHost!.address}:${p}`)
+            .join(","),
+          "--redis-master-name",
+          "wstime",
+        ]
+        : ["--redis", `redis://${this.#redis.address}:6379`]),
       "--session-secret",
       "fault-bed-secret-0123456789",
       ...(this.#options.instanceArgs ?? []),
@@ -336,5 +498,8 @@ export class FaultBed implements AsyncDisposable {
     }
     await this.#lossy.close();
     await this.#net[Symbol.asyncDispose]();
+    if (this.#tempDir) {
+      await Deno.remove(this.#tempDir, { recursive: true }).catch(() => {});
+    }
   }
 }

@@ -5,7 +5,8 @@
  * JSON object per line, what a user would notice: every welcome (which
  * server, resumed or not, the count), every close, a client that ends, and
  * any count that went back or started over. Commands on stdin, one per
- * line: `start` (the clients connect, spread over `rampMs`), `status` (who
+ * line: `start` (the clients connect, spread over `rampMs`), `add <n>` (n
+ * more clients connect, with new sessions), `status` (who
  * is connected where), `fetch <url>` (an HTTP GET from inside the
  * namespace, for the instances' metrics and HAProxy's stats), `stop`.
  *
@@ -77,7 +78,8 @@ const emit = (event: DriverEvent) =>
 /** Runs the clients until told to stop. */
 export async function runDriver(plan: DriverPlan): Promise<void> {
   const tracked: Tracked[] = [];
-  for (let i = 0; i < plan.count; i++) {
+  const add = () => {
+    const i = tracked.length;
     const client = new WsTimeClient(plan.url, plan.options ?? {});
     const t: Tracked = {
       client,
@@ -140,7 +142,10 @@ export async function runDriver(plan: DriverPlan): Promise<void> {
         emit({ type: "ended", i, state, reason, at: Date.now() });
       }
     });
-  }
+    return client;
+  };
+  for (let i = 0; i < plan.count; i++) add();
+
   const start = () =>
     tracked.forEach((t, i) =>
       setTimeout(
@@ -157,7 +162,9 @@ export async function runDriver(plan: DriverPlan): Promise<void> {
       const [command = "", arg = ""] = buffer.slice(0, nl).trim().split(/\s+/);
       buffer = buffer.slice(nl + 1);
       if (command === "start") start();
-      else if (command === "status") status(tracked);
+      else if (command === "add") {
+        for (let n = 0; n < Number(arg); n++) add().start();
+      } else if (command === "status") status(tracked);
       else if (command === "fetch") await fetchOne(arg);
       else if (command === "stop") {
         await Promise.all(tracked.map((t) => t.client.stop()));

@@ -155,3 +155,165 @@ async function storeState(bed: FaultBed, i: number): Promise<string> {
   );
   return /"store":\{[^}]*"state":"(\w+)"/.exec(body)?.[1] ?? "unknown";
 }
+
+/** Store faults, for a bed with `store: "sentinel"`. */
+export const STORE_FAULTS = [
+  "primary-kill",
+  "primary-freeze",
+  "primary-partition",
+] as const;
+
+/** One of {@link STORE_FAULTS}. */
+export type StoreFaultKind = typeof STORE_FAULTS[number];
+
+/** What a store fault did, beside what the clients saw. */
+export interface StoreFaultFigures extends FaultFigures {
+  readonly primaryBefore: string;
+  readonly primaryAfter: string;
+  /** From the fault until the sentinels named a new primary, ms. */
+  readonly promotedAfterMs: number | null;
+  /** Longest time an instance had no writable store, ms. */
+  readonly notWritableMs: number;
+  /** Writes that waited in an instance's buffer, and were replayed. */
+  readonly buffered: number;
+  readonly replayed: number;
+  /** Primary changes each instance saw (the least of them). */
+  readonly failoversSeen: number;
+  /** Resumes that needed the token's start (the store had no record). */
+  readonly tokenResumes: number;
+  /** Sessions the primary holds after, against clients started. */
+  readonly recordsOnPrimary: number;
+  readonly clientsStarted: number;
+  /** Every instance's store up with nothing buffered, after. */
+  readonly storesSettled: boolean;
+}
+
+type Stores = Awaited<ReturnType<FaultBed["stores"]>>;
+
+const sumOf = (stores: Stores, figure: string) =>
+  stores.reduce((sum, s) => sum + (s.figures[figure] ?? 0), 0);
+
+async function tokenResumes(bed: FaultBed): Promise<number> {
+  let total = 0;
+  for (const instance of bed.instances) {
+    const { body } = await bed.fetch(
+      `http://${instance.host.address}:8000/metrics`,
+    );
+    const match = /^wstime_sessions_total\{kind="resumed",from="token"\} (\d+)/m
+      .exec(body);
+    total += Number(match?.[1] ?? 0);
+  }
+  return total;
+}
+
+/** Applies a store fault and returns what it did. */
+export async function runStoreFault(
+  bed: FaultBed,
+  kind: StoreFaultKind,
+  timing: FaultTiming,
+): Promise<StoreFaultFigures & { instance: string }> {
+  await waitFor(
+    async () => (await bed.status()).connected === bed.clients,
+    60_000,
+    `all clients connected before ${kind}`,
+  ).catch(() => {});
+  const before = await bed.stores();
+  const tokensBefore = await tokenResumes(bed);
+  const primary = await bed.primary();
+  let instance = "-";
+  let promotedAfterMs: number | null = null;
+  const from = Date.now();
+  const promoted = async () => {
+    await waitFor(
+      async () => (await bed.primary().catch(() => primary)) !== primary,
+      60_000,
+      "the sentinels to promote another primary",
+    );
+    promotedAfterMs = Date.now() - from;
+  };
+  switch (kind) {
+    case "primary-kill":
+      primary.child.kill("SIGKILL");
+      await primary.child.finished();
+      await promoted();
+      // New sessions while the old primary is gone.
+      await bed.addClients(10);
+      await sleep(2000);
+      await bed.restartRedis(primary);
+      break;
+    case "primary-freeze":
+      primary.child.kill("SIGSTOP");
+      await promoted();
+      await bed.addClients(10);
+      await sleep(2000);
+      primary.child.kill("SIGCONT");
+      break;
+    case "primary-partition": {
+      const i = await target(bed);
+      instance = bed.instances[i]!.name;
+      await bed.cutRedis(i, true, primary.host);
+      await bed.addClients(30);
+      await sleep(timing.holdMs);
+      await bed.cutRedis(i, false, primary.host);
+      break;
+    }
+  }
+  // Settled: every store writable with nothing waiting, every client back.
+  let after = await bed.stores();
+  const deadline = Date.now() + timing.settleMs;
+  while (
+    Date.now() < deadline &&
+    !after.every((s) => s.state === "up" && s.figures.buffered === 0)
+  ) {
+    await sleep(500);
+    after = await bed.stores();
+  }
+  const storesSettled = after.every((s) =>
+    s.state === "up" && s.figures.buffered === 0
+  );
+  const duplicates = await settled(bed, bed.clients, timing.settleMs);
+  const now = await bed.primary();
+  // A refresh after the failover writes back what replication had not yet
+  // carried; give the scheduled one a moment.
+  let records = 0;
+  const recordsDeadline = Date.now() + 10_000;
+  while (Date.now() < recordsDeadline) {
+    records = Number(await bed.redisCli(now.host, 6379, "DBSIZE"));
+    if (records >= bed.clients) break;
+    await sleep(500);
+  }
+  const figures = analyse(
+    kind,
+    bed.clients,
+    bed.events(),
+    from,
+    Date.now(),
+    duplicates,
+  );
+  const delta = (figure: string) =>
+    sumOf(after, figure) - sumOf(before, figure);
+  return {
+    ...figures,
+    instance,
+    primaryBefore: primary.name,
+    primaryAfter: now.name,
+    promotedAfterMs,
+    notWritableMs: Math.max(
+      ...after.map((s, i) =>
+        (s.figures.not_writable_ms ?? 0) -
+        (before[i]?.figures.not_writable_ms ?? 0)
+      ),
+    ),
+    buffered: delta("buffered_total"),
+    replayed: delta("flushed"),
+    failoversSeen: Math.min(
+      ...after.map((s, i) =>
+        (s.figures.failovers ?? 0) - (before[i]?.figures.failovers ?? 0)
+      ),
+    ),
+    tokenResumes: await tokenResumes(bed) - tokensBefore,
+    recordsOnPrimary: records,
+    clientsStarted: bed.clients,
+    storesSettled,
+  };
+}
