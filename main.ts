@@ -16,12 +16,20 @@ import {
   StartupError,
 } from "./server/instance.ts";
 import { consoleLogger, type Logger } from "./server/logger.ts";
+import { VERSION } from "./server/version.ts";
 
 /** Runs the server until a signal stops it; returns the exit code. */
 export async function main(
   args: string[],
   env: Record<string, string>,
 ): Promise<number> {
+  if (args.includes("--version")) {
+    // deno-lint-ignore no-console
+    console.log(
+      `ws-time ${VERSION} (deno ${Deno.version.deno}, v8 ${Deno.version.v8})`,
+    );
+    return 0;
+  }
   let config: Config;
   let given: ReadonlySet<keyof Config>;
   try {
@@ -35,7 +43,7 @@ export async function main(
   } catch (error) {
     return startupFailed(error);
   }
-  const logger = consoleLogger(config.logLevel);
+  const logger = consoleLogger(config.logLevel, config.logFormat);
   let instance: Instance;
   try {
     instance = await startInstance(config, logger, given);

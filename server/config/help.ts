@@ -21,6 +21,7 @@ export function helpText(): string {
     "Usage: ws-time [options]   (flags win over environment variables)",
     "",
     ...rows,
+    "  --version".padEnd(36) + "print the version and exit",
     "  --help".padEnd(36) + "show this help",
   ].join("\n");
 }

@@ -10,7 +10,14 @@
 import { parseArgs } from "node:util";
 import { AddressSet } from "../http/client_address.ts";
 import { redact } from "../redact.ts";
-import { type Config, LOG_LEVELS, OPTIONS, type OptionSpec } from "./schema.ts";
+import {
+  type Config,
+  LOG_CONNECTIONS,
+  LOG_FORMATS,
+  LOG_LEVELS,
+  OPTIONS,
+  type OptionSpec,
+} from "./schema.ts";
 
 /** Raised for any invalid option; the message names the flag and value. */
 export class ConfigError extends Error {
@@ -134,6 +141,15 @@ function validate(config: Config): Config {
       `Invalid --log-level "${config.logLevel}": expected debug, info, warn or error`,
     );
   }
+  const oneOf = (flag: string, value: string, allowed: readonly string[]) => {
+    if (!allowed.includes(value)) {
+      throw new ConfigError(
+        `Invalid --${flag} "${value}": expected ${allowed.join(", ")}`,
+      );
+    }
+  };
+  oneOf("log-format", config.logFormat, LOG_FORMATS);
+  oneOf("log-connections", config.logConnections, LOG_CONNECTIONS);
   if (config.healthRecover > config.healthThreshold) {
     throw new ConfigError(
       `Invalid --health-recover "${config.healthRecover}": expected at most --health-threshold (${config.healthThreshold})`,

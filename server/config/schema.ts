@@ -11,6 +11,12 @@
 /** Severity names accepted by `--log-level`, least severe first. */
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 
+/** What `--log-format` accepts. */
+export const LOG_FORMATS = ["text", "json"] as const;
+
+/** What `--log-connections` accepts. */
+export const LOG_CONNECTIONS = ["on", "off", "sampled"] as const;
+
 /**
  * The fully resolved configuration. Each field's default, bounds and flag
  * are in {@link OPTIONS}; durations are in ms unless the name says otherwise.
@@ -84,6 +90,10 @@ export interface Config {
   readonly preciseTicks: boolean;
   /** Least severe log level printed. */
   readonly logLevel: typeof LOG_LEVELS[number];
+  /** Text lines, or one JSON object per line. */
+  readonly logFormat: typeof LOG_FORMATS[number];
+  /** Lines about single connections: all, none or sampled. */
+  readonly logConnections: typeof LOG_CONNECTIONS[number];
 }
 
 /** How an option's text is read. */
@@ -489,5 +499,25 @@ export const OPTIONS: readonly OptionSpec[] = [
     fallback: "info",
     help: "debug, info, warn or error",
     doc: "least severe log line printed: debug, info, warn or error",
+  },
+  {
+    flag: "log-format",
+    env: "LOG_FORMAT",
+    key: "logFormat",
+    kind: "string",
+    fallback: "text",
+    help: "text or json",
+    doc:
+      "`text` (`time level message key=value`) or `json` (one object per line: `time`, `level`, `msg` and the fields)",
+  },
+  {
+    flag: "log-connections",
+    env: "LOG_CONNECTIONS",
+    key: "logConnections",
+    kind: "string",
+    fallback: "sampled",
+    help: "lines about single connections: on, off or sampled",
+    doc:
+      "lines about single connections (connect, disconnect, superseded...): `on`, `off` or `sampled` (at most 10 a second, then a count of those left out), so a reconnect storm cannot drown the lifecycle lines",
   },
 ];
