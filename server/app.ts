@@ -30,8 +30,9 @@ import {
 } from "./http/client_address.ts";
 import { createRouter, type Handler } from "./http/router.ts";
 import { createStaticHandler } from "./http/static.ts";
-import type { Logger } from "./logger.ts";
-import { Metrics } from "./metrics.ts";
+import { gatedLogger, type Logger } from "./logger.ts";
+import { requestIds } from "./http/request_id.ts";
+import { Histogram, Metrics } from "./metrics.ts";
 import { startRefresher } from "./sessions/refresher.ts";
 import { createSessionResolver } from "./sessions/resolver.ts";
 import type { SessionStore } from "./sessions/store.ts";
@@ -94,6 +95,26 @@ export interface App {
 export function buildApp(options: AppOptions): App {
   const { config, store, clock, logger } = options;
   const random = options.random ?? Math.random;
+  const now = () => clock.now();
+  // Lines about single connections can come 10,000 a second in a storm.
+  const connLog = gatedLogger(logger, {
+    mode: config.logConnections,
+    perSecond: 10,
+    now,
+    what: "connection lines",
+  });
+  // Refused upgrades are always told, but never more than 5 a second.
+  const refusalLog = gatedLogger(logger, {
+    mode: "sampled",
+    perSecond: 5,
+    now,
+    what: "refusal lines",
+  });
+  const connectionId = requestIds(
+    `${config.name.slice(0, 8)}-${
+      Math.floor(random() * 36 ** 4).toString(36)
+    }-`,
+  );
   const tokens = options.tokens ?? new TokenSigner(config.sessionSecret);
   const metrics = new Metrics();
   // Off by default (one address is often many users); when off, nothing is
@@ -117,7 +138,7 @@ export function buildApp(options: AppOptions): App {
       tokens.issue(conn.start, clock.now(), conn.sessionId, conn.epoch).token,
     sessionLabel: logLabel,
     metrics,
-    logger,
+    logger: connLog,
     onEnded(conn, heldSession) {
       limits?.release(conn.address);
       if (heldSession) {
@@ -176,16 +197,36 @@ export function buildApp(options: AppOptions): App {
     random,
   });
 
+  const upgradeDuration = new Histogram(UPGRADE_BUCKETS);
+
   async function upgrade(
     request: Request,
     info?: Deno.ServeHandlerInfo,
   ): Promise<Response> {
+    const began = performance.now();
+    try {
+      return await admit(request, info);
+    } finally {
+      upgradeDuration.observe((performance.now() - began) / 1000);
+    }
+  }
+
+  async function admit(
+    request: Request,
+    info?: Deno.ServeHandlerInfo,
+  ): Promise<Response> {
+    const cid = connectionId(request.headers);
     const verdict = guard(request, info);
     if (verdict.refusal) {
-      metrics.inc("wstime_upgrades_refused_total", {
-        reason: verdict.refusal.reason,
+      const { reason, response } = verdict.refusal;
+      metrics.inc("wstime_upgrades_refused_total", { reason });
+      refusalLog.info("upgrade refused", {
+        cid,
+        reason,
+        status: response.status,
+        address: verdict.client?.address ?? peerAddress(info),
       });
-      return verdict.refusal.response;
+      return response;
     }
     const { client, json, label, token } = verdict.admitted;
     limits?.reserve(client.address);
@@ -205,6 +246,7 @@ export function buildApp(options: AppOptions): App {
       pending--;
     }
     const fields = {
+      cid,
       id: label || undefined,
       session: () => logLabel(session.id),
       address: client.address,
@@ -212,13 +254,13 @@ export function buildApp(options: AppOptions): App {
     const conn = session.superseded ? null : lifecycle.accept(upgraded.socket, {
       ...session,
       resumed: session.resumed !== "",
-    }, { json, address: client.address, label });
+    }, { json, address: client.address, label, id: cid });
     if (conn === null) {
       // A stale handshake: a newer connection holds the session. It is
       // upgraded only to be told so (4002); it starts and takes nothing.
       if (session.superseded) lifecycle.supersede(upgraded.socket);
       limits?.release(client.address);
-      logger.info("superseded", { ...fields, epoch: session.epoch });
+      connLog.info("superseded", { ...fields, epoch: session.epoch });
       return upgraded.response;
     }
     if (session.resumed !== "") {
@@ -228,7 +270,7 @@ export function buildApp(options: AppOptions): App {
       kind: session.resumed === "" ? "started" : "resumed",
       from: session.resumed === "" ? "new" : session.resumed,
     });
-    logger.info("connect", {
+    connLog.info("connect", {
       ...fields,
       resumed: session.resumed || "no",
       seconds: conn.lastTick,
@@ -242,8 +284,11 @@ export function buildApp(options: AppOptions): App {
       (() => ({ accepting: true, acceptFailures: 0 })),
     connections: () => connections.size,
     traffic: lifecycle.traffic,
+    tickLateness: lifecycle.tickLateness,
+    upgradeDuration,
     monitor,
     store: () => store.status(),
+    storeCalls: () => store.callDurations(),
   });
   const handler = createRouter({
     upgrade,
@@ -312,6 +357,29 @@ export function describeAddressLimits(
     perSecond: config.ratePerAddress > 0 ? config.ratePerAddress : "off",
     keyedOn,
   }];
+}
+
+/** Upgrade time buckets, s: a header check up to a slow store lookup. */
+const UPGRADE_BUCKETS = [
+  0.0001,
+  0.00025,
+  0.0005,
+  0.001,
+  0.0025,
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+];
+
+/** The socket peer's address, for requests refused before it was read. */
+function peerAddress(info?: Deno.ServeHandlerInfo): string {
+  return (info?.remoteAddr as Deno.NetAddr | undefined)?.hostname ??
+    "unknown";
 }
 
 /** Warns once per peer (at most `limit` peers) about ignored forwarding. */

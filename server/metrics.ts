@@ -1,18 +1,48 @@
 /**
- * Counters and gauges with the Prometheus text exposition. Counters are
- * plain numbers bumped by the code that sees the event; gauges are read at
- * scrape time from callbacks, so nothing is computed between scrapes.
+ * Counters, gauges and histograms with the Prometheus text exposition.
+ * Counters are plain numbers bumped by the code that sees the event;
+ * gauges are read at scrape time from callbacks, so nothing is computed
+ * between scrapes; histograms count observations into fixed buckets (a
+ * loop over a dozen bounds, cheap enough for every tick).
  *
  * @module
  */
 
 type Labels = Readonly<Record<string, string>>;
 
+/** Observations counted into fixed buckets (upper bounds, in seconds). */
+export class Histogram {
+  readonly bounds: readonly number[];
+  readonly counts: number[];
+  sum = 0;
+  count = 0;
+
+  /** A histogram over `bounds` (ascending; +Inf is implied). */
+  constructor(bounds: readonly number[]) {
+    this.bounds = bounds;
+    this.counts = bounds.map(() => 0);
+  }
+
+  /** Counts one observation of `value`. */
+  observe(value: number): void {
+    const bounds = this.bounds;
+    for (let i = 0; i < bounds.length; i++) {
+      if (value <= bounds[i]!) {
+        this.counts[i]!++;
+        break;
+      }
+    }
+    this.sum += value;
+    this.count++;
+  }
+}
+
 interface Family {
   readonly help: string;
-  readonly type: "counter" | "gauge";
+  readonly type: "counter" | "gauge" | "histogram";
   readonly values: Map<string, number>;
   readonly read?: () => number | ReadonlyArray<readonly [Labels, number]>;
+  readonly histograms?: () => ReadonlyArray<readonly [Labels, Histogram]>;
 }
 
 /** A registry of metric families rendered as Prometheus text. */
@@ -32,6 +62,20 @@ export class Metrics {
     type: "gauge" | "counter" = "gauge",
   ): void {
     this.#families.set(name, { help, type, values: new Map(), read });
+  }
+
+  /** Declares histograms kept elsewhere, one per label set. */
+  histogram(
+    name: string,
+    help: string,
+    read: () => ReadonlyArray<readonly [Labels, Histogram]>,
+  ): void {
+    this.#families.set(name, {
+      help,
+      type: "histogram",
+      values: new Map(),
+      histograms: read,
+    });
   }
 
   /** Adds `by` (default 1) to the counter `name` with `labels`. */
@@ -55,7 +99,11 @@ export class Metrics {
         `# HELP ${name} ${family.help}`,
         `# TYPE ${name} ${family.type}`,
       );
-      if (family.read) {
+      if (family.histograms) {
+        for (const [labels, histogram] of family.histograms()) {
+          renderHistogram(lines, name, labels, histogram);
+        }
+      } else if (family.read) {
         const read = family.read();
         const rows = typeof read === "number" ? [[{}, read] as const] : read;
         for (const [labels, value] of rows) {
@@ -71,6 +119,28 @@ export class Metrics {
     }
     return lines.join("\n") + "\n";
   }
+}
+
+function renderHistogram(
+  lines: string[],
+  name: string,
+  labels: Labels,
+  histogram: Histogram,
+): void {
+  let cumulative = 0;
+  histogram.bounds.forEach((bound, i) => {
+    cumulative += histogram.counts[i]!;
+    lines.push(
+      `${name}_bucket${
+        labelText({ ...labels, le: String(bound) })
+      } ${cumulative}`,
+    );
+  });
+  lines.push(
+    `${name}_bucket${labelText({ ...labels, le: "+Inf" })} ${histogram.count}`,
+    `${name}_sum${labelText(labels)} ${number(histogram.sum)}`,
+    `${name}_count${labelText(labels)} ${histogram.count}`,
+  );
 }
 
 function labelText(labels: Labels): string {

@@ -25,6 +25,7 @@ function countingStore(inner: SessionStore): SessionStore & {
     onTakeover: (listener) => inner.onTakeover(listener),
     onResync: (listener) => inner.onResync(listener),
     status: () => inner.status(),
+    callDurations: () => inner.callDurations(),
     close: () => inner.close(),
   };
 }

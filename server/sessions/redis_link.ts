@@ -24,6 +24,7 @@ import { ErrorReply } from "@redis/client";
 import type { Clock, TimerHandle } from "../clock.ts";
 import { redact } from "../redact.ts";
 import type { Logger } from "../logger.ts";
+import { Histogram } from "../metrics.ts";
 import {
   type Backend,
   createBackend,
@@ -89,6 +90,21 @@ interface Generation {
   dead: boolean;
 }
 
+/** Store call time buckets, s: a LAN round trip up to the timeout. */
+const CALL_BUCKETS = [
+  0.0005,
+  0.001,
+  0.0025,
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+];
+
 /** PINGs in a row without an answer before the link is torn down. */
 const MISSED_PINGS = 3;
 
@@ -109,6 +125,7 @@ export class RedisLink {
   #rttMs = -1;
   #reconnects = 0;
   #failovers = 0;
+  readonly #durations = new Map<string, Histogram>();
   /** Time without a writable link in finished spells, ms. */
   #unwritableTotalMs = 0;
   /** Since when the link is not writable (down or slow), or null. */
@@ -192,7 +209,10 @@ export class RedisLink {
    * Runs `op` on the command connection, bounded by the timeout. Rejects
    * with a {@link RedisCallError} (already counted) on any failure.
    */
-  run<T>(op: (redis: RedisCommander) => Promise<T>): Promise<T> {
+  run<T>(
+    name: string,
+    op: (redis: RedisCommander) => Promise<T>,
+  ): Promise<T> {
     const gen = this.#gen;
     if (!this.#up || !gen) {
       return Promise.reject(this.#count("offline", "Redis is not connected"));
@@ -220,7 +240,11 @@ export class RedisLink {
     }
     // A late failure after the timeout was already counted as a timeout.
     call.catch(() => {});
-    return Promise.race([call, timeout]).then(
+    const began = performance.now();
+    const timed = this.#durationsOf(name);
+    return Promise.race([call, timeout]).finally(() =>
+      timed.observe((performance.now() - began) / 1000)
+    ).then(
       (value) => {
         this.#slow = false;
         this.#markWritable();
@@ -230,6 +254,20 @@ export class RedisLink {
         throw this.#classify(error, gen);
       },
     ).finally(() => clock.clearTimeout(timer));
+  }
+
+  /** How long each kind of call took (seconds), timeouts included. */
+  callDurations(): ReadonlyArray<readonly [string, Histogram]> {
+    return [...this.#durations];
+  }
+
+  #durationsOf(name: string): Histogram {
+    let histogram = this.#durations.get(name);
+    if (!histogram) {
+      histogram = new Histogram(CALL_BUCKETS);
+      this.#durations.set(name, histogram);
+    }
+    return histogram;
   }
 
   /** Stops reconnecting and closes both connections. */
@@ -260,13 +298,13 @@ export class RedisLink {
     const { clock, timeoutMs } = this.#options;
     const attemptMs = this.#options.connectTimeoutMs ??
       Math.max(2000, 4 * timeoutMs);
-    // Assigned before any hook can run: hooks are called asynchronously.
-    let gen: Generation | undefined;
+    // Filled before any hook can run: hooks are called asynchronously.
+    const self: { gen?: Generation } = {};
     const backend = createBackend(this.#options.target, {
       channel: this.#options.channel,
       connectTimeoutMs: attemptMs,
       hooks: {
-        onError: (error) => gen && this.#lost(gen, error),
+        onError: (error) => self.gen && this.#lost(self.gen, error),
         onMessage: (message) => this.#options.onMessage(message),
         onFailover: (to) => {
           this.#failovers++;
@@ -275,15 +313,19 @@ export class RedisLink {
           // Once the new primary's connection is up: write what waited,
           // and check which sessions are still ours.
           clock.setTimeout(() => {
-            if (this.#up && this.#gen === gen) this.#options.onUp();
+            if (this.#up && this.#gen === self.gen) this.#options.onUp();
           }, 1000);
         },
       },
     });
     const connected = backend.connected;
-    gen = { backend, settled: connected.catch(() => {}), dead: false };
-    this.#gen = gen;
-    const current = gen;
+    const current: Generation = {
+      backend,
+      settled: connected.catch(() => {}),
+      dead: false,
+    };
+    self.gen = current;
+    this.#gen = current;
     // node-redis bounds the TCP connect; this also bounds a server that
     // accepts connections but never answers (AUTH, SUBSCRIBE).
     const timer = clock.setTimeout(() => {
@@ -394,7 +436,7 @@ export class RedisLink {
       this.#pingTimer = undefined;
       const gen = this.#gen;
       const started = clock.now();
-      this.run((redis) => redis.send(["PING"])).then(() => {
+      this.run("ping", (redis) => redis.send(["PING"])).then(() => {
         this.#rttMs = clock.now() - started;
         this.#missedPings = 0;
       }, (error: RedisCallError) => {

@@ -18,6 +18,7 @@
 
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { Logger } from "../logger.ts";
+import type { Histogram } from "../metrics.ts";
 import type { RedisTarget } from "./redis_backends.ts";
 import { RedisLink } from "./redis_link.ts";
 import {
@@ -125,15 +126,14 @@ export class RedisStore implements SessionStore {
     const record = { start, epoch, live: true };
     if (!this.#link.up) return this.#keep(id, record);
     try {
-      await this.#link.run((redis) =>
+      await this.#link.run("create", (redis) =>
         redis.send([
           "SET",
           this.#key(id),
           encodeRecord(record),
           "EX",
           String(this.#ttlS),
-        ])
-      );
+        ]));
     } catch {
       // SET is idempotent: whether or not it landed, writing it again later
       // is right.
@@ -151,11 +151,13 @@ export class RedisStore implements SessionStore {
       return claim;
     }
     try {
-      const reply = await this.#link.run((redis) =>
-        runScript(redis, CLAIM_SCRIPT, this.#key(id), [
-          String(epoch),
-          String(this.#ttlS),
-        ])
+      const reply = await this.#link.run(
+        "claim",
+        (redis) =>
+          runScript(redis, CLAIM_SCRIPT, this.#key(id), [
+            String(epoch),
+            String(this.#ttlS),
+          ]),
       );
       if (!Array.isArray(reply)) return null;
       const [start, claimed, superseded] = reply.map(Number);
@@ -197,11 +199,13 @@ export class RedisStore implements SessionStore {
       return;
     }
     try {
-      await this.#link.run((redis) =>
-        runScript(redis, RELEASE_SCRIPT, this.#key(id), [
-          String(epoch),
-          String(this.#ttlS),
-        ])
+      await this.#link.run(
+        "release",
+        (redis) =>
+          runScript(redis, RELEASE_SCRIPT, this.#key(id), [
+            String(epoch),
+            String(this.#ttlS),
+          ]),
       );
     } catch {
       // Counted by the link; the record still expires one grace period
@@ -212,13 +216,12 @@ export class RedisStore implements SessionStore {
   /** Tells the other instances to close their older connection of `id`. */
   async announce(id: string, epoch: number): Promise<void> {
     try {
-      await this.#link.run((redis) =>
+      await this.#link.run("announce", (redis) =>
         redis.send([
           "PUBLISH",
           this.#channel,
           `${this.#instanceId} ${id} ${epoch}`,
-        ])
-      );
+        ]));
       this.#counts.takeoversSent++;
     } catch {
       // Counted by the link; the older connection stays until it closes.
@@ -233,6 +236,11 @@ export class RedisStore implements SessionStore {
   /** Registers a listener told when Redis answers again after an outage. */
   onResync(listener: () => void): void {
     this.#resyncListeners.push(listener);
+  }
+
+  /** How long each kind of Redis call took, seconds. */
+  callDurations(): ReadonlyArray<readonly [string, Histogram]> {
+    return this.#link.callDurations();
   }
 
   /** Link state, round trip, buffer and error figures. */
@@ -284,11 +292,10 @@ export class RedisStore implements SessionStore {
     const gone: HeldSession[] = [];
     try {
       const ttl = String(this.#ttlS);
-      const replies = await this.#link.run((redis) =>
+      const replies = await this.#link.run("refresh", (redis) =>
         redis.pipeline(
           sessions.map(({ id }) => ["GETEX", this.#key(id), "EX", ttl]),
-        )
-      );
+        ));
       replies.forEach((reply, i) => {
         const record = decodeRecord(reply === null ? null : String(reply));
         // Gone (Redis restarted or was flushed, or a failover lost writes
@@ -341,7 +348,7 @@ export class RedisStore implements SessionStore {
         const batch = [...take(this.#buffer, this.#batchSize)];
         try {
           const ttl = String(this.#ttlS);
-          await this.#link.run((redis) =>
+          await this.#link.run("flush", (redis) =>
             redis.pipeline(
               batch.map(([id, record]) => [
                 "SET",
@@ -350,8 +357,7 @@ export class RedisStore implements SessionStore {
                 "EX",
                 ttl,
               ]),
-            )
-          );
+            ));
         } catch {
           if (this.#link.up) this.#scheduleFlush();
           return;

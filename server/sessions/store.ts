@@ -9,6 +9,7 @@
  */
 
 import type { Clock, TimerHandle } from "../clock.ts";
+import type { Histogram } from "../metrics.ts";
 
 /** What the store keeps of one session. */
 export interface SessionRecord {
@@ -126,6 +127,8 @@ export interface SessionStore {
   onResync(listener: () => void): void;
   /** Current state and figures. */
   status(): StoreStatus;
+  /** How long each kind of call took (seconds), for the metrics. */
+  callDurations(): ReadonlyArray<readonly [string, Histogram]>;
   /** Releases connections and timers. */
   close(): Promise<void>;
 }
@@ -206,6 +209,11 @@ export class MemoryStore implements SessionStore {
 
   /** A memory store is never away. */
   onResync(_listener: () => void): void {}
+
+  /** Calls are in memory: nothing to time. */
+  callDurations(): ReadonlyArray<readonly [string, Histogram]> {
+    return [];
+  }
 
   /** Always up. */
   status(): StoreStatus {

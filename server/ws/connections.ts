@@ -38,6 +38,8 @@ export class Connection implements Tickable {
     readonly address: string,
     readonly label: string,
     seconds: number,
+    /** The connection id of every log line about it. */
+    readonly id: string,
   ) {
     this.lastTick = seconds;
   }

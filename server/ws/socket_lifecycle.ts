@@ -14,7 +14,7 @@
 
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
-import type { Metrics } from "../metrics.ts";
+import { Histogram, type Metrics } from "../metrics.ts";
 import { Connection, ConnectionSet } from "./connections.ts";
 import { CLOSE, tickTexts } from "./protocol.ts";
 import { Ticker } from "./ticker.ts";
@@ -49,6 +49,7 @@ export interface LifecycleOptions {
   readonly sessionLabel: (sessionId: string) => string;
   /** Where slow readers, takeovers and disconnects are counted. */
   readonly metrics: Metrics;
+  /** For lines about single connections (gated: see logger.ts). */
   readonly logger: Logger;
   /**
    * Told once per connection when it leaves the live set; `heldSession`
@@ -74,6 +75,8 @@ export interface Peer {
   readonly json: boolean;
   readonly address: string;
   readonly label: string;
+  /** The connection id for log lines (X-Request-Id, or ours). */
+  readonly id: string;
 }
 
 /** Cumulative WebSocket payload bytes and messages, both directions. */
@@ -117,12 +120,57 @@ export interface SocketLifecycle {
   closeAll(code: number, reason: string): void;
   /** Counts so far. */
   traffic(): TrafficCounts;
+  /** How late ticks left, against their due time (seconds). */
+  readonly tickLateness: Histogram;
   /** Closes everyone with 1001 and stops the ticker. */
   stop(): void;
 }
 
 const OPEN = 1;
 const utf8 = new TextEncoder();
+/** Tick lateness buckets, s: around Deno's 1-2 ms timers and beyond. */
+const LATENESS_BUCKETS = [
+  0.001,
+  0.002,
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+];
+
+/**
+ * A close code as a metric label from a fixed set, so a client cannot make
+ * up new label values (every code it sends would be a new series).
+ */
+export function closeCodeLabel(code: number): string {
+  if (KNOWN_CODES.has(code)) return String(code);
+  // Deno reports a connection that ended without a close frame as 0.
+  if (code === 0) return "1006";
+  return "other";
+}
+
+const KNOWN_CODES = new Set([
+  1000,
+  1001,
+  1002,
+  1003,
+  1005,
+  1006,
+  1007,
+  1008,
+  1009,
+  1010,
+  1011,
+  1012,
+  4000,
+  4001,
+  4002,
+  4003,
+]);
 
 /** Builds the lifecycle and its ticker. */
 export function createSocketLifecycle(
@@ -142,6 +190,7 @@ export function createSocketLifecycle(
   // A precise wake costs more than one of Deno's timers, whose 1 ms timer
   // waits about 2 ms anyway: with a precise clock, one wake per 2 ms at most.
   const tickGapMs = options.tickClock ? 2 : 1;
+  const tickLateness = new Histogram(LATENESS_BUCKETS);
   const ticker = new Ticker<Connection>(tickClock, tick, {
     minGapMs: tickGapMs,
   });
@@ -164,22 +213,21 @@ export function createSocketLifecycle(
     ticker.remove(conn);
     const held = connections.delete(conn);
     options.onEnded(conn, held && !conn.evicted);
-    logger.debug("peer silent", {
+    logger.info("peer silent", {
+      cid: conn.id,
       session: () => options.sessionLabel(conn.sessionId),
     });
     close(conn, CLOSE.peerSilent, "no heartbeat");
   }
 
-  function tick(conn: Connection, seconds: number): void {
+  function tick(conn: Connection, seconds: number, now: number): void {
     const socket = conn.socket;
     if (socket.readyState !== OPEN) return;
+    const due = conn.start + seconds * 1000;
     // A client that sends heartbeats and then stops has vanished (no FIN
     // or RST arrives from a host that lost power or its network). The
     // tick's due time stands in for the clock: it is now, within a wake.
-    if (
-      conn.messageAt > 0 &&
-      conn.start + seconds * 1000 - conn.messageAt > peerTimeoutMs
-    ) {
+    if (conn.messageAt > 0 && due - conn.messageAt > peerTimeoutMs) {
       dropSilent(conn);
       return;
     }
@@ -196,6 +244,7 @@ export function createSocketLifecycle(
       ? texts.json(seconds, options.refreshToken(conn))
       : texts.json(seconds);
     socket.send(text);
+    tickLateness.observe(Math.max(0, now - due) / 1000);
     counts.ticks++;
     counts.messagesOut++;
     counts.bytesOut += text.length;
@@ -224,6 +273,7 @@ export function createSocketLifecycle(
       peer.address,
       peer.label,
       seconds,
+      peer.id,
     );
     const previous = connections.add(conn);
     if (previous) {
@@ -342,8 +392,11 @@ export function createSocketLifecycle(
     ticker.remove(conn);
     const heldSession = connections.delete(conn);
     options.onEnded(conn, heldSession && !conn.evicted);
-    metrics.inc("wstime_disconnects_total", { code: String(event.code) });
-    logger.debug("disconnect", {
+    metrics.inc("wstime_disconnects_total", {
+      code: closeCodeLabel(event.code),
+    });
+    logger.info("disconnect", {
+      cid: conn.id,
       session: () => options.sessionLabel(conn.sessionId),
       code: event.code,
     });
@@ -383,6 +436,7 @@ export function createSocketLifecycle(
     },
     closeAll,
     traffic: () => ({ ...counts }),
+    tickLateness,
     stop() {
       closeAll(CLOSE.goingAway, "server shutting down");
       ticker.stop();

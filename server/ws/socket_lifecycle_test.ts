@@ -89,6 +89,7 @@ function setup() {
       json: options.json ?? true,
       address: "192.0.2.1",
       label: "",
+      id: `cid-${id}`,
     });
     return [socket, conn];
   };

@@ -21,8 +21,8 @@ export interface Tickable {
   lastTick: number;
 }
 
-/** Delivers tick `seconds` to `item`. */
-export type TickSink<T> = (item: T, seconds: number) => void;
+/** Delivers tick `seconds` to `item`; `now` is the wake's time (ms). */
+export type TickSink<T> = (item: T, seconds: number, now: number) => void;
 
 const PERIOD = 1000;
 
@@ -93,7 +93,7 @@ export class Ticker<T extends Tickable> {
         const seconds = Math.floor((now - item.start) / PERIOD);
         if (seconds > item.lastTick) {
           item.lastTick = seconds;
-          this.#sink(item, seconds);
+          this.#sink(item, seconds, now);
         }
       }
     }

@@ -64,7 +64,12 @@ export interface AdmittedUpgrade {
 /** The guard's answer: exactly one of the two. */
 export type GuardVerdict =
   | { readonly admitted: AdmittedUpgrade; readonly refusal?: undefined }
-  | { readonly refusal: Refusal; readonly admitted?: undefined };
+  | {
+    readonly refusal: Refusal;
+    readonly admitted?: undefined;
+    /** Who was refused, once the checks got that far. */
+    readonly client?: ClientInfo;
+  };
 
 const KEY_PATTERN = /^[A-Za-z0-9+/]{22}==$/;
 const LABEL_PATTERN = /^[\w.:-]{1,64}$/;
@@ -112,24 +117,26 @@ export function createUpgradeGuard(
     }
     const client = options.clientInfo(request, info);
     if (options.draining()) {
-      return refuse(
+      const { refusal: refused } = refuse(
         "draining",
         503,
         "server is draining",
         retryAfter(options.random),
       );
+      return { refusal: refused!, client };
     }
     if (options.occupancy() >= options.maxConnections) {
-      return refuse(
+      const { refusal: refused } = refuse(
         "capacity",
         503,
         "server is at capacity",
         retryAfter(options.random),
       );
+      return { refusal: refused!, client };
     }
     for (const check of options.admissions) {
       const refused = check(request, client);
-      if (refused) return { refusal: refused };
+      if (refused) return { refusal: refused, client };
     }
     return {
       admitted: {
