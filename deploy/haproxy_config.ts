@@ -33,6 +33,8 @@ export interface RenderOptions {
   readonly checkInterval?: string;
   /** Global connection limit; default 4000 (an unprivileged shell's). */
   readonly maxconn?: number;
+  /** Also log every request (info), as the deploy config can; default off. */
+  readonly trafficLog?: boolean;
 }
 
 const DROPPED_GLOBALS = /^(user|group|chroot|daemon|stats socket)\b/;
@@ -51,8 +53,12 @@ export function renderHaproxyConfig(
     if (/^\S/.test(line)) section = trimmed;
     if (section === "global" && DROPPED_GLOBALS.test(trimmed)) continue;
     if (section === "global" && trimmed.startsWith("log ")) {
-      // Server state changes (notice) to stdout; traffic logs stay off.
-      out.push("    log stdout format raw local0 notice");
+      // Server state changes (notice) to stdout; traffic logs on request.
+      out.push(
+        `    log stdout format raw local0 ${
+          options.trafficLog ? "info" : "notice"
+        }`,
+      );
       continue;
     }
     if (section === "global" && trimmed.startsWith("maxconn ")) {
