@@ -200,6 +200,8 @@ async function launchServers(options: SteadyOptions): Promise<BenchServer[]> {
     ];
   }
   const port = freePort();
+  // Siblings on one port must read each other's resume tokens.
+  const secret = crypto.randomUUID();
   const servers: BenchServer[] = [];
   for (let i = 0; i < count; i++) {
     servers.push(
@@ -208,7 +210,14 @@ async function launchServers(options: SteadyOptions): Promise<BenchServer[]> {
         // The kernel spreads connections unevenly: room for a fair margin.
         connections: Math.ceil((options.connections / count) * 1.5),
         port,
-        args: ["--reuse-port", "true", "--name", `bench-${i}`],
+        args: [
+          "--reuse-port",
+          "true",
+          "--session-secret",
+          secret,
+          "--name",
+          `bench-${i}`,
+        ],
       }),
     );
   }

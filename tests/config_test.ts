@@ -72,6 +72,11 @@ Deno.test("parseConfig() names the flag, the value and the expectation", () => {
       /--redis/,
     ],
     [["--redis", "redis://127.0.0.1:1"], {}, /--session-secret/],
+    [
+      ["--reuse-port", "true"],
+      {},
+      /Missing --session-secret .*--reuse-port/,
+    ],
     [["--cert", "a.pem"], {}, /--cert\/--key/],
     [
       ["--allowed-origins", "example.com"],

@@ -12,6 +12,8 @@ Deno.test("--reuse-port: two processes share one port, each with its own cap and
       args: [
         "--reuse-port",
         "true",
+        "--session-secret",
+        "shared-by-both-processes",
         "--max-connections",
         "10",
         "--name",
@@ -106,4 +108,49 @@ Deno.test("--listeners: more accept queues on one port hold a larger connection 
   // And the server behind them serves as usual.
   await using client = new RecordingSocket(three.ws, "ws-time.v1");
   await client.waitForMessages(2);
+});
+
+Deno.test("--reuse-port: a reconnect the kernel hands to the sibling process keeps the count", async () => {
+  const port = freePort();
+  const start = (name: string) =>
+    startServer({
+      port,
+      args: [
+        "--reuse-port",
+        "true",
+        "--session-secret",
+        "shared-by-both-processes",
+        "--name",
+        name,
+      ],
+    });
+  await using _a = await start("proc-a");
+  await using _b = await start("proc-b");
+  const url = `ws://127.0.0.1:${port}/`;
+  await using first = new RecordingSocket(url, "ws-time.v1");
+  await first.waitForMessages(3, 5_000);
+  const welcome = first.json[0]!;
+  const counted = first.json.at(-1)!.seconds as number;
+  first.socket.close();
+  await first.closed;
+  // Each new connection has a new source port, so the kernel's hash picks
+  // either process; retry until one lands on the sibling.
+  let sibling: RecordingSocket | undefined;
+  for (let attempt = 0; attempt < 40 && !sibling; attempt++) {
+    const next = new RecordingSocket(
+      `${url}?session=${encodeURIComponent(welcome.session as string)}`,
+      "ws-time.v1",
+    );
+    await next.waitForMessages(1, 5_000);
+    if (next.json[0]!.server !== welcome.server) sibling = next;
+    else await next[Symbol.asyncDispose]();
+  }
+  assert.ok(sibling, "no reconnect landed on the sibling in 40 tries");
+  await using resumed = sibling;
+  const again = resumed.json[0]!;
+  assert.equal(again.resumed, true, "the sibling resumed the session");
+  assert.ok(
+    (again.seconds as number) >= counted,
+    `count went from ${counted} back to ${again.seconds}`,
+  );
 });

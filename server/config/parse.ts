@@ -195,6 +195,14 @@ function validate(config: Config): Config {
       "Missing --session-secret (SESSION_SECRET): expected a secret shared by every instance when --redis or --redis-sentinels is set",
     );
   }
+  if (config.reusePort && config.sessionSecret === "") {
+    // The kernel hands a reconnect to any process on the port; with a
+    // random secret each, a sibling cannot read the other's token and the
+    // client's count would restart at 0.
+    throw new ConfigError(
+      "Missing --session-secret (SESSION_SECRET): expected a secret shared by every process when --reuse-port is set",
+    );
+  }
   if (config.sessionSecret !== "" && config.sessionSecret.length < 16) {
     throw new ConfigError(
       "Invalid --session-secret: expected at least 16 characters",
