@@ -287,8 +287,9 @@ export const OPTIONS: readonly OptionSpec[] = [
     fallback: "0",
     min: 0,
     max: 1e9,
-    help: "memory limit, 0 = 80% of RAM",
-    doc: "resident memory that counts as full; 0 = 80% of RAM",
+    help: "memory limit, 0 = 80% of the cgroup's limit or of RAM",
+    doc:
+      "resident memory that counts as full; 0 = 80% of the container's memory limit (cgroup v1 or v2) or of RAM, whichever is lower",
   },
   {
     flag: "agent-port",

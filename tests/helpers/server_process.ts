@@ -47,11 +47,17 @@ export async function startServer(
     name?: string;
     /** Replaces {@link SERVER_PERMISSIONS}. */
     permissions?: readonly string[];
+    /** A command the server is started through (it must exec its args). */
+    wrap?: readonly string[];
   } = {},
 ): Promise<ServerProcess> {
   const port = options.port ?? freePort();
   const name = options.name ?? `srv-${port}`;
-  const child = new Child(Deno.execPath(), [
+  const wrap = options.wrap ?? [];
+  const command = wrap[0] ?? Deno.execPath();
+  const prefix = wrap.length > 0 ? [...wrap.slice(1), Deno.execPath()] : [];
+  const child = new Child(command, [
+    ...prefix,
     "run",
     ...(options.permissions ?? SERVER_PERMISSIONS),
     `${ROOT}main.ts`,
