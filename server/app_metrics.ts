@@ -19,7 +19,10 @@ import {
 } from "./process_info.ts";
 import type { StoreStatus } from "./sessions/store.ts";
 import { VERSION } from "./version.ts";
-import type { TrafficCounts } from "./ws/socket_lifecycle.ts";
+import {
+  CLOSE_CODE_LABELS,
+  type TrafficCounts,
+} from "./ws/socket_lifecycle.ts";
 
 /** Where the gauges read from. */
 export interface MetricSources {
@@ -37,6 +40,33 @@ export interface MetricSources {
   readonly store: () => StoreStatus;
   readonly storeCalls: () => ReadonlyArray<readonly [string, Histogram]>;
 }
+
+/** Why an upgrade can be refused (the guard's and the limits' reasons). */
+const REFUSAL_REASONS = [
+  "handshake",
+  "method",
+  "version",
+  "query",
+  "draining",
+  "capacity",
+  "origin",
+  "address-open",
+  "address-rate",
+] as const;
+
+/** Kinds of failed store calls, as the Redis link counts them. */
+const STORE_FAILURES = [
+  "offline",
+  "timeout",
+  "connection",
+  "reply",
+  "readonly",
+  "overload",
+] as const;
+
+/** Each value of `label` as a label set. */
+const each = (label: string, values: readonly string[]) =>
+  values.map((value) => ({ [label]: value }));
 
 /** The store figures exported as counters: figure -> family and help. */
 const STORE_COUNTERS: ReadonlyArray<readonly [string, string, string]> = [
@@ -83,10 +113,16 @@ export function declareMetrics(metrics: Metrics, from: MetricSources): void {
   metrics.counter(
     "wstime_sessions_total",
     "Sessions served: started, or resumed from the store or the token",
+    [
+      { kind: "started", from: "new" },
+      { kind: "resumed", from: "store" },
+      { kind: "resumed", from: "token" },
+    ],
   );
   metrics.counter(
     "wstime_upgrades_refused_total",
     "Refused upgrades, by reason",
+    each("reason", REFUSAL_REASONS),
   );
   metrics.histogram(
     "wstime_upgrade_duration_seconds",
@@ -104,7 +140,11 @@ export function declareMetrics(metrics: Metrics, from: MetricSources): void {
     () => from.listeners().acceptFailures,
     "counter",
   );
-  metrics.counter("wstime_takeovers_total", "Sessions taken over, by where");
+  metrics.counter(
+    "wstime_takeovers_total",
+    "Sessions taken over, by where",
+    each("where", ["local", "remote"]),
+  );
   metrics.counter(
     "wstime_superseded_total",
     "Stale handshakes closed with 4002: a newer connection held the session",
@@ -120,10 +160,12 @@ export function declareMetrics(metrics: Metrics, from: MetricSources): void {
   metrics.counter(
     "wstime_disconnects_total",
     "Closed connections, by close code (known codes, else other)",
+    each("code", CLOSE_CODE_LABELS),
   );
   metrics.counter(
     "wstime_tokens_rejected_total",
     "Presented tokens that resumed nothing, by reason",
+    each("reason", ["invalid", "expired"]),
   );
   metrics.gauge(
     "wstime_ticks_sent_total",
@@ -202,10 +244,11 @@ function declareStoreMetrics(metrics: Metrics, from: MetricSources): void {
   metrics.gauge(
     "wstime_store_errors_total",
     "Failed session store calls, by kind",
-    () =>
-      Object.entries(from.store().errors ?? {}).map(([kind, value]) =>
-        [{ kind }, value] as const
-      ),
+    () => {
+      const errors = from.store().errors ?? {};
+      const kinds = new Set([...STORE_FAILURES, ...Object.keys(errors)]);
+      return [...kinds].map((kind) => [{ kind }, errors[kind] ?? 0] as const);
+    },
     "counter",
   );
   metrics.gauge(

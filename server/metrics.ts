@@ -49,9 +49,18 @@ interface Family {
 export class Metrics {
   readonly #families = new Map<string, Family>();
 
-  /** Declares a counter; `inc` then adds to it. */
-  counter(name: string, help: string): void {
-    this.#families.set(name, { help, type: "counter", values: new Map() });
+  /**
+   * Declares a counter; `inc` then adds to it. Each of `labelSets` starts
+   * at 0, so a rate over it exists before the first event (an absent series
+   * reads as "no data" on a dashboard and never fires an alert).
+   */
+  counter(
+    name: string,
+    help: string,
+    labelSets: ReadonlyArray<Labels> = [],
+  ): void {
+    const values = new Map(labelSets.map((l) => [labelText(l), 0]));
+    this.#families.set(name, { help, type: "counter", values });
   }
 
   /** Declares a metric read from `read` at scrape time (gauge by default). */

@@ -104,6 +104,7 @@ export class RedisStore implements SessionStore {
     this.#bufferLimit = options.bufferLimit ?? 100_000;
     this.#batchSize = options.batchSize ?? 1000;
     this.#link = new RedisLink({
+      calls: ["create", "claim", "refresh", "release", "announce", "flush"],
       target: options.target,
       channel: this.#channel,
       timeoutMs: options.timeoutMs,

@@ -153,24 +153,30 @@ export function closeCodeLabel(code: number): string {
   return "other";
 }
 
-const KNOWN_CODES = new Set([
-  1000,
-  1001,
-  1002,
-  1003,
-  1005,
-  1006,
-  1007,
-  1008,
-  1009,
-  1010,
-  1011,
-  1012,
-  4000,
-  4001,
-  4002,
-  4003,
-]);
+/** Every value the `code` label of wstime_disconnects_total can take. */
+export const CLOSE_CODE_LABELS: readonly string[] = [
+  "1000",
+  "1001",
+  "1002",
+  "1003",
+  "1005",
+  "1006",
+  "1007",
+  "1008",
+  "1009",
+  "1010",
+  "1011",
+  "1012",
+  "4000",
+  "4001",
+  "4002",
+  "4003",
+  "other",
+];
+
+const KNOWN_CODES = new Set(
+  CLOSE_CODE_LABELS.filter((c) => c !== "other").map(Number),
+);
 
 /** Builds the lifecycle and its ticker. */
 export function createSocketLifecycle(
