@@ -273,7 +273,7 @@ async function soakSweep(options: BenchOptions): Promise<SoakResult[]> {
             60,
             Math.max(5, Math.floor(options.holdS / 10)),
           ),
-          warmupS: Math.min(300, Math.floor(options.holdS / 3)),
+          warmupS: Math.min(600, Math.floor(options.holdS / 3)),
           onProgress: progress,
         }),
       );

@@ -117,6 +117,11 @@ export async function runGenerator(plan: GeneratorPlan): Promise<void> {
       }
       const mark = text.indexOf('"seconds":');
       if (mark < 0) return;
+      // Keep the newest token, as the page's client does: a welcome token
+      // older than the session TTL no longer resumes.
+      if (text.length > 80 && text.includes('"session":"')) {
+        socket.token = /"session":"([\w-]+)"/.exec(text)?.[1] ?? socket.token;
+      }
       const seconds = parseInt(text.slice(mark + 10), 10);
       if (socket.lastSeconds >= 0 && seconds !== socket.lastSeconds + 1) gaps++;
       socket.lastSeconds = seconds;
@@ -197,8 +202,11 @@ export async function runGenerator(plan: GeneratorPlan): Promise<void> {
       const resume = tokens.length > 0 && Math.random() < resumeShare;
       openOne(resume ? tokens.pop()! : "");
     }
-    for (let i = 0; i < Math.round(bad / 10); i++) badHandshake();
+    // A fraction of a handshake per step adds up instead of rounding to 0.
+    badCredit += bad / 10;
+    for (; badCredit >= 1; badCredit--) badHandshake();
   };
+  let badCredit = 0;
   /** A malformed upgrade (an old WebSocket version): it must get 426. */
   const badHandshake = () => {
     churn.bad++;
