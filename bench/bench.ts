@@ -252,35 +252,46 @@ async function stormSweep(options: BenchOptions): Promise<StormResult[]> {
   return results;
 }
 
-/** Runs the soak for every (profile, N). */
-async function soakSweep(options: BenchOptions): Promise<SoakResult[]> {
-  const results: SoakResult[] = [];
+/** The load of (profile, N) as every held-connection scenario takes it. */
+function loadFor(options: BenchOptions, profile: string, n: number) {
+  return {
+    settings: settings(options, profile),
+    connections: n,
+    rate: options.rate,
+    holdS: options.holdS,
+    generators: generatorsFor(options, n),
+    sources: sourcesFor(options, n),
+    heartbeatMs: options.heartbeatMs,
+    onProgress: progress,
+  };
+}
+
+/** Runs `run` for every (profile, N) in turn. */
+async function sweep<R>(
+  options: BenchOptions,
+  run: (load: ReturnType<typeof loadFor>) => Promise<R>,
+): Promise<R[]> {
+  const results: R[] = [];
   for (const profile of options.profiles) {
     for (const n of options.counts) {
-      results.push(
-        await runSoak({
-          settings: settings(options, profile),
-          connections: n,
-          rate: options.rate,
-          holdS: options.holdS,
-          generators: generatorsFor(options, n),
-          sources: sourcesFor(options, n),
-          heartbeatMs: options.heartbeatMs,
-          churnPerSecond: options.churn,
-          resumeShare: 0.2,
-          badPerSecond: 5,
-          sampleEveryS: Math.min(
-            60,
-            Math.max(5, Math.floor(options.holdS / 10)),
-          ),
-          warmupS: Math.min(600, Math.floor(options.holdS / 3)),
-          onProgress: progress,
-        }),
-      );
+      results.push(await run(loadFor(options, profile, n)));
       endProgress();
     }
   }
   return results;
+}
+
+/** Runs the soak for every (profile, N). */
+function soakSweep(options: BenchOptions): Promise<SoakResult[]> {
+  return sweep(options, (load) =>
+    runSoak({
+      ...load,
+      churnPerSecond: options.churn,
+      resumeShare: 0.2,
+      badPerSecond: 5,
+      sampleEveryS: Math.min(60, Math.max(5, Math.floor(options.holdS / 10))),
+      warmupS: Math.min(600, Math.floor(options.holdS / 3)),
+    }));
 }
 
 /** RSS and heap over the soak. */
@@ -303,26 +314,8 @@ function soakChart(results: SoakResult[]): string {
 }
 
 /** Runs the store scenario for every (profile, N). */
-async function storeSweep(options: BenchOptions): Promise<StoreResult[]> {
-  const results: StoreResult[] = [];
-  for (const profile of options.profiles) {
-    for (const n of options.counts) {
-      results.push(
-        await runStore({
-          settings: settings(options, profile),
-          connections: n,
-          rate: options.rate,
-          holdS: options.holdS,
-          generators: generatorsFor(options, n),
-          sources: sourcesFor(options, n),
-          heartbeatMs: options.heartbeatMs,
-          onProgress: progress,
-        }),
-      );
-      endProgress();
-    }
-  }
-  return results;
+function storeSweep(options: BenchOptions): Promise<StoreResult[]> {
+  return sweep(options, runStore);
 }
 
 /** Runs steady/connect for every (profile, N); returns the results. */

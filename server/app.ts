@@ -32,7 +32,7 @@ import { createRouter, type Handler } from "./http/router.ts";
 import { createStaticHandler } from "./http/static.ts";
 import { gatedLogger, type Logger } from "./logger.ts";
 import { requestIds } from "./http/request_id.ts";
-import { Histogram, Metrics } from "./metrics.ts";
+import { Histogram, latencyBuckets, Metrics } from "./metrics.ts";
 import { startRefresher } from "./sessions/refresher.ts";
 import { createSessionResolver } from "./sessions/resolver.ts";
 import type { SessionStore } from "./sessions/store.ts";
@@ -360,21 +360,7 @@ export function describeAddressLimits(
 }
 
 /** Upgrade time buckets, s: a header check up to a slow store lookup. */
-const UPGRADE_BUCKETS = [
-  0.0001,
-  0.00025,
-  0.0005,
-  0.001,
-  0.0025,
-  0.005,
-  0.01,
-  0.025,
-  0.05,
-  0.1,
-  0.25,
-  0.5,
-  1,
-];
+const UPGRADE_BUCKETS = latencyBuckets(0.0001);
 
 /** The socket peer's address, for requests refused before it was read. */
 function peerAddress(info?: Deno.ServeHandlerInfo): string {

@@ -10,6 +10,29 @@
 
 type Labels = Readonly<Record<string, string>>;
 
+/**
+ * Upper bounds, in seconds, on the 1-2.5-5 scale from `from` to 1 s: one
+ * series for every duration histogram, so panels compare like with like.
+ */
+export function latencyBuckets(from: number): number[] {
+  const all = [
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+  ];
+  return all.filter((bound) => bound >= from);
+}
+
 /** Observations counted into fixed buckets (upper bounds, in seconds). */
 export class Histogram {
   readonly bounds: readonly number[];

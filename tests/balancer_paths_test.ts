@@ -15,7 +15,7 @@ import { ROOT } from "./helpers/paths.ts";
 import { freePort } from "./helpers/ports.ts";
 import { rawRequest } from "./helpers/raw_http.ts";
 import { RecordingSocket } from "./helpers/recording_socket.ts";
-import { startServer } from "./helpers/server_process.ts";
+import { type ServerProcess, startServer } from "./helpers/server_process.ts";
 import { waitFor } from "./helpers/timing.ts";
 
 const TEMPLATE = Deno.readTextFileSync(`${ROOT}deploy/haproxy.cfg`);
@@ -39,6 +39,31 @@ const get = (port: number, path: string) =>
     `GET ${path} HTTP/1.1\r\nHost: time.example\r\nConnection: close\r\n\r\n`,
   );
 
+/** The shipped HAProxy config in front of `server`, once it routes. */
+async function haproxyFor(server: ServerProcess, trafficLog = false) {
+  const port = freePort();
+  const statsPort = freePort();
+  const haproxy = await startHaproxy(
+    renderHaproxyConfig(TEMPLATE, {
+      port,
+      statsPort,
+      trafficLog,
+      backends: [{
+        name: server.name,
+        port: server.port,
+        agentPort: freePort(),
+      }],
+    }),
+    statsPort,
+  );
+  await waitFor(
+    async () => (await get(port, "/healthz")).status === 200,
+    10_000,
+    "haproxy to route",
+  );
+  return Object.assign(haproxy, { port });
+}
+
 Deno.test("main.ts reads /metrics in every listed spelling (so a balancer must stop them all)", async () => {
   await using server = await startServer();
   // The instance serves /metrics exactly; these are the spellings its URL
@@ -54,25 +79,8 @@ Deno.test("main.ts reads /metrics in every listed spelling (so a balancer must s
 
 Deno.test("deploy/haproxy.cfg lets the client's paths through and no spelling of /metrics", async () => {
   await using server = await startServer();
-  const port = freePort();
-  const statsPort = freePort();
-  await using _haproxy = await startHaproxy(
-    renderHaproxyConfig(TEMPLATE, {
-      port,
-      statsPort,
-      backends: [{
-        name: server.name,
-        port: server.port,
-        agentPort: freePort(),
-      }],
-    }),
-    statsPort,
-  );
-  await waitFor(
-    async () => (await get(port, "/healthz")).status === 200,
-    10_000,
-    "haproxy to route",
-  );
+  await using balancer = await haproxyFor(server);
+  const { port } = balancer;
   for (const path of ["/", "/app.js", "/ws_time_client.js", "/healthcheck"]) {
     assert.equal((await get(port, path)).status, 200, path);
   }
@@ -116,26 +124,8 @@ Deno.test("deploy/nginx.conf lets the client's paths through and no spelling of 
 
 Deno.test("deploy/haproxy.cfg and main.ts log the same request id for a connection", async () => {
   await using server = await startServer({ args: ["--log-connections", "on"] });
-  const port = freePort();
-  const statsPort = freePort();
-  await using haproxy = await startHaproxy(
-    renderHaproxyConfig(TEMPLATE, {
-      port,
-      statsPort,
-      trafficLog: true,
-      backends: [{
-        name: server.name,
-        port: server.port,
-        agentPort: freePort(),
-      }],
-    }),
-    statsPort,
-  );
-  await waitFor(
-    async () => (await get(port, "/healthz")).status === 200,
-    10_000,
-    "haproxy to route",
-  );
+  await using haproxy = await haproxyFor(server, true);
+  const { port } = haproxy;
   await using client = new RecordingSocket(
     `ws://127.0.0.1:${port}/?session=secret-looking-token`,
     "ws-time.v1",

@@ -4,24 +4,27 @@ import { RecordingSocket } from "./helpers/recording_socket.ts";
 import { startServer } from "./helpers/server_process.ts";
 import { waitFor } from "./helpers/timing.ts";
 
+/** A process on the shared `port`, named `name`, with `args` added. */
+function startSibling(port: number, name: string, args: string[] = []) {
+  return startServer({
+    port,
+    args: [
+      "--reuse-port",
+      "true",
+      "--session-secret",
+      "shared-by-both-processes",
+      "--name",
+      name,
+      ...args,
+    ],
+  });
+}
+
 Deno.test("--reuse-port: two processes share one port, each with its own cap and health", async () => {
   const port = freePort();
-  const start = (name: string) =>
-    startServer({
-      port,
-      args: [
-        "--reuse-port",
-        "true",
-        "--session-secret",
-        "shared-by-both-processes",
-        "--max-connections",
-        "10",
-        "--name",
-        name,
-      ],
-    });
-  await using _a = await start("proc-a");
-  await using _b = await start("proc-b");
+  const cap = ["--max-connections", "10"];
+  await using _a = await startSibling(port, "proc-a", cap);
+  await using _b = await startSibling(port, "proc-b", cap);
   const sockets = Array.from(
     { length: 60 },
     () => new RecordingSocket(`ws://127.0.0.1:${port}/`, "ws-time.v1"),
@@ -112,20 +115,8 @@ Deno.test("--listeners: more accept queues on one port hold a larger connection 
 
 Deno.test("--reuse-port: a reconnect the kernel hands to the sibling process keeps the count", async () => {
   const port = freePort();
-  const start = (name: string) =>
-    startServer({
-      port,
-      args: [
-        "--reuse-port",
-        "true",
-        "--session-secret",
-        "shared-by-both-processes",
-        "--name",
-        name,
-      ],
-    });
-  await using _a = await start("proc-a");
-  await using _b = await start("proc-b");
+  await using _a = await startSibling(port, "proc-a");
+  await using _b = await startSibling(port, "proc-b");
   const url = `ws://127.0.0.1:${port}/`;
   await using first = new RecordingSocket(url, "ws-time.v1");
   await first.waitForMessages(3, 5_000);

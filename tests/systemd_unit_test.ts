@@ -38,22 +38,32 @@ function settings(name: string): string[] {
   );
 }
 
-Deno.test("systemd-analyze verify finds no unknown or invalid setting in deploy/ws-time.service", async () => {
-  // The binary is installed on the host, not here: point at one that exists.
+/**
+ * Runs systemd-analyze verify on units written to a temporary folder (name
+ * -> text), the binary pointed at one that exists; fails on any complaint.
+ */
+async function verifyUnits(units: Record<string, string>): Promise<void> {
   const dir = await Deno.makeTempDir();
   try {
-    const file = `${dir}/ws-time.service`;
-    await Deno.writeTextFile(
-      file,
-      UNIT.replace(/^ExecStart=.*$/m, "ExecStart=/bin/true"),
-    );
-    await using verify = new Child("systemd-analyze", ["verify", file]);
+    const files = [];
+    for (const [name, text] of Object.entries(units)) {
+      files.push(`${dir}/${name}`);
+      await Deno.writeTextFile(
+        `${dir}/${name}`,
+        text.replace(/^ExecStart=.*$/m, "ExecStart=/bin/true"),
+      );
+    }
+    await using verify = new Child("systemd-analyze", ["verify", ...files]);
     const status = await verify.finished();
     assert.equal(status.code, 0, verify.lines.join("\n"));
     assert.deepEqual(verify.lines.filter((l) => l.trim() !== ""), []);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+Deno.test("systemd-analyze verify finds no unknown or invalid setting in deploy/ws-time.service", async () => {
+  await verifyUnits({ "ws-time.service": UNIT });
 });
 
 Deno.test("deploy/ws-time.service binds port 80 unprivileged and outlasts the drain when stopping", () => {
@@ -75,26 +85,11 @@ Deno.test("deploy/ws-time.service binds port 80 unprivileged and outlasts the dr
 });
 
 Deno.test("systemd-analyze verify finds no unknown or invalid setting in deploy/ws-time@.service and ws-time.target", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    // An instance name makes systemd expand %i as it would on a host.
-    const file = `${dir}/ws-time@3.service`;
-    await Deno.writeTextFile(
-      file,
-      TEMPLATE.replace(/^ExecStart=.*$/m, "ExecStart=/bin/true"),
-    );
-    await Deno.writeTextFile(`${dir}/ws-time.target`, TARGET);
-    await using verify = new Child("systemd-analyze", [
-      "verify",
-      file,
-      `${dir}/ws-time.target`,
-    ]);
-    const status = await verify.finished();
-    assert.equal(status.code, 0, verify.lines.join("\n"));
-    assert.deepEqual(verify.lines.filter((l) => l.trim() !== ""), []);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  // An instance name makes systemd expand %i as it would on a host.
+  await verifyUnits({
+    "ws-time@3.service": TEMPLATE,
+    "ws-time.target": TARGET,
+  });
 });
 
 Deno.test("deploy/ws-time@.service differs from ws-time.service only in what one process per core needs", () => {

@@ -24,7 +24,7 @@ import { ErrorReply } from "@redis/client";
 import type { Clock, TimerHandle } from "../clock.ts";
 import { redact } from "../redact.ts";
 import type { Logger } from "../logger.ts";
-import { Histogram } from "../metrics.ts";
+import { Histogram, latencyBuckets } from "../metrics.ts";
 import {
   type Backend,
   createBackend,
@@ -93,19 +93,7 @@ interface Generation {
 }
 
 /** Store call time buckets, s: a LAN round trip up to the timeout. */
-const CALL_BUCKETS = [
-  0.0005,
-  0.001,
-  0.0025,
-  0.005,
-  0.01,
-  0.025,
-  0.05,
-  0.1,
-  0.25,
-  0.5,
-  1,
-];
+const CALL_BUCKETS = latencyBuckets(0.0005);
 
 /** PINGs in a row without an answer before the link is torn down. */
 const MISSED_PINGS = 3;

@@ -14,7 +14,7 @@
 
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
-import { Histogram, type Metrics } from "../metrics.ts";
+import { Histogram, latencyBuckets, type Metrics } from "../metrics.ts";
 import { Connection, ConnectionSet } from "./connections.ts";
 import { CLOSE, tickTexts } from "./protocol.ts";
 import { Ticker } from "./ticker.ts";
@@ -129,18 +129,7 @@ export interface SocketLifecycle {
 const OPEN = 1;
 const utf8 = new TextEncoder();
 /** Tick lateness buckets, s: around Deno's 1-2 ms timers and beyond. */
-const LATENESS_BUCKETS = [
-  0.001,
-  0.002,
-  0.005,
-  0.01,
-  0.025,
-  0.05,
-  0.1,
-  0.25,
-  0.5,
-  1,
-];
+const LATENESS_BUCKETS = latencyBuckets(0.0005);
 
 /**
  * A close code as a metric label from a fixed set, so a client cannot make
