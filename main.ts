@@ -125,8 +125,9 @@ async function untilStopped(
 if (import.meta.main) {
   // Only the variables ws-time declares are read: the permission flags name
   // exactly these (`--allow-env=PORT,HOST,...`), nothing else is exposed.
+  // --version needs no permission at all, so it reads none.
   const env: Record<string, string> = {};
-  for (const { env: name } of OPTIONS) {
+  for (const { env: name } of Deno.args.includes("--version") ? [] : OPTIONS) {
     const value = Deno.env.get(name);
     if (value !== undefined) env[name] = value;
   }
