@@ -70,6 +70,10 @@ export interface StormResult {
   readonly drainDelayMs: number;
   /** Share resumed (%) against seconds since the signal, every 100 ms. */
   readonly curve: Array<[number, number]>;
+  /** Closes the clients saw after the signal, by kind, code and reason. */
+  readonly closes: Record<string, number>;
+  /** Retries after the signal, by cause and delay. */
+  readonly retries: Record<string, number>;
 }
 
 type Report = Extract<StormEvent, { type: "report" }>;
@@ -234,5 +238,18 @@ function summarize(
     closedBeforeDelay: closes.filter((t) => t < options.drainDelayMs).length,
     drainDelayMs: options.drainDelayMs,
     curve,
+    closes: sumCounts(reports.map((r) => r.closes)),
+    retries: sumCounts(reports.map((r) => r.retries)),
   };
+}
+
+/** Adds up count maps. */
+function sumCounts(
+  maps: ReadonlyArray<Record<string, number>>,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const map of maps) {
+    for (const [key, n] of Object.entries(map)) out[key] = (out[key] ?? 0) + n;
+  }
+  return out;
 }

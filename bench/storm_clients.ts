@@ -44,7 +44,15 @@ export interface StormClientReport {
 export type StormEvent =
   | { type: "progress"; welcomed: number; resumed: number }
   | { type: "ready"; welcomed: number }
-  | { type: "report"; clients: StormClientReport[]; welcomes: number[] }
+  | {
+    type: "report";
+    clients: StormClientReport[];
+    welcomes: number[];
+    /** Closes after the failover by "opened|failed code reason". */
+    closes: Record<string, number>;
+    /** Retries after the failover by why ("" = plain backoff). */
+    retries: Record<string, number>;
+  }
   | { type: "error"; message: string };
 
 const emit = (event: StormEvent) => emitLine(event);
@@ -77,6 +85,8 @@ export async function runStormClients(plan: StormPlan): Promise<void> {
   }
   const tracked: Tracked[] = [];
   const welcomes: number[] = [];
+  const closes: Record<string, number> = {};
+  const retries: Record<string, number> = {};
   let welcomed = 0, resumed = 0;
   const options = plan.mode === "immediate"
     ? { random: () => 0, maxAttempts: 100_000 }
@@ -125,8 +135,19 @@ export async function runStormClients(plan: StormPlan): Promise<void> {
     });
     client.on("close", (detail) => {
       if (!failedOver) return;
+      const key = `${detail.opened ? "opened" : "failed"} ${detail.code} ${
+        detail.reason.slice(0, 40)
+      }`;
+      closes[key] = (closes[key] ?? 0) + 1;
       if (!detail.opened) entry.report.failedAttempts++;
       else if (entry.report.closedAt === 0) entry.report.closedAt = Date.now();
+    });
+    client.on("retry", (retry) => {
+      if (!failedOver) return;
+      const why = retry.hintMs === undefined
+        ? `backoff ${retry.delayMs > 4000 ? ">4s" : "<=4s"}`
+        : `hint ${retry.hintMs > 4000 ? ">4s" : "<=4s"}`;
+      retries[why] = (retries[why] ?? 0) + 1;
     });
     client.start();
     tracked.push(entry);
@@ -152,6 +173,8 @@ export async function runStormClients(plan: StormPlan): Promise<void> {
           type: "report",
           clients: tracked.map((t) => t.report),
           welcomes,
+          closes,
+          retries,
         });
       } else if (command === "close") {
         return;

@@ -39,6 +39,7 @@ import type { SessionStore } from "./sessions/store.ts";
 import { logLabel, TokenSigner } from "./sessions/token.ts";
 import { AddressLimits, limitsEnabled } from "./ws/address_limits.ts";
 import type { Connection, ConnectionSet } from "./ws/connections.ts";
+import { OpeningGate } from "./ws/opening_gate.ts";
 import { createOriginCheck } from "./ws/origin.ts";
 import { PROTOCOL } from "./ws/protocol.ts";
 import {
@@ -65,6 +66,8 @@ export interface AppOptions {
   readonly random?: () => number;
   /** The listeners' state, for metrics; default: always accepting. */
   readonly listeners?: () => ListenerState;
+  /** Handshakes between admission and open at once; default 64. */
+  readonly openingLimit?: number;
 }
 
 /** Whether the listeners accept, and how often they could not. */
@@ -168,10 +171,12 @@ export function buildApp(options: AppOptions): App {
     logger,
     onRejected: (reason) =>
       metrics.inc("wstime_tokens_rejected_total", { reason }),
+    undelivered: (id, epoch) => lifecycle.undelivered(id, epoch),
   });
 
   // Upgrades past the guard but not yet in the live set.
   let pending = 0;
+  const opening = new OpeningGate(options.openingLimit ?? OPENING_LIMIT);
   const monitor = new CapacityMonitor({
     threshold: config.healthThreshold,
     recover: config.healthRecover,
@@ -233,18 +238,23 @@ export function buildApp(options: AppOptions): App {
     pending++;
     let session;
     let upgraded;
+    let admitted = false;
     try {
+      await opening.enter();
+      admitted = true;
       session = await resolve(token);
       upgraded = Deno.upgradeWebSocket(request, {
         ...(json ? { protocol: PROTOCOL } : {}),
         idleTimeout: config.idleTimeoutS,
       });
     } catch (error) {
+      if (admitted) opening.leave();
       limits?.release(client.address);
       throw error;
     } finally {
       pending--;
     }
+    opening.watch(upgraded.socket);
     const fields = {
       cid,
       id: label || undefined,
@@ -327,6 +337,7 @@ export function buildApp(options: AppOptions): App {
     close() {
       refresher.stop();
       lifecycle.stop();
+      opening.close();
     },
   };
 }
@@ -361,6 +372,13 @@ export function describeAddressLimits(
 
 /** Upgrade time buckets, s: a header check up to a slow store lookup. */
 const UPGRADE_BUCKETS = latencyBuckets(0.0001);
+
+/**
+ * Handshakes allowed between admission and open at once: enough to keep
+ * the store's round trips overlapped, few enough that a welcome follows
+ * its 101 within milliseconds even in a storm.
+ */
+const OPENING_LIMIT = 64;
 
 /** The socket peer's address, for requests refused before it was read. */
 function peerAddress(info?: Deno.ServeHandlerInfo): string {

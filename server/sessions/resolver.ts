@@ -36,6 +36,13 @@ export interface ResolverOptions {
   readonly logger: Logger;
   /** Told of each presented token that resumes nothing, and why. */
   readonly onRejected: (reason: RejectedToken) => void;
+  /**
+   * Whether the connection of `epoch`, which holds session `id` live, never
+   * handed its token to anyone (it is on this instance and was not welcomed,
+   * or is closing). Such a connection cannot be the client's newer one, so
+   * an older token may take the session from it instead of yielding.
+   */
+  readonly undelivered?: (id: string, epoch: number) => boolean;
 }
 
 /** The session a connection will serve. */
@@ -74,7 +81,12 @@ export function createSessionResolver(
     }
     if (claims) {
       const { id } = claims;
-      const claim = await store.claim(id, claims.epoch).catch(() => null);
+      let claim = await store.claim(id, claims.epoch).catch(() => null);
+      if (claim?.superseded && options.undelivered?.(id, claim.epoch)) {
+        // Its client gave up on that connection before the welcome (an
+        // overloaded instance, the client's silence watchdog): take over.
+        claim = await store.claim(id, claim.epoch).catch(() => null);
+      }
       if (claim?.superseded) {
         const { start, epoch } = claim;
         return {

@@ -7,7 +7,7 @@ import { TokenSigner } from "./token.ts";
 
 const TTL = 60_000;
 
-function setup() {
+function setup(undelivered?: (id: string, epoch: number) => boolean) {
   const clock = new ManualClock();
   const store = new MemoryStore(clock, TTL);
   const tokens = new TokenSigner("a secret of sixteen chars");
@@ -19,6 +19,7 @@ function setup() {
     ttlMs: TTL,
     logger: memoryLogger(),
     onRejected: (reason) => rejected.push(reason),
+    ...(undelivered ? { undelivered } : {}),
   });
   return { clock, store, tokens, rejected, resolve };
 }
@@ -96,4 +97,32 @@ Deno.test("createSessionResolver() marks a stale handshake superseded while a ne
   await store.release(id, 6);
   const after = await resolve(token);
   assert.deepEqual([after.epoch, after.superseded], [7, false]);
+});
+
+Deno.test("createSessionResolver() takes the session from a newer connection that never handed out its token", async () => {
+  // The client's first try at this instance claimed epoch 6 but gave up
+  // before its welcome arrived; it retries with the token of epoch 5.
+  const asked: Array<[string, number]> = [];
+  let delivered = false;
+  const { clock, store, tokens, resolve } = setup((id, epoch) => {
+    asked.push([id, epoch]);
+    return !delivered;
+  });
+  const start = clock.now() - 9_000;
+  const { token, id } = tokens.issue(start, clock.now(), undefined, 5);
+  await store.create(id, start, 5);
+  const abandoned = await resolve(token);
+  assert.equal(abandoned.epoch, 6);
+  const retry = await resolve(token);
+  assert.deepEqual([retry.start, retry.epoch, retry.superseded], [
+    start,
+    7,
+    false,
+  ]);
+  assert.deepEqual(asked, [[id, 6]]);
+  assert.equal(tokens.verify(retry.token)?.epoch, 7);
+  // Once a connection's welcome went out, an older token yields as before.
+  delivered = true;
+  const stale = await resolve(token);
+  assert.deepEqual([stale.epoch, stale.superseded], [7, true]);
 });

@@ -110,6 +110,11 @@ export interface SocketLifecycle {
    * took over elsewhere; a local connection as new or newer stays.
    */
   evict(sessionId: string, epoch: number): void;
+  /**
+   * Whether the local connection of `epoch` holding `sessionId` never gave
+   * its client the token of that epoch: not yet welcomed, or closing.
+   */
+  undelivered(sessionId: string, epoch: number): boolean;
   /** Sends a JSON message if the connection speaks JSON and is open. */
   sendJson(conn: Connection, message: Record<string, unknown>): void;
   /** Closes one connection with `code` and `reason`. */
@@ -423,6 +428,13 @@ export function createSocketLifecycle(
     accept,
     supersede,
     evict,
+    undelivered(sessionId, epoch) {
+      const holder = connections.bySession(sessionId);
+      if (!holder || holder.epoch !== epoch) return false;
+      // The welcome clears the token; only a JSON client receives one.
+      const welcomed = holder.json && holder.token === "";
+      return !welcomed || holder.socket.readyState !== OPEN;
+    },
     sendJson,
     close,
     drain(conn, reconnectAfterMs) {

@@ -247,3 +247,17 @@ Deno.test("createSocketLifecycle() drops a heartbeating client that goes silent 
   assert.equal(ended.length, 1);
   lifecycle.stop();
 });
+
+Deno.test("createSocketLifecycle().undelivered() is true until the welcome went out, and again once the socket closes", () => {
+  const { lifecycle, accept } = setup();
+  const [socket] = accept("s", { epoch: 4 });
+  assert.equal(lifecycle.undelivered("s", 4), true, "not yet welcomed");
+  assert.equal(lifecycle.undelivered("s", 3), false, "another epoch");
+  assert.equal(lifecycle.undelivered("other", 4), false, "not held here");
+  socket.open();
+  assert.equal(socket.json[0]!.type, "welcome");
+  assert.equal(lifecycle.undelivered("s", 4), false, "welcomed");
+  socket.readyState = 2;
+  assert.equal(lifecycle.undelivered("s", 4), true, "closing");
+  lifecycle.stop();
+});

@@ -32,7 +32,17 @@ export function testApp(
   const clock = deps.clock ?? systemClock;
   const store = deps.store ?? new MemoryStore(clock, config.sessionTtlMs);
   const logger = memoryLogger();
-  const app = buildApp({ config, store, clock, logger, ...deps });
+  // A handshake made here has no connection behind it, so its socket never
+  // opens: the opening gate would fill after 64. The gate is tested alone
+  // (server/ws/opening_gate_test.ts) and by every real-process test.
+  const app = buildApp({
+    config,
+    store,
+    clock,
+    logger,
+    openingLimit: Infinity,
+    ...deps,
+  });
   return {
     app,
     config,
