@@ -43,7 +43,8 @@ const HELP = `Usage: deno task bench [options]
                        floor-burst (bench/README.md) [start]
   --hold <s>           measured window of steady/store [30]
   --rate <n>           connections opened per second; 0 = unthrottled [2000]
-  --processes <n>      steady/connect: server processes on one port [1]
+  --processes <n>      steady/connect/storm/drain: server processes on one
+                       port (storm, drain: of the survivor) [1]
   --generators <n>     generator processes [one per 5000 connections]
   --sources <n>        source addresses 127.0.0.2... [one per 5000, min 2]
   --v8-flags <flags>   replace the profile's V8 flags ("" = none)
@@ -238,6 +239,7 @@ async function stormSweep(options: BenchOptions): Promise<StormResult[]> {
             mode,
             store: options.store,
             processes: generatorsFor(options, n),
+            survivors: options.processes,
             rate: options.rate,
             baseMs: options.baseMs,
             drainDelayMs: options.drainDelayMs,

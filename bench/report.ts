@@ -101,6 +101,8 @@ export function stormTable(results: StormResult[]): string {
     "listen overflows",
     "first close ms",
     "closed early",
+    "survivor CPU ms/session",
+    "CPU s: survivors/clients/redis",
   ]);
   for (const r of results) {
     table.row([
@@ -118,6 +120,12 @@ export function stormTable(results: StormResult[]): string {
       r.listenOverflows,
       r.firstCloseMs ?? "-",
       r.kind === "drain" ? r.closedBeforeDelay : "-",
+      r.survivorCpuMsPerSession === null
+        ? "-"
+        : `${r.survivorCpuMsPerSession} (${r.survivors} proc.)`,
+      r.cpuSeconds
+        ? `${r.cpuSeconds.survivors}/${r.cpuSeconds.clients}/${r.cpuSeconds.redis}`
+        : "-",
     ]);
   }
   return table.render();

@@ -14,8 +14,10 @@ import { ROOT } from "../tests/helpers/paths.ts";
 import { startRedis } from "../tests/helpers/redis.ts";
 import { sleep, waitFor } from "../tests/helpers/timing.ts";
 import { ChildEvents } from "./child_events.ts";
-import { listenCounters } from "./proc.ts";
+import { freePort } from "../tests/helpers/ports.ts";
+import { CpuMeter, listenCounters } from "./proc.ts";
 import {
+  type BenchServer,
   launchServer,
   requireRedisStore,
   type Settings,
@@ -31,6 +33,8 @@ export interface StormOptions {
   /** "redis" (the product's shared store) or "memory" (token resume only). */
   readonly store: "redis" | "memory";
   readonly processes: number;
+  /** Survivor processes sharing one port (--reuse-port), as deployed. */
+  readonly survivors: number;
   /** Connections per second while the clients first connect. */
   readonly rate: number;
   /** The client module's backoff base (jitter mode); 0 = its default. */
@@ -74,6 +78,15 @@ export interface StormResult {
   readonly closes: Record<string, number>;
   /** Retries after the signal, by cause and delay. */
   readonly retries: Record<string, number>;
+  /** Survivor processes on the port. */
+  readonly survivors: number;
+  /**
+   * CPU from the signal until every client resumed (or the limit), in
+   * core-seconds: the survivors, the client processes, Redis.
+   */
+  readonly cpuSeconds: { survivors: number; clients: number; redis: number };
+  /** Survivor CPU per resumed session, ms. */
+  readonly survivorCpuMsPerSession: number | null;
 }
 
 type Report = Extract<StormEvent, { type: "report" }>;
@@ -99,14 +112,37 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
       args: [...args, "--name", name],
     });
   await using a = await launch("storm-a");
-  await using b = await launch("storm-b");
+  // The survivor as deployed: one process, or one per core on one port.
+  const survivorCount = Math.max(1, options.survivors);
+  const survivorPort = freePort();
+  const survivors: BenchServer[] = [];
+  await using _survivors = {
+    async [Symbol.asyncDispose]() {
+      await Promise.all(survivors.map((s) => s[Symbol.asyncDispose]()));
+    },
+  };
+  for (let i = 0; i < survivorCount; i++) {
+    survivors.push(
+      await launchServer({
+        settings: options.settings,
+        connections: n,
+        port: survivorPort,
+        args: [
+          ...args,
+          "--name",
+          `storm-b${i}`,
+          ...(survivorCount > 1 ? ["--reuse-port", "true"] : []),
+        ],
+      }),
+    );
+  }
   if (redis) await requireRedisStore(a);
 
   const p = Math.max(1, options.processes);
   const children = Array.from({ length: p }, (_, i) => {
     const plan: StormPlan = {
       first: `ws://127.0.0.1:${a.port}`,
-      survivor: `ws://127.0.0.1:${b.port}`,
+      survivor: `ws://127.0.0.1:${survivorPort}`,
       count: Math.floor(n / p) + (i < n % p ? 1 : 0),
       mode: options.mode,
       rate: options.rate / p,
@@ -149,6 +185,12 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
   await sleep(2000);
 
   const before = listenCounters();
+  const meters = {
+    survivors: new CpuMeter(survivors.map((s) => s.pid)),
+    clients: new CpuMeter(children.map((c) => c.process.pid)),
+    redis: new CpuMeter(redis ? [redis.child.process.pid] : []),
+  };
+  const began = performance.now();
   await send("failover");
   const signalAt = Date.now();
   a.child.kill(options.kind === "storm" ? "SIGKILL" : "SIGTERM");
@@ -174,6 +216,12 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
     // Reported as missing below.
   }
   const after = listenCounters();
+  const seconds = (performance.now() - began) / 1000;
+  const cpuSeconds = {
+    survivors: round2(meters.survivors.share() * seconds),
+    clients: round2(meters.clients.share() * seconds),
+    redis: round2(meters.redis.share() * seconds),
+  };
   const marks = logs.map((l) => l.all().length);
   await send("report");
   const reports = await waitFor(
@@ -185,8 +233,17 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
     "storm reports",
   );
   await send("close");
-  return summarize(options, reports, signalAt, before, after, !!redis);
+  return {
+    ...summarize(options, reports, signalAt, before, after, !!redis),
+    survivors: survivorCount,
+    cpuSeconds,
+    survivorCpuMsPerSession: count("resumed") > 0
+      ? round2((cpuSeconds.survivors * 1000) / count("resumed"))
+      : null,
+  };
 }
+
+const round2 = (x: number) => Math.round(x * 100) / 100;
 
 function summarize(
   options: StormOptions,
@@ -195,7 +252,10 @@ function summarize(
   before: { overflows: number; drops: number },
   after: { overflows: number; drops: number },
   redis: boolean,
-): StormResult {
+): Omit<
+  StormResult,
+  "survivors" | "cpuSeconds" | "survivorCpuMsPerSession"
+> {
   const clients = reports.flatMap((r) => r.clients);
   const n = options.connections;
   const times = clients.filter((c) => c.resumedAt > 0)

@@ -62,6 +62,11 @@ export const FINAL_CLOSE_CODES = Object.freeze([
  */
 export const SUPERSEDED_CLOSE_CODES = Object.freeze([4001, 4002]);
 
+/** How late a silence watchdog may fire before it distrusts itself, ms. */
+const LATE_WATCHDOG_MS = 500;
+/** The extra turn a late watchdog gives waiting messages, ms. */
+const WATCHDOG_GRACE_MS = 1000;
+
 /** The message a client sends so the server knows it is still there. */
 export const HEARTBEAT = '{"type":"heartbeat"}';
 
@@ -251,6 +256,8 @@ export class WsTimeClient {
   #closed = Promise.resolve();
   /** @type {unknown} The silence watchdog's timer handle. */
   #watchdog = undefined;
+  /** The `#heardAt` a late watchdog last granted a grace turn for. */
+  #graceFor = NaN;
   /** When the open connection last heard from the server (`now` clock). */
   #heardAt = 0;
   /** When the open connection last sent a heartbeat. */
@@ -437,12 +444,22 @@ export class WsTimeClient {
     const { silenceMs, setTimeout, now } = this.#options;
     if (silenceMs <= 0) return;
     const generation = this.#generation;
+    const due = now() + delay;
     this.#watchdog = setTimeout(() => {
       this.#watchdog = undefined;
       if (generation !== this.#generation) return;
       const silent = now() - this.#heardAt;
       if (silent < silenceMs) {
         this.#watch(url, openedAt, silenceMs - silent);
+        return;
+      }
+      // A watchdog that fires well after its time ran on a starved page
+      // (a busy main thread, a machine waking up): messages may be waiting
+      // unread behind it. Give them one short turn before calling the
+      // connection dead, once per silence.
+      if (now() - due > LATE_WATCHDOG_MS && this.#graceFor !== this.#heardAt) {
+        this.#graceFor = this.#heardAt;
+        this.#watch(url, openedAt, Math.min(silenceMs, WATCHDOG_GRACE_MS));
         return;
       }
       this.#silent(url, openedAt, silent);

@@ -38,6 +38,11 @@ class FakeTimers {
     return this.#due.size;
   }
 
+  /** Time passes while the page runs no timer at all (a starved loop). */
+  stall(ms: number): void {
+    this.now += ms;
+  }
+
   /** Runs every timer due within `ms`, in time order. */
   advance(ms: number): void {
     const end = this.now + ms;
@@ -46,7 +51,7 @@ class FakeTimers {
         [];
       if (id === undefined || !timer || timer.at > end) break;
       this.#due.delete(id);
-      this.now = timer.at;
+      this.now = Math.max(this.now, timer.at);
       timer.run();
     }
     this.now = end;
@@ -441,6 +446,32 @@ Deno.test("WsTimeClient drops a connection that goes silent and reconnects with 
   sockets[0]!.receive({ type: "tick", server: "a", seconds: 9 });
   sockets[0]!.drop(1006);
   assert.equal(client.state, "connecting");
+});
+
+Deno.test("WsTimeClient does not call a connection silent when its own watchdog fired late, but does after one more turn", () => {
+  const { client, timers, last } = harness({ silenceMs: 3500 });
+  client.start();
+  last().open();
+  // The page's thread is starved for 5 s right after the open: the welcome
+  // is waiting unread when the watchdog finally runs, 1.5 s late.
+  timers.stall(5000);
+  timers.advance(0);
+  assert.equal(client.state, "connected", "a late watchdog waits a turn");
+  last().receive({ type: "welcome", server: "a", session: "T1", seconds: 0 });
+  timers.advance(3499);
+  assert.equal(client.state, "connected");
+  // A real silence, watched on time, still ends it at 3.5 s.
+  timers.advance(1);
+  assert.equal(client.state, "retrying");
+  // And a starved page with a dead connection gives up one turn later.
+  const second = harness({ silenceMs: 3500 });
+  second.client.start();
+  second.last().open();
+  second.timers.stall(5000);
+  second.timers.advance(0);
+  assert.equal(second.client.state, "connected");
+  second.timers.advance(1000);
+  assert.equal(second.client.state, "retrying");
 });
 
 Deno.test("WsTimeClient with silenceMs 0 waits for the close however long", () => {
