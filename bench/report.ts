@@ -101,6 +101,7 @@ export function stormTable(results: StormResult[]): string {
     "listen overflows",
     "first close ms",
     "closed early",
+    "after notice 50/99% ms",
     "survivor CPU ms/session",
     "CPU s: survivors/clients/redis",
   ]);
@@ -120,6 +121,9 @@ export function stormTable(results: StormResult[]): string {
       r.listenOverflows,
       r.firstCloseMs ?? "-",
       r.kind === "drain" ? r.closedBeforeDelay : "-",
+      r.afterNoticeMs
+        ? `${r.afterNoticeMs.p50 ?? "-"}/${r.afterNoticeMs.p99 ?? "-"}`
+        : "-",
       r.survivorCpuMsPerSession === null
         ? "-"
         : `${r.survivorCpuMsPerSession} (${r.survivors} proc.)`,

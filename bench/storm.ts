@@ -78,6 +78,12 @@ export interface StormResult {
   readonly closes: Record<string, number>;
   /** Retries after the signal, by cause and delay. */
   readonly retries: Record<string, number>;
+  /**
+   * ms from each client's own notice of the loss (the close event of its
+   * connection, or its silence watchdog) to its welcome on the survivor:
+   * the survivor's and the reconnect's share, without the detection.
+   */
+  readonly afterNoticeMs: { p50: number | null; p99: number | null };
   /** Survivor processes on the port. */
   readonly survivors: number;
   /**
@@ -299,6 +305,15 @@ function summarize(
     drainDelayMs: options.drainDelayMs,
     curve,
     closes: sumCounts(reports.map((r) => r.closes)),
+    afterNoticeMs: (() => {
+      const waits = clients.filter((c) => c.closedAt > 0 && c.resumedAt > 0)
+        .map((c) => c.resumedAt - c.closedAt).sort((x, y) => x - y);
+      const q = (p: number) =>
+        waits.length === 0
+          ? null
+          : waits[Math.min(waits.length - 1, Math.ceil(p * waits.length) - 1)]!;
+      return { p50: q(0.5), p99: q(0.99) };
+    })(),
     retries: sumCounts(reports.map((r) => r.retries)),
   };
 }
