@@ -39,6 +39,7 @@ Deno.test("OpeningGate lets `limit` handshakes through and the next one in when 
   gate.leave();
   gate.leave();
   assert.deepEqual([gate.inside, gate.waiting], [0, 0]);
+  gate.close();
 });
 
 Deno.test("OpeningGate gives up a place held longer than STALE_MS by a socket that never opened, once someone waits", async () => {
