@@ -14,6 +14,7 @@ import { machine } from "./machine.ts";
 import { settingsFor } from "./server_launcher.ts";
 import { runSteady, type SteadyResult } from "./steady.ts";
 import {
+  heapTables,
   steadyCharts,
   steadyTable,
   storeTable,
@@ -62,6 +63,8 @@ const HELP = `Usage: deno task bench [options]
   --drain-delay <ms>   drain: delay before the first close [3000]
   --drain-period <ms>  drain: window of the closes [5000]
   --heap-split         second pass with an inspector: heap vs native memory
+  --heap-snapshot      in that pass, heap snapshots at idle and at N: the
+                       heap per connection by kind of object
   --out <dir>          where results go, a folder under bench/results
                        (the task may write only there) [bench/results]
   --tag <word>         label in result file names`;
@@ -83,6 +86,7 @@ export interface BenchOptions {
   readonly out: string;
   readonly tag: string;
   readonly heapSplit: boolean;
+  readonly heapSnapshot: boolean;
   readonly modes: Array<"jitter" | "immediate">;
   readonly store: "redis" | "memory";
   readonly drainDelayMs: number;
@@ -112,6 +116,7 @@ export function parseBenchArgs(args: string[]): BenchOptions | null {
       out: { type: "string", default: `${ROOT}bench/results` },
       tag: { type: "string", default: "" },
       "heap-split": { type: "boolean", default: false },
+      "heap-snapshot": { type: "boolean", default: false },
       mode: { type: "string", default: "jitter,immediate" },
       store: { type: "string", default: "redis" },
       "base-ms": { type: "string", default: "0" },
@@ -179,7 +184,8 @@ export function parseBenchArgs(args: string[]): BenchOptions | null {
     tag: values.tag,
     heartbeatMs: int("heartbeat-ms", values["heartbeat-ms"], 0),
     churn: int("churn", values.churn, 0),
-    heapSplit: values["heap-split"],
+    heapSplit: values["heap-split"] || values["heap-snapshot"],
+    heapSnapshot: values["heap-snapshot"],
     modes: values.mode.split(",").map((m) => {
       if (m !== "jitter" && m !== "immediate") {
         throw new Error(`Invalid --mode "${m}": expected jitter or immediate`);
@@ -337,6 +343,7 @@ async function steadySweep(options: BenchOptions): Promise<SteadyResult[]> {
         sources: sourcesFor(options, n),
         heartbeatMs: options.heartbeatMs,
         heapSplit: options.heapSplit,
+        heapSnapshot: options.heapSnapshot,
         serverProcesses: options.processes,
         onProgress: progress,
       });
@@ -382,7 +389,10 @@ export async function main(args: string[]): Promise<number> {
       results = stores;
     } else {
       const steady = await steadySweep(options);
-      table = steadyTable(steady, options.scenario === "connect");
+      table = [
+        steadyTable(steady, options.scenario === "connect"),
+        ...heapTables(steady),
+      ].join("\n\n");
       if (options.scenario === "steady" && steady.length > 1) {
         Object.assign(charts, steadyCharts(steady));
       }

@@ -11,6 +11,20 @@ import type { StormResult } from "./storm.ts";
 import { lineChart } from "./svg_chart.ts";
 import { Table } from "./table.ts";
 
+/** Per run with heap snapshots: the heap per connection by kind of object. */
+export function heapTables(results: SteadyResult[]): string[] {
+  return results.filter((r) => r.heapByKind).map((r) => {
+    const table = new Table(["kind of object", "objects/conn", "bytes/conn"]);
+    for (const share of r.heapByKind!) {
+      table.row([share.kind, share.objectsPerConn, share.bytesPerConn]);
+    }
+    return `V8 heap per connection, ${r.profile} N=${r.connections} ` +
+      `(slack ${r.heapSlackPerConnKb ?? "-"} KB, native ${
+        r.nativePerConnKb ?? "-"
+      } KB):\n${table.render()}`;
+  });
+}
+
 /** The steady table (or the connect table when `connect`). */
 export function steadyTable(results: SteadyResult[], connect: boolean): string {
   if (connect) {

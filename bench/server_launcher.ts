@@ -169,7 +169,7 @@ export interface LaunchOptions {
   readonly port?: number;
   /** Extra ws-time flags after the profile's (e.g. --redis, --name). */
   readonly args?: readonly string[];
-  /** Start with an inspector (for {@link heapAfterGc}). Default false. */
+  /** Start with an inspector (bench/inspector.ts). Default false. */
   readonly inspect?: boolean;
 }
 
@@ -292,64 +292,6 @@ async function waitHealthy(port: number, child: Child): Promise<void> {
     await sleep(100);
   }
   throw new Error(`server on port ${port} did not answer /healthz in 30 s`);
-}
-
-/** V8 heap figures after a forced full GC, in bytes. */
-export interface HeapFigures {
-  /** Live objects after GC. */
-  readonly used: number;
-  /** Heap committed by V8 (what RSS holds for the heap). */
-  readonly total: number;
-}
-
-/**
- * Forces a full GC in the server through its inspector and reads the heap.
- * Returns null when the inspector does not answer in time.
- */
-export async function heapAfterGc(
-  inspectPort: number,
-): Promise<HeapFigures | null> {
-  const list = await fetch(`http://127.0.0.1:${inspectPort}/json/list`)
-    .then((r) => r.json()) as Array<{ webSocketDebuggerUrl: string }>;
-  const url = list[0]?.webSocketDebuggerUrl;
-  if (!url) return null;
-  const socket = new WebSocket(url);
-  const answers = new Map<number, PromiseWithResolvers<unknown>>();
-  socket.onmessage = (event) => {
-    const message = JSON.parse(String(event.data));
-    answers.get(message.id)?.resolve(message.result);
-  };
-  const opened = Promise.withResolvers<void>();
-  const closed = Promise.withResolvers<void>();
-  socket.onopen = () => opened.resolve();
-  socket.onerror = () => opened.reject(new Error("inspector unreachable"));
-  socket.onclose = () => closed.resolve();
-  const call = (id: number, method: string) => {
-    const answer = Promise.withResolvers<unknown>();
-    answers.set(id, answer);
-    socket.send(JSON.stringify({ id, method }));
-    return answer.promise;
-  };
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    await opened.promise;
-    const work = (async () => {
-      await call(1, "HeapProfiler.collectGarbage");
-      const usage = await call(2, "Runtime.getHeapUsage") as {
-        usedSize: number;
-        totalSize: number;
-      };
-      return { used: usage.usedSize, total: usage.totalSize };
-    })();
-    const timeout = new Promise<null>((resolve) => {
-      timer = setTimeout(() => resolve(null), 20_000);
-    });
-    return await Promise.race([work, timeout]);
-  } finally {
-    clearTimeout(timer);
-    socket.close();
-    await closed.promise;
-  }
 }
 
 /** Throws unless `server` runs the Redis store (it was given --redis). */

@@ -15,9 +15,13 @@ import { Fleet } from "./fleet.ts";
 import { Histogram, type LatencySummary } from "./histogram.ts";
 import { CpuMeter, rssBytes } from "./proc.ts";
 import {
-  type BenchServer,
   heapAfterGc,
-  type HeapFigures,
+  heapPerConnection,
+  type HeapShare,
+  heapSnapshot,
+} from "./inspector.ts";
+import {
+  type BenchServer,
   launchServer,
   type Settings,
 } from "./server_launcher.ts";
@@ -43,6 +47,8 @@ export interface SteadyOptions extends LoadOptions {
   readonly serverProcesses: number;
   /** Also run a second pass with an inspector to split heap and native. */
   readonly heapSplit: boolean;
+  /** In that pass, also take heap snapshots at idle and at N. */
+  readonly heapSnapshot?: boolean;
 }
 
 /** One steady (or connect) result, as stored in bench/results/. */
@@ -72,6 +78,10 @@ export interface SteadyResult {
   readonly heapPerConnKb: number | null;
   /** RSS beyond V8's committed heap, after GC, per connection. */
   readonly nativePerConnKb: number | null;
+  /** V8's committed but unused heap after GC, per connection. */
+  readonly heapSlackPerConnKb?: number | null;
+  /** The heap per connection by kind of object (--heap-snapshot). */
+  readonly heapByKind?: HeapShare[] | null;
   /** Server CPU during the window, % of one core. */
   readonly serverCpuPct: number;
   /** The kernel's part of it (system time), % of one core. */
@@ -166,6 +176,8 @@ export async function runSteady(options: SteadyOptions): Promise<SteadyResult> {
     rssPerConnKb: kbPer(rssHeld - rssIdle, held),
     heapPerConnKb: split?.heapPerConnKb ?? null,
     nativePerConnKb: split?.nativePerConnKb ?? null,
+    heapSlackPerConnKb: split?.heapSlackPerConnKb ?? null,
+    heapByKind: split?.heapByKind ?? null,
     serverCpuPct: Math.round(serverCpu * 1000) / 10,
     serverSysCpuPct: Math.round(serverSys * 1000) / 10,
     generatorCpuPct: Math.round(generatorCpu * 1000) / 10,
@@ -237,14 +249,23 @@ export function startFleet(options: LoadOptions, port: number): Fleet {
   });
 }
 
+/** What the inspector pass measures, per connection. */
+interface MemorySplit {
+  readonly heapPerConnKb: number;
+  readonly nativePerConnKb: number;
+  readonly heapSlackPerConnKb: number;
+  readonly heapByKind: HeapShare[] | null;
+}
+
 /**
  * The second pass: the same ramp against a server with an inspector, then
- * a forced GC at idle and at N. Per connection: V8 heap used, and RSS
- * beyond V8's committed heap (native: sockets, buffers, allocator).
+ * a forced GC at idle and at N. Per connection: V8 heap used, V8 heap
+ * committed but unused, and RSS beyond V8's committed heap (native:
+ * sockets, buffers, allocator); with heapSnapshot, the heap by kind.
  */
 async function memorySplit(
   options: SteadyOptions,
-): Promise<{ heapPerConnKb: number; nativePerConnKb: number } | null> {
+): Promise<MemorySplit | null> {
   options.onProgress?.("memory split: second pass with an inspector");
   await using server = await launchServer({
     settings: options.settings,
@@ -252,13 +273,20 @@ async function memorySplit(
     inspect: true,
   });
   await sleep(1000);
-  const idle = await safeHeap(server.inspectPort);
+  const snapshot = async () =>
+    options.heapSnapshot
+      ? await safe(() => heapSnapshot(server.inspectPort))
+      : null;
+  const idleKinds = await snapshot();
+  const idle = await safe(() => heapAfterGc(server.inspectPort));
   const rssIdle = rssBytes(server.pid);
   await using fleet = startFleet(options, server.port);
   const ramp = await fleet.ramp(Math.max(60_000, options.connections * 20));
   await sleep(3000);
-  const held = await safeHeap(server.inspectPort);
+  const held = await safe(() => heapAfterGc(server.inspectPort));
   const rssHeld = rssBytes(server.pid);
+  options.onProgress?.("memory split: heap snapshot at N");
+  const heldKinds = idleKinds ? await snapshot() : null;
   await fleet[Symbol.asyncDispose]();
   await server.stop();
   if (!idle || !held) return null;
@@ -268,12 +296,20 @@ async function memorySplit(
       (rssHeld - held.total) - (rssIdle - idle.total),
       ramp.open,
     ),
+    heapSlackPerConnKb: kbPer(
+      (held.total - held.used) - (idle.total - idle.used),
+      ramp.open,
+    ),
+    heapByKind: idleKinds && heldKinds
+      ? heapPerConnection(idleKinds, heldKinds, ramp.open)
+      : null,
   };
 }
 
-async function safeHeap(port: number): Promise<HeapFigures | null> {
+/** `read()`, or null when it fails (the inspector is best effort). */
+async function safe<T>(read: () => Promise<T | null>): Promise<T | null> {
   try {
-    return await heapAfterGc(port);
+    return await read();
   } catch {
     return null;
   }

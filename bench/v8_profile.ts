@@ -86,13 +86,16 @@ async function preprocess(log: string): Promise<Preprocessed> {
 if (import.meta.main) {
   const log = Deno.args[0];
   if (!log) {
+    // deno-lint-ignore no-console
     console.error("usage: bench/v8_profile.ts <v8 log>");
     Deno.exit(2);
   }
   const rows = profileTable(await preprocess(log));
   const total = rows.reduce((sum, r) => sum + r.ticks, 0);
+  // deno-lint-ignore no-console
   console.log(`${total} samples (about 1 ms each) on the main thread`);
   for (const row of rows) {
+    // deno-lint-ignore no-console
     console.log(
       `${String(row.share).padStart(5)}%  ${
         String(row.ticks).padStart(6)

@@ -51,3 +51,46 @@ Deno.test("deno task bench runs a tiny steady scenario, ws-time and the floor re
     await Deno.remove(out, { recursive: true });
   }
 });
+
+Deno.test("deno task bench --heap-snapshot charges the V8 heap to kinds of object, one WebSocket and one Connection per client", async () => {
+  const out = await Deno.makeTempDir({ prefix: "ws-time-bench-" });
+  try {
+    await using bench = new Child(Deno.execPath(), [
+      "run",
+      "--allow-run",
+      "--allow-net=127.0.0.1",
+      "--allow-read",
+      `--allow-write=${out}`,
+      "--allow-sys=systemMemoryInfo,osRelease",
+      `${ROOT}bench/bench.ts`,
+      "--scenario=steady",
+      "--profile=start",
+      "--n=200",
+      "--hold=2",
+      "--rate=400",
+      "--heap-snapshot",
+      `--out=${out}`,
+    ], { cwd: ROOT });
+    const status = await bench.finished();
+    assert.equal(status.code, 0, bench.lines.join("\n"));
+    const json = [...Deno.readDirSync(out)].map((f) => f.name)
+      .find((f) => /^steady-.*\.json$/.test(f))!;
+    const [result] = JSON.parse(Deno.readTextFileSync(`${out}/${json}`))
+      .results;
+    const kinds = new Map<string, { objectsPerConn: number }>(
+      result.heapByKind.map((
+        s: { kind: string; objectsPerConn: number },
+      ) => [s.kind, s]),
+    );
+    for (const kind of ["WebSocket", "Connection"]) {
+      const per = kinds.get(kind)?.objectsPerConn;
+      assert.ok(
+        per !== undefined && per >= 0.95 && per <= 1.05,
+        `${kind}: ${per} per connection in ${[...kinds.keys()].join(", ")}`,
+      );
+    }
+    assert.ok(bench.lines.some((l) => /WebSocket/.test(l)), "no table printed");
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
