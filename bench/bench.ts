@@ -302,7 +302,7 @@ function soakSweep(options: BenchOptions): Promise<SoakResult[]> {
     }));
 }
 
-/** RSS and heap over the soak. */
+/** RSS, anonymous memory and the heap (used, reserved) over the soak. */
 function soakChart(results: SoakResult[]): string {
   return lineChart({
     title: "Soak: server memory over time",
@@ -314,8 +314,18 @@ function soakChart(results: SoakResult[]): string {
         points: r.samples.map((s) => [s.atS / 60, s.rssMb] as const),
       },
       {
+        name: `anonymous ${r.profile} N=${r.connections}`,
+        points: r.samples.map((s) => [s.atS / 60, s.anonMb ?? NaN] as const),
+      },
+      {
         name: `heap ${r.profile} N=${r.connections}`,
         points: r.samples.map((s) => [s.atS / 60, s.heapMb] as const),
+      },
+      {
+        name: `heap reserved ${r.profile} N=${r.connections}`,
+        points: r.samples.map((s) =>
+          [s.atS / 60, s.heapTotalMb ?? NaN] as const
+        ),
       },
     ]),
   });

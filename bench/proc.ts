@@ -41,6 +41,17 @@ export function rssBytes(pid: number): number {
   return match ? Number(match[1]) * 1024 : NaN;
 }
 
+/**
+ * Anonymous resident memory of `pid` in bytes (smaps_rollup), or NaN: what
+ * the process allocated itself, without the pages of the deno binary that
+ * it shares with every other deno process (the load generators here).
+ */
+export function anonBytes(pid: number): number {
+  const rollup = readProc(`/proc/${pid}/smaps_rollup`) ?? "";
+  const match = /^Anonymous:\s+(\d+) kB/m.exec(rollup);
+  return match ? Number(match[1]) * 1024 : NaN;
+}
+
 /** User and system CPU seconds used by `pid` so far (NaN once it is gone). */
 export function cpuTimes(pid: number): { user: number; system: number } {
   const stat = readProc(`/proc/${pid}/stat`);

@@ -10,7 +10,7 @@
  */
 
 import { sleep, waitFor } from "../tests/helpers/timing.ts";
-import { fdCount, rssBytes } from "./proc.ts";
+import { anonBytes, fdCount, rssBytes } from "./proc.ts";
 import { launchServer } from "./server_launcher.ts";
 import { type LoadOptions, startFleet } from "./steady.ts";
 
@@ -32,7 +32,11 @@ export interface SoakOptions extends LoadOptions {
 export interface SoakSample {
   readonly atS: number;
   readonly rssMb: number;
+  /** Anonymous resident memory: RSS without the shared binary's pages. */
+  readonly anonMb?: number;
   readonly heapMb: number;
+  /** V8 heap reserved: above heapMb by what fragmentation holds. */
+  readonly heapTotalMb?: number;
   readonly fds: number;
   readonly connections: number;
 }
@@ -48,8 +52,14 @@ export interface SoakResult {
   readonly rssGrowthPct: number;
   /** Least-squares slope of RSS after the warm-up, MB per hour. */
   readonly rssSlopeMbPerHour: number;
+  /** Anonymous memory at the end against the end of the warm-up, %. */
+  readonly anonGrowthPct?: number;
+  /** Least-squares slope of anonymous memory after the warm-up, MB/h. */
+  readonly anonSlopeMbPerHour?: number;
   /** The same for the V8 heap. */
   readonly heapSlopeMbPerHour: number;
+  /** The same for the V8 heap reserved. */
+  readonly heapTotalSlopeMbPerHour?: number;
   /** Descriptors before any client, and after all of them left. */
   readonly fdsBaseline: number;
   readonly fdsAfter: number;
@@ -90,13 +100,15 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     samples.push({
       atS: Math.round((performance.now() - began) / 1000),
       rssMb: mb(rssBytes(server.pid)),
+      anonMb: mb(anonBytes(server.pid)),
       heapMb: mb(await gauge(server.port, "deno_heap_used_bytes")),
+      heapTotalMb: mb(await gauge(server.port, "deno_heap_total_bytes")),
       fds: fdCount(server.pid),
       connections: await gauge(server.port, "wstime_connections"),
     });
     const last = samples.at(-1)!;
     options.onProgress?.(
-      `soak ${last.atS}/${options.holdS} s: RSS ${last.rssMb} MB, heap ${last.heapMb} MB, ${last.fds} fds, ${last.connections} connections`,
+      `soak ${last.atS}/${options.holdS} s: RSS ${last.rssMb} MB, anon ${last.anonMb} MB, heap ${last.heapMb}/${last.heapTotalMb} MB, ${last.fds} fds, ${last.connections} connections`,
     );
   };
   let churn: Record<string, number> = {};
@@ -128,19 +140,24 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   const after = samples.filter((s) => s.atS >= options.warmupS);
   const atWarmup = after[0] ?? samples[0]!;
   const last = samples.at(-1)!;
-  const perHour = (key: "rssMb" | "heapMb") =>
+  const perHour = (key: "rssMb" | "anonMb" | "heapMb" | "heapTotalMb") =>
     Math.round(
-      slope(after.map((s) => [s.atS / 3600, s[key]] as const)) * 10,
+      slope(after.map((s) => [s.atS / 3600, s[key] ?? NaN] as const)) * 10,
     ) / 10;
+  const growth = (key: "rssMb" | "anonMb") =>
+    Math.round((last[key]! / atWarmup[key]! - 1) * 1000) / 10;
   return {
     profile: options.settings.name,
     connections: options.connections,
     holdS: options.holdS,
     churnPerSecond: options.churnPerSecond,
     samples,
-    rssGrowthPct: Math.round((last.rssMb / atWarmup.rssMb - 1) * 1000) / 10,
+    rssGrowthPct: growth("rssMb"),
     rssSlopeMbPerHour: perHour("rssMb"),
+    anonGrowthPct: growth("anonMb"),
+    anonSlopeMbPerHour: perHour("anonMb"),
     heapSlopeMbPerHour: perHour("heapMb"),
+    heapTotalSlopeMbPerHour: perHour("heapTotalMb"),
     fdsBaseline,
     fdsAfter,
     churn,
@@ -151,14 +168,19 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
 export function soakTable(result: SoakResult): string {
   const rows = result.samples.map((s) =>
     `${String(s.atS).padStart(6)}  ${String(s.rssMb).padStart(7)}  ${
-      String(s.heapMb).padStart(7)
+      String(s.anonMb ?? "").padStart(7)
+    }  ${String(s.heapMb).padStart(7)}  ${
+      String(s.heapTotalMb ?? "").padStart(8)
     }  ${String(s.fds).padStart(6)}  ${String(s.connections).padStart(6)}`
   );
   return [
-    "   t s   RSS MB  heap MB     fds   conns",
+    "   t s   RSS MB  anon MB  heap MB  reserved     fds   conns",
     ...rows,
     `RSS growth after warm-up: ${result.rssGrowthPct}% ` +
-    `(slope ${result.rssSlopeMbPerHour} MB/h; heap ${result.heapSlopeMbPerHour} MB/h)`,
+    `(slope ${result.rssSlopeMbPerHour} MB/h; heap ${result.heapSlopeMbPerHour} MB/h, ` +
+    `reserved ${result.heapTotalSlopeMbPerHour} MB/h)`,
+    `anonymous memory growth after warm-up: ${result.anonGrowthPct}% ` +
+    `(slope ${result.anonSlopeMbPerHour} MB/h)`,
     `descriptors: ${result.fdsBaseline} before clients, ${result.fdsAfter} after all left`,
     `churn: ${JSON.stringify(result.churn)}`,
   ].join("\n");

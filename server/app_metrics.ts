@@ -233,6 +233,12 @@ export function declareMetrics(metrics: Metrics, from: MetricSources): void {
     "V8 heap in use, bytes",
     () => Deno.memoryUsage().heapUsed,
   );
+  // Used against total tells a growing heap from a fragmented one.
+  metrics.gauge(
+    "deno_heap_total_bytes",
+    "V8 heap reserved from the system, bytes",
+    () => Deno.memoryUsage().heapTotal,
+  );
 }
 
 function declareStoreMetrics(metrics: Metrics, from: MetricSources): void {
