@@ -2,27 +2,35 @@ import assert from "node:assert/strict";
 import { Child } from "./helpers/child.ts";
 import { ROOT } from "./helpers/paths.ts";
 
+/** Runs bench/bench.ts with `args`, results into `out`; returns its lines. */
+async function runBench(out: string, args: string[]): Promise<string[]> {
+  await using bench = new Child(Deno.execPath(), [
+    "run",
+    "--allow-run",
+    "--allow-net=127.0.0.1",
+    "--allow-read",
+    `--allow-write=${out}`,
+    "--allow-sys=systemMemoryInfo,osRelease",
+    `${ROOT}bench/bench.ts`,
+    ...args,
+    `--out=${out}`,
+  ], { cwd: ROOT });
+  const status = await bench.finished();
+  assert.equal(status.code, 0, bench.lines.join("\n"));
+  return bench.lines;
+}
+
 Deno.test("deno task bench runs a tiny steady scenario, ws-time and the floor reference, and writes its result", async () => {
   const out = await Deno.makeTempDir({ prefix: "ws-time-bench-" });
   try {
-    await using bench = new Child(Deno.execPath(), [
-      "run",
-      "--allow-run",
-      "--allow-net=127.0.0.1",
-      "--allow-read",
-      `--allow-write=${out}`,
-      "--allow-sys=systemMemoryInfo,osRelease",
-      `${ROOT}bench/bench.ts`,
+    const lines = await runBench(out, [
       "--scenario=steady",
       // ws-time beside the floor reference (reference/floor.ts, Deno only).
       "--profile=start,floor",
       "--n=20",
       "--hold=2",
       "--rate=200",
-      `--out=${out}`,
-    ], { cwd: ROOT });
-    const status = await bench.finished();
-    assert.equal(status.code, 0, bench.lines.join("\n"));
+    ]);
     const files = [...Deno.readDirSync(out)].map((f) => f.name);
     const json = files.find((f) => /^steady-.*\.json$/.test(f));
     assert.ok(json, `no result in ${files.join(", ")}`);
@@ -46,7 +54,7 @@ Deno.test("deno task bench runs a tiny steady scenario, ws-time and the floor re
         `${result.profile}: system CPU ${result.serverSysCpuPct}% of ${result.serverCpuPct}%`,
       );
     }
-    assert.ok(bench.lines.some((l) => /^profile\s+N\s+held/.test(l)));
+    assert.ok(lines.some((l) => /^profile\s+N\s+held/.test(l)));
   } finally {
     await Deno.remove(out, { recursive: true });
   }
@@ -55,24 +63,14 @@ Deno.test("deno task bench runs a tiny steady scenario, ws-time and the floor re
 Deno.test("deno task bench --heap-snapshot charges the V8 heap to kinds of object, one WebSocket and one Connection per client", async () => {
   const out = await Deno.makeTempDir({ prefix: "ws-time-bench-" });
   try {
-    await using bench = new Child(Deno.execPath(), [
-      "run",
-      "--allow-run",
-      "--allow-net=127.0.0.1",
-      "--allow-read",
-      `--allow-write=${out}`,
-      "--allow-sys=systemMemoryInfo,osRelease",
-      `${ROOT}bench/bench.ts`,
+    const lines = await runBench(out, [
       "--scenario=steady",
       "--profile=start",
       "--n=200",
       "--hold=2",
       "--rate=400",
       "--heap-snapshot",
-      `--out=${out}`,
-    ], { cwd: ROOT });
-    const status = await bench.finished();
-    assert.equal(status.code, 0, bench.lines.join("\n"));
+    ]);
     const json = [...Deno.readDirSync(out)].map((f) => f.name)
       .find((f) => /^steady-.*\.json$/.test(f))!;
     const [result] = JSON.parse(Deno.readTextFileSync(`${out}/${json}`))
@@ -89,7 +87,7 @@ Deno.test("deno task bench --heap-snapshot charges the V8 heap to kinds of objec
         `${kind}: ${per} per connection in ${[...kinds.keys()].join(", ")}`,
       );
     }
-    assert.ok(bench.lines.some((l) => /WebSocket/.test(l)), "no table printed");
+    assert.ok(lines.some((l) => /WebSocket/.test(l)), "no table printed");
   } finally {
     await Deno.remove(out, { recursive: true });
   }
