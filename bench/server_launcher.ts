@@ -97,20 +97,25 @@ export function settingsFor(
   } = {},
 ): Settings {
   if (profile in REFERENCES) {
+    // The Deno floor may take the production allocator, so that its memory
+    // compares like for like with --profile production.
+    const deno = REFERENCES[profile as Reference].program === "deno";
     if (
-      overrides.v8Flags !== undefined || overrides.jemalloc !== undefined ||
+      overrides.v8Flags !== undefined ||
+      (overrides.jemalloc !== undefined && !deno) ||
       (overrides.serverArgs ?? []).length > 0 ||
       Object.keys(overrides.env ?? {}).length > 0
     ) {
       throw new Error(
         `--profile ${profile} is a reference server: --v8-flags, ` +
-          `--jemalloc, --server-args and --server-env apply to ws-time only`,
+          `--server-args and --server-env apply to ws-time only, ` +
+          `--jemalloc to ws-time and the Deno floor`,
       );
     }
     return {
-      name: profile,
+      name: profile + (overrides.jemalloc ? "+jemalloc" : ""),
       denoFlags: [],
-      env: {},
+      env: overrides.jemalloc ? { ...PRODUCTION_ENV } : {},
       serverArgs: [],
       reference: profile as Reference,
     };
@@ -185,7 +190,7 @@ export async function launchServer(
     throw new Error(`the ${reference} reference runs the steady scenario only`);
   }
   const child = reference
-    ? await launchReference(reference, port)
+    ? await launchReference(reference, port, options.settings.env)
     : new Child(Deno.execPath(), [
       "run",
       ...options.settings.denoFlags,
@@ -235,7 +240,11 @@ export async function launchServer(
  * Starts a reference server on `port`, installing its npm dependencies
  * (pinned by bench/reference/package-lock.json) on first use.
  */
-async function launchReference(name: Reference, port: number): Promise<Child> {
+async function launchReference(
+  name: Reference,
+  port: number,
+  env: Readonly<Record<string, string>>,
+): Promise<Child> {
   const { program, script, args } = REFERENCES[name];
   if (program === "deno") {
     // The start task's V8 flag, so the floor compares like for like.
@@ -246,7 +255,7 @@ async function launchReference(name: Reference, port: number): Promise<Child> {
       REFERENCE_DIR + script,
       String(port),
       ...args,
-    ], { cwd: REFERENCE_DIR });
+    ], { cwd: REFERENCE_DIR, env: { ...env } });
   }
   try {
     await Deno.stat(`${REFERENCE_DIR}node_modules/ws`);
