@@ -81,8 +81,14 @@ export function slope(
   return sxx === 0 ? 0 : sxy / sxx;
 }
 
-async function gauge(port: number, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+/** The server's metrics page (empty for a reference server, which has none). */
+async function scrape(port: number, reference: boolean): Promise<string> {
+  if (reference) return "";
+  return await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+}
+
+/** One unlabelled gauge of a metrics page, or NaN. */
+function gauge(text: string, name: string): number {
   return Number(new RegExp(`^${name} (\\S+)`, "m").exec(text)?.[1] ?? NaN);
 }
 
@@ -99,17 +105,16 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   // A reference server (the floor: Deno upgrading and ticking, nothing
   // else) has no /metrics: its samples are what /proc tells.
   const reference = options.settings.reference !== undefined;
-  const metric = (name: string) =>
-    reference ? Promise.resolve(NaN) : gauge(server.port, name);
   const sample = async () => {
+    const metrics = await scrape(server.port, reference);
     samples.push({
       atS: Math.round((performance.now() - began) / 1000),
       rssMb: mb(rssBytes(server.pid)),
       anonMb: mb(anonBytes(server.pid)),
-      heapMb: mb(await metric("deno_heap_used_bytes")),
-      heapTotalMb: mb(await metric("deno_heap_total_bytes")),
+      heapMb: mb(gauge(metrics, "deno_heap_used_bytes")),
+      heapTotalMb: mb(gauge(metrics, "deno_heap_total_bytes")),
       fds: fdCount(server.pid),
-      connections: await metric("wstime_connections"),
+      connections: gauge(metrics, "wstime_connections"),
     });
     const last = samples.at(-1)!;
     options.onProgress?.(
@@ -136,7 +141,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   }
   // Every client has gone: the server's descriptors must come back.
   await waitFor(
-    async () => reference || await metric("wstime_connections") === 0,
+    async () =>
+      reference ||
+      gauge(await scrape(server.port, false), "wstime_connections") === 0,
     60_000,
     "every connection to close",
   ).catch(() => {});

@@ -1,9 +1,16 @@
 import assert from "node:assert/strict";
 import { Child } from "./helpers/child.ts";
 import { ROOT } from "./helpers/paths.ts";
+import type { SteadyResult } from "../bench/steady.ts";
 
-/** Runs bench/bench.ts with `args`, results into `out`; returns its lines. */
-async function runBench(out: string, args: string[]): Promise<string[]> {
+/**
+ * Runs bench/bench.ts with `args`, results into `out`; returns its lines and
+ * the steady result record it wrote.
+ */
+async function runBench(
+  out: string,
+  args: string[],
+): Promise<{ lines: string[]; record: { results: SteadyResult[] } }> {
   await using bench = new Child(Deno.execPath(), [
     "run",
     "--allow-run",
@@ -17,13 +24,19 @@ async function runBench(out: string, args: string[]): Promise<string[]> {
   ], { cwd: ROOT });
   const status = await bench.finished();
   assert.equal(status.code, 0, bench.lines.join("\n"));
-  return bench.lines;
+  const files = [...Deno.readDirSync(out)].map((f) => f.name);
+  const json = files.find((f) => /^steady-.*\.json$/.test(f));
+  assert.ok(json, `no result in ${files.join(", ")}`);
+  return {
+    lines: bench.lines,
+    record: JSON.parse(Deno.readTextFileSync(`${out}/${json}`)),
+  };
 }
 
 Deno.test("deno task bench runs a tiny steady scenario, ws-time and the floor reference, and writes its result", async () => {
   const out = await Deno.makeTempDir({ prefix: "ws-time-bench-" });
   try {
-    const lines = await runBench(out, [
+    const { lines, record } = await runBench(out, [
       "--scenario=steady",
       // ws-time beside the floor reference (reference/floor.ts, Deno only).
       "--profile=start,floor",
@@ -31,10 +44,6 @@ Deno.test("deno task bench runs a tiny steady scenario, ws-time and the floor re
       "--hold=2",
       "--rate=200",
     ]);
-    const files = [...Deno.readDirSync(out)].map((f) => f.name);
-    const json = files.find((f) => /^steady-.*\.json$/.test(f));
-    assert.ok(json, `no result in ${files.join(", ")}`);
-    const record = JSON.parse(Deno.readTextFileSync(`${out}/${json}`));
     assert.deepEqual(
       record.results.map((r: { profile: string }) => r.profile),
       ["start", "floor"],
@@ -63,7 +72,7 @@ Deno.test("deno task bench runs a tiny steady scenario, ws-time and the floor re
 Deno.test("deno task bench --heap-snapshot charges the V8 heap to kinds of object, one WebSocket and one Connection per client", async () => {
   const out = await Deno.makeTempDir({ prefix: "ws-time-bench-" });
   try {
-    const lines = await runBench(out, [
+    const { lines, record } = await runBench(out, [
       "--scenario=steady",
       "--profile=start",
       "--n=200",
@@ -71,14 +80,8 @@ Deno.test("deno task bench --heap-snapshot charges the V8 heap to kinds of objec
       "--rate=400",
       "--heap-snapshot",
     ]);
-    const json = [...Deno.readDirSync(out)].map((f) => f.name)
-      .find((f) => /^steady-.*\.json$/.test(f))!;
-    const [result] = JSON.parse(Deno.readTextFileSync(`${out}/${json}`))
-      .results;
-    const kinds = new Map<string, { objectsPerConn: number }>(
-      result.heapByKind.map((
-        s: { kind: string; objectsPerConn: number },
-      ) => [s.kind, s]),
+    const kinds = new Map(
+      (record.results[0]!.heapByKind ?? []).map((s) => [s.kind, s]),
     );
     for (const kind of ["WebSocket", "Connection"]) {
       const per = kinds.get(kind)?.objectsPerConn;

@@ -37,12 +37,15 @@ function limitedServer(limit: number, args: string[] = []) {
   return { child, port, ws: `ws://127.0.0.1:${port}/` };
 }
 
-/** Opens `count` half-open requests from `localAddress`; never ends them (refused ones are not kept). */
+/**
+ * Opens `count` half-open requests from `localAddress` and returns the
+ * sockets that connected; never ends them.
+ */
 async function flood(
   port: number,
   localAddress: string,
   count: number,
-): Promise<{ open: net.Socket[] }> {
+): Promise<net.Socket[]> {
   const open: net.Socket[] = [];
   const one = () =>
     new Promise<void>((resolve) => {
@@ -57,7 +60,7 @@ async function flood(
   for (let i = 0; i < count; i += 100) {
     await Promise.all(Array.from({ length: Math.min(100, count - i) }, one));
   }
-  return { open };
+  return open;
 }
 
 async function metric(port: number, name: string): Promise<number> {
@@ -81,8 +84,7 @@ Deno.test("main.ts under ulimit -n 3000: a flood of half-open requests costs new
       15_000,
       "200 sessions ticking",
     );
-    const { open } = await flood(server.port, "127.0.0.2", 2800);
-    flooded = open;
+    flooded = await flood(server.port, "127.0.0.2", 2800);
     await server.child.waitForLine(
       /cannot accept connections.*Too many open files/,
       10_000,
