@@ -31,7 +31,7 @@ export const JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
  */
 export const PRODUCTION_ENV: Readonly<Record<string, string>> = {
   LD_PRELOAD: JEMALLOC,
-  MALLOC_CONF: "dirty_decay_ms:0,muzzy_decay_ms:0",
+  MALLOC_CONF: "dirty_decay_ms:0,muzzy_decay_ms:0,tcache:false",
 };
 
 /** The server settings under test. */

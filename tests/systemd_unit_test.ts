@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { PRODUCTION_ENV } from "../bench/server_launcher.ts";
 import { parseDuration } from "../server/config/parse.ts";
 import { Child } from "./helpers/child.ts";
 import { ROOT } from "./helpers/paths.ts";
@@ -120,4 +121,12 @@ Deno.test("deploy/ws-time@.service differs from ws-time.service only in what one
   assert.match(TEMPLATE, /^PartOf=ws-time\.target$/m);
   assert.match(TEMPLATE, /^WantedBy=ws-time\.target$/m);
   assert.match(TARGET, /^WantedBy=multi-user\.target$/m);
+});
+
+Deno.test("the bench's production profile runs with the allocator settings of deploy/ws-time.service", () => {
+  // Figures quoted for "production" must be those of what the unit runs.
+  const unit = environment(UNIT);
+  for (const [key, value] of Object.entries(PRODUCTION_ENV)) {
+    assert.equal(unit[key], value, key);
+  }
 });
