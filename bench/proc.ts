@@ -34,11 +34,16 @@ export function fdCount(pid: number): number {
 /** Clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 here). */
 const USER_HZ = 100;
 
+/** The `field:  N kB` line of a /proc file in bytes, or NaN. */
+function kbField(path: string, field: string): number {
+  const text = readProc(path) ?? "";
+  const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(text);
+  return match ? Number(match[1]) * 1024 : NaN;
+}
+
 /** Resident memory of `pid` in bytes (VmRSS), or NaN once it is gone. */
 export function rssBytes(pid: number): number {
-  const status = readProc(`/proc/${pid}/status`) ?? "";
-  const match = /^VmRSS:\s+(\d+) kB/m.exec(status);
-  return match ? Number(match[1]) * 1024 : NaN;
+  return kbField(`/proc/${pid}/status`, "VmRSS");
 }
 
 /**
@@ -47,9 +52,7 @@ export function rssBytes(pid: number): number {
  * it shares with every other deno process (the load generators here).
  */
 export function anonBytes(pid: number): number {
-  const rollup = readProc(`/proc/${pid}/smaps_rollup`) ?? "";
-  const match = /^Anonymous:\s+(\d+) kB/m.exec(rollup);
-  return match ? Number(match[1]) * 1024 : NaN;
+  return kbField(`/proc/${pid}/smaps_rollup`, "Anonymous");
 }
 
 /** User and system CPU seconds used by `pid` so far (NaN once it is gone). */

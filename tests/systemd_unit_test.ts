@@ -72,11 +72,7 @@ Deno.test("deploy/ws-time.service binds port 80 unprivileged and outlasts the dr
   assert.deepEqual(settings("AmbientCapabilities"), ["CAP_NET_BIND_SERVICE"]);
   assert.deepEqual(settings("CapabilityBoundingSet"), ["CAP_NET_BIND_SERVICE"]);
   assert.ok(Number(settings("LimitNOFILE")[0]) >= 65536);
-  const env = Object.fromEntries(
-    settings("Environment").flatMap((l) => l.split(/\s+/)).map((pair) =>
-      pair.split("=") as [string, string]
-    ),
-  );
+  const env = environment(UNIT);
   assert.equal(env.PORT, "80");
   const drain = parseDuration(env.DRAIN_DELAY!)! +
     parseDuration(env.DRAIN_PERIOD!)!;
