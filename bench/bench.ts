@@ -315,7 +315,7 @@ function soakChart(results: SoakResult[]): string {
       },
       {
         name: `anonymous ${r.profile} N=${r.connections}`,
-        points: r.samples.map((s) => [s.atS / 60, s.anonMb ?? NaN] as const),
+        points: r.samples.map((s) => [s.atS / 60, s.anonMb] as const),
       },
       {
         name: `heap ${r.profile} N=${r.connections}`,
@@ -323,9 +323,7 @@ function soakChart(results: SoakResult[]): string {
       },
       {
         name: `heap reserved ${r.profile} N=${r.connections}`,
-        points: r.samples.map((s) =>
-          [s.atS / 60, s.heapTotalMb ?? NaN] as const
-        ),
+        points: r.samples.map((s) => [s.atS / 60, s.heapTotalMb] as const),
       },
     ]),
   });

@@ -33,10 +33,10 @@ export interface SoakSample {
   readonly atS: number;
   readonly rssMb: number;
   /** Anonymous resident memory: RSS without the shared binary's pages. */
-  readonly anonMb?: number;
+  readonly anonMb: number;
   readonly heapMb: number;
   /** V8 heap reserved: above heapMb by what fragmentation holds. */
-  readonly heapTotalMb?: number;
+  readonly heapTotalMb: number;
   readonly fds: number;
   readonly connections: number;
 }
@@ -53,13 +53,13 @@ export interface SoakResult {
   /** Least-squares slope of RSS after the warm-up, MB per hour. */
   readonly rssSlopeMbPerHour: number;
   /** Anonymous memory at the end against the end of the warm-up, %. */
-  readonly anonGrowthPct?: number;
+  readonly anonGrowthPct: number;
   /** Least-squares slope of anonymous memory after the warm-up, MB/h. */
-  readonly anonSlopeMbPerHour?: number;
+  readonly anonSlopeMbPerHour: number;
   /** The same for the V8 heap. */
   readonly heapSlopeMbPerHour: number;
   /** The same for the V8 heap reserved. */
-  readonly heapTotalSlopeMbPerHour?: number;
+  readonly heapTotalSlopeMbPerHour: number;
   /** Descriptors before any client, and after all of them left. */
   readonly fdsBaseline: number;
   readonly fdsAfter: number;
@@ -154,10 +154,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   const last = samples.at(-1)!;
   const perHour = (key: "rssMb" | "anonMb" | "heapMb" | "heapTotalMb") =>
     Math.round(
-      slope(after.map((s) => [s.atS / 3600, s[key] ?? NaN] as const)) * 10,
+      slope(after.map((s) => [s.atS / 3600, s[key]] as const)) * 10,
     ) / 10;
   const growth = (key: "rssMb" | "anonMb") =>
-    Math.round((last[key]! / atWarmup[key]! - 1) * 1000) / 10;
+    Math.round((last[key] / atWarmup[key] - 1) * 1000) / 10;
   return {
     profile: options.settings.name,
     connections: options.connections,
@@ -180,10 +180,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
 export function soakTable(result: SoakResult): string {
   const rows = result.samples.map((s) =>
     `${String(s.atS).padStart(6)}  ${String(s.rssMb).padStart(7)}  ${
-      String(s.anonMb ?? "").padStart(7)
-    }  ${String(s.heapMb).padStart(7)}  ${
-      String(s.heapTotalMb ?? "").padStart(8)
-    }  ${String(s.fds).padStart(6)}  ${String(s.connections).padStart(6)}`
+      String(s.anonMb).padStart(7)
+    }  ${String(s.heapMb).padStart(7)}  ${String(s.heapTotalMb).padStart(8)}  ${
+      String(s.fds).padStart(6)
+    }  ${String(s.connections).padStart(6)}`
   );
   return [
     "   t s   RSS MB  anon MB  heap MB  reserved     fds   conns",
