@@ -273,7 +273,10 @@ export function buildApp(options: AppOptions): App {
       connLog.info("superseded", { ...fields, epoch: session.epoch });
       return upgraded.response;
     }
-    if (session.resumed !== "") {
+    // A claim from the store announced itself; a session written back from
+    // its token took nothing the store knew of, but an older connection
+    // may still hold it elsewhere.
+    if (session.resumed === "token") {
       store.announce(session.id, session.epoch).catch(() => {});
     }
     metrics.inc("wstime_sessions_total", {

@@ -7,7 +7,8 @@
  * instances could both take a session, or a stale release could mark a
  * newer connection's session as closed: hence Lua, run by EVALSHA with a
  * fallback to EVAL when Redis has not seen the script (after a restart or
- * a failover).
+ * a failover). Claims arriving together (a storm of resumes) go as one
+ * script call: the keys are independent, the batch only shares the trip.
  *
  * @module
  */
@@ -35,24 +36,47 @@ export function decodeRecord(text: string | null): SessionRecord | null {
   };
 }
 
-// The same rule as claimRecord() in store.ts, inside Redis. Numbers stay
-// strings where Lua's doubles could round them (the start in ms).
+// The same rule as claimRecord() in store.ts, inside Redis, for a batch of
+// sessions: KEYS are their keys; ARGV is the grace period in seconds, the
+// takeover channel, this instance's id, then each session's id and
+// presented epoch. Three strings per session come back: start, epoch and
+// "1" when superseded, "0" when taken, or three empty strings when the
+// session is unknown. A takeover is published here, in the same step, so
+// a resume costs no second command. Numbers stay strings where Lua's
+// doubles could round them (the start in ms).
 const CLAIM = `
-local v = redis.call('GET', KEYS[1])
-if not v then return false end
-local s, e, l = string.match(v, '^(%d+):(%d+):([01])$')
-if not s then
-  s = string.match(v, '^(%d+)$')
-  if not s then return false end
-  e = '0'
-  l = '0'
+local out = {}
+for i, key in ipairs(KEYS) do
+  local id = ARGV[2 + 2 * i]
+  local presented = tonumber(ARGV[3 + 2 * i])
+  local v = redis.call('GET', key)
+  local s, e, l
+  if v then
+    s, e, l = string.match(v, '^(%d+):(%d+):([01])$')
+    if not s then
+      s = string.match(v, '^(%d+)$')
+      e = '0'
+      l = '0'
+    end
+  end
+  if not s or not presented then
+    out[#out + 1] = ''
+    out[#out + 1] = ''
+    out[#out + 1] = ''
+  elseif tonumber(e) > presented and l == '1' then
+    out[#out + 1] = s
+    out[#out + 1] = e
+    out[#out + 1] = '1'
+  else
+    local n = tostring(math.max(tonumber(e), presented) + 1)
+    redis.call('SET', key, s .. ':' .. n .. ':1', 'EX', ARGV[1])
+    redis.call('PUBLISH', ARGV[2], ARGV[3] .. ' ' .. id .. ' ' .. n)
+    out[#out + 1] = s
+    out[#out + 1] = n
+    out[#out + 1] = '0'
+  end
 end
-local epoch = tonumber(e)
-local presented = tonumber(ARGV[1])
-if epoch > presented and l == '1' then return {s, e, '1'} end
-local n = math.max(epoch, presented) + 1
-redis.call('SET', KEYS[1], s .. ':' .. n .. ':1', 'EX', ARGV[2])
-return {s, tostring(n), '0'}
+return out
 `;
 
 const RELEASE = `
@@ -74,7 +98,10 @@ function script(source: string): Script {
   return { source, sha1: createHash("sha1").update(source).digest("hex") };
 }
 
-/** Claims a session: `{start, epoch, superseded}`, or nil when unknown. */
+/**
+ * Claims a batch of sessions and announces each takeover: per session
+ * `start, epoch, superseded` ("1"/"0"), or three empty strings when unknown.
+ */
 export const CLAIM_SCRIPT: Script = script(CLAIM);
 /** Ends a connection's hold on its session if it is still the newest. */
 export const RELEASE_SCRIPT: Script = script(RELEASE);
@@ -84,19 +111,20 @@ export interface CommandSender {
   send(args: string[]): Promise<unknown>;
 }
 
-/** Runs `s` on one key, loading it first if Redis does not know it. */
+/** Runs `s` on `keys`, loading it first if Redis does not know it. */
 export async function runScript(
   client: CommandSender,
   s: Script,
-  key: string,
+  keys: readonly string[],
   args: readonly string[],
 ): Promise<unknown> {
+  const rest = [String(keys.length), ...keys, ...args];
   try {
-    return await client.send(["EVALSHA", s.sha1, "1", key, ...args]);
+    return await client.send(["EVALSHA", s.sha1, ...rest]);
   } catch (error) {
     if (!(error instanceof ErrorReply) || !/^NOSCRIPT/.test(error.message)) {
       throw error;
     }
-    return await client.send(["EVAL", s.source, "1", key, ...args]);
+    return await client.send(["EVAL", s.source, ...rest]);
   }
 }

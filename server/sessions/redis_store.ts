@@ -1,7 +1,8 @@
 /**
  * Sessions in Redis, shared by every instance. A session costs one SET (with
  * the grace period as its expiry) when it starts; a resume is one claim
- * script (read, fence by epoch, write); live sessions are kept alive by one
+ * script (read, fence by epoch, write, announce the takeover), shared by
+ * every claim that arrived in the same turn of the event loop; live sessions are kept alive by one
  * pipelined batch of GETEXs per refresh, which also shows the sessions a
  * newer connection took meanwhile; a closed session's record lives on for
  * the grace period. Takeovers travel over pub/sub as `<instance> <id>
@@ -63,6 +64,13 @@ export interface RedisStoreOptions {
   readonly backoffMaxMs?: number;
 }
 
+/** A claim waiting for its batch. */
+interface PendingClaim {
+  readonly id: string;
+  readonly epoch: number;
+  readonly resolve: (claim: Claim | null) => void;
+}
+
 /** A {@link SessionStore} backed by Redis. */
 export class RedisStore implements SessionStore {
   readonly kind = "redis";
@@ -91,6 +99,9 @@ export class RedisStore implements SessionStore {
   };
   #flushing = false;
   #flushTimer: TimerHandle | undefined;
+  /** Claims for the next script call, sent at the end of this turn. */
+  #claims: PendingClaim[] = [];
+  #claimTimer: TimerHandle | undefined;
 
   /** Starts connecting at once; the store serves before Redis answers. */
   constructor(options: RedisStoreOptions) {
@@ -143,36 +154,64 @@ export class RedisStore implements SessionStore {
     }
   }
 
-  /** Claims from the write buffer or Redis; null when unknown or away. */
-  async claim(id: string, epoch: number): Promise<Claim | null> {
+  /**
+   * Claims from the write buffer or Redis; null when unknown or away. A
+   * takeover is announced to the other instances by the same script.
+   */
+  claim(id: string, epoch: number): Promise<Claim | null> {
     const buffered = this.#buffer.get(id);
     if (buffered !== undefined) {
       const { claim, next } = claimRecord(buffered, epoch);
       this.#keep(id, next);
-      return claim;
+      if (!claim.superseded) this.announce(id, claim.epoch);
+      return Promise.resolve(claim);
     }
+    return new Promise((resolve) => {
+      this.#claims.push({ id, epoch, resolve });
+      // A timer of 0 runs after every handshake ready in this turn, so a
+      // storm's claims share a trip; one alone waits no longer than a turn.
+      this.#claimTimer ??= this.#clock.setTimeout(() => {
+        this.#claimTimer = undefined;
+        this.#sendClaims();
+      }, 0);
+    });
+  }
+
+  /** Sends the waiting claims, at most one batch size per script call. */
+  #sendClaims(): void {
+    const waiting = this.#claims;
+    this.#claims = [];
+    for (let i = 0; i < waiting.length; i += this.#batchSize) {
+      this.#claimBatch(waiting.slice(i, i + this.#batchSize));
+    }
+  }
+
+  async #claimBatch(batch: readonly PendingClaim[]): Promise<void> {
+    const args = [String(this.#ttlS), this.#channel, this.#instanceId];
+    for (const { id, epoch } of batch) args.push(id, String(epoch));
+    let reply: unknown = null;
     try {
-      const reply = await this.#link.run(
+      reply = await this.#link.run(
         "claim",
         (redis) =>
-          runScript(redis, CLAIM_SCRIPT, this.#key(id), [
-            String(epoch),
-            String(this.#ttlS),
-          ]),
+          runScript(
+            redis,
+            CLAIM_SCRIPT,
+            batch.map(({ id }) => this.#key(id)),
+            args,
+          ),
       );
-      if (!Array.isArray(reply)) return null;
-      const [start, claimed, superseded] = reply.map(Number);
-      if (!Number.isSafeInteger(start) || !Number.isSafeInteger(claimed)) {
-        return null;
-      }
-      return {
-        start: start!,
-        epoch: claimed!,
-        superseded: superseded === 1,
-      };
     } catch {
-      return null;
+      // Counted by the link; every claim of the batch says "cannot say".
     }
+    const fields = Array.isArray(reply) && reply.length === 3 * batch.length
+      ? reply.map(String)
+      : null;
+    batch.forEach(({ resolve }, i) => {
+      const claim = fields && parseClaim(fields, 3 * i);
+      if (claim && !claim.superseded) this.#counts.takeoversSent++;
+      resolve(claim);
+    });
   }
 
   /**
@@ -203,7 +242,7 @@ export class RedisStore implements SessionStore {
       await this.#link.run(
         "release",
         (redis) =>
-          runScript(redis, RELEASE_SCRIPT, this.#key(id), [
+          runScript(redis, RELEASE_SCRIPT, [this.#key(id)], [
             String(epoch),
             String(this.#ttlS),
           ]),
@@ -269,6 +308,12 @@ export class RedisStore implements SessionStore {
 
   /** Tries a last flush, then closes both connections. */
   async close(): Promise<void> {
+    if (this.#claimTimer !== undefined) {
+      this.#clock.clearTimeout(this.#claimTimer);
+      this.#claimTimer = undefined;
+      for (const { resolve } of this.#claims) resolve(null);
+      this.#claims = [];
+    }
     if (this.#flushTimer !== undefined) {
       this.#clock.clearTimeout(this.#flushTimer);
       this.#flushTimer = undefined;
@@ -415,6 +460,17 @@ export class RedisStore implements SessionStore {
       }
     }
   }
+}
+
+/** The claim in `fields` from `at` (start, epoch, superseded), or null. */
+function parseClaim(fields: readonly string[], at: number): Claim | null {
+  if (fields[at] === "") return null;
+  const start = Number(fields[at]);
+  const epoch = Number(fields[at + 1]);
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(epoch)) {
+    return null;
+  }
+  return { start, epoch, superseded: fields[at + 2] === "1" };
 }
 
 function* take<K, V>(map: Map<K, V>, n: number): Generator<[K, V]> {

@@ -164,6 +164,59 @@ Deno.test("RedisStore.announce() reaches the other instances' listeners, not its
   assert.deepEqual(heard, { a: ["sess-1@3"], b: [], elsewhere: [] });
 });
 
+Deno.test("RedisStore.claim() of many sessions at once costs one script call, each answered for itself, and announces each takeover to the other instances", async () => {
+  await using redis = await startRedis();
+  await using a = openStore(redis.url);
+  await using b = openStore(redis.url);
+  await Promise.all([a.firstAttempt, b.firstAttempt]);
+  const heardByA: string[] = [];
+  const heardByB: string[] = [];
+  a.onTakeover((id, epoch) => heardByA.push(`${id}@${epoch}`));
+  b.onTakeover((id, epoch) => heardByB.push(`${id}@${epoch}`));
+  const ids = Array.from({ length: 50 }, (_, i) => `m${i}`);
+  await Promise.all(ids.map((id, i) => a.create(id, 1000 + i, 1)));
+  // One held live by a newer connection: a stale claim of it must yield.
+  await redisCall(redis.url, "SET", "t:session:m7", "1007:9:1");
+  await redisCall(redis.url, "CONFIG", "RESETSTAT");
+  const claims = await Promise.all(
+    [...ids, "unknown"].map((id) => b.claim(id, 1)),
+  );
+  assert.equal(await calls(redis.url, "evalsha"), 1);
+  // Redis counts the script's own commands: one PUBLISH per takeover.
+  assert.equal(await calls(redis.url, "publish"), 49);
+  claims.slice(0, 50).forEach((claim, i) =>
+    assert.deepEqual(
+      claim,
+      i === 7
+        ? { start: 1007, epoch: 9, superseded: true }
+        : { start: 1000 + i, epoch: 2, superseded: false },
+      ids[i],
+    )
+  );
+  assert.equal(claims[50], null, "an unknown session");
+  assert.equal(await redisCall(redis.url, "GET", "t:session:m3"), "1003:2:1");
+  assert.equal(await redisCall(redis.url, "GET", "t:session:m7"), "1007:9:1");
+  // The instance that held them hears of all 49 takeovers, the taker none.
+  await waitFor(() => heardByA.length === 49, 2000, "takeovers heard by a");
+  await sleep(100);
+  assert.equal(heardByA.length, 49);
+  assert.ok(heardByA.includes("m3@2") && !heardByA.includes("m7@9"));
+  assert.deepEqual(heardByB, []);
+  assert.equal(b.status().figures.takeovers_sent, 49);
+  assert.equal(a.status().figures.takeovers_received, 49);
+});
+
+Deno.test("RedisStore.close() answers claims still waiting for their batch with null", async () => {
+  await using redis = await startRedis();
+  const store = openStore(redis.url);
+  await store.firstAttempt;
+  await store.create("w", 1, 1);
+  const pending = store.claim("w", 1);
+  await store.close();
+  assert.equal(await pending, null);
+  assert.equal(await redisCall(redis.url, "GET", "t:session:w"), "1:1:1");
+});
+
 Deno.test("RedisStore while Redis hangs: calls end within the timeout, writes wait and land later", async () => {
   await using redis = await startRedis();
   await using store = openStore(redis.url, { timeoutMs: 150 });

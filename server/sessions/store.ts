@@ -101,7 +101,8 @@ export interface SessionStore {
   /**
    * Claims a known session for a connection that presented `epoch` (see
    * {@link claimRecord}); null when the session is unknown, expired or the
-   * store cannot say.
+   * store cannot say. A claim that takes the session also tells every
+   * instance, as {@link SessionStore.announce} does.
    */
   claim(id: string, epoch: number): Promise<Claim | null>;
   /**
@@ -116,7 +117,10 @@ export interface SessionStore {
    * closed; a no-op when a newer connection took the session meanwhile.
    */
   release(id: string, epoch: number): Promise<void>;
-  /** Tells every instance that a connection of `epoch` took the session. */
+  /**
+   * Tells every instance that a connection of `epoch` took the session
+   * without a claim (written back from its token).
+   */
   announce(id: string, epoch: number): Promise<void>;
   /** Registers the listener told of takeovers by other instances. */
   onTakeover(listener: TakeoverListener): void;
