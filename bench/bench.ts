@@ -41,7 +41,9 @@ const HELP = `Usage: deno task bench [options]
   --n <list>           connections, comma-separated for a sweep [1000]
   --profile <list>     server settings: start, production; or a reference
                        server: original (Node, ws), bun, floor,
-                       floor-burst (bench/README.md) [start]
+                       floor-burst (bench/README.md); storm takes
+                       floor too, and prints ws-time's CPU per session
+                       against it [start]
   --hold <s>           measured window of steady/store [30]
   --rate <n>           connections opened per second; 0 = unthrottled [2000]
   --processes <n>      steady/connect/storm/drain: server processes on one

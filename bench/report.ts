@@ -102,6 +102,7 @@ export function steadyTable(results: SteadyResult[], connect: boolean): string {
 export function stormTable(results: StormResult[]): string {
   const table = new Table([
     "scenario",
+    "profile",
     "mode",
     "store",
     "N",
@@ -117,11 +118,13 @@ export function stormTable(results: StormResult[]): string {
     "closed early",
     "after notice 50/99% ms",
     "survivor CPU ms/session",
+    "vs floor",
     "CPU s: survivors/clients/redis",
   ]);
   for (const r of results) {
     table.row([
       r.kind,
+      r.profile,
       r.baseMs > 0 ? `${r.mode} ${r.baseMs}ms` : r.mode,
       r.store,
       r.connections,
@@ -141,12 +144,29 @@ export function stormTable(results: StormResult[]): string {
       r.survivorCpuMsPerSession === null
         ? "-"
         : `${r.survivorCpuMsPerSession} (${r.survivors} proc.)`,
+      floorRatio(r, results),
       r.cpuSeconds
         ? `${r.cpuSeconds.survivors}/${r.cpuSeconds.clients}/${r.cpuSeconds.redis}`
         : "-",
     ]);
   }
   return table.render();
+}
+
+/**
+ * Survivor CPU per session against the Deno floor's storm of the same size
+ * and mode in the same run ("-" without one): the figure that holds across
+ * machines of different speed.
+ */
+export function floorRatio(r: StormResult, all: StormResult[]): string {
+  const floor = all.find((f) =>
+    f.profile.startsWith("floor") && f.connections === r.connections &&
+    f.mode === r.mode && f.kind === r.kind
+  );
+  const own = r.survivorCpuMsPerSession;
+  const base = floor?.survivorCpuMsPerSession;
+  if (!floor || floor === r || !own || !base) return "-";
+  return `${(own / base).toFixed(2)}x`;
 }
 
 /** The store table. */

@@ -100,7 +100,23 @@ type Report = Extract<StormEvent, { type: "report" }>;
 /** Runs one storm or drain; returns its figures. */
 export async function runStorm(options: StormOptions): Promise<StormResult> {
   const n = options.connections;
-  await using redis = options.store === "redis" ? await startRedis() : null;
+  // The Deno floor resumes from the token alone (bench/reference/floor.ts):
+  // no store, no secret, no drain, one survivor process.
+  const reference = options.settings.reference;
+  if (reference && !reference.startsWith("floor")) {
+    throw new Error(
+      `--profile ${reference} cannot resume a session: storm and drain ` +
+        `take start, production, floor or floor-burst`,
+    );
+  }
+  if (reference && (options.kind === "drain" || options.survivors > 1)) {
+    throw new Error(
+      `--profile ${reference} runs the storm with one survivor process only`,
+    );
+  }
+  await using redis = options.store === "redis" && !reference
+    ? await startRedis()
+    : null;
   const secret = crypto.randomUUID() + crypto.randomUUID();
   const args = [
     "--session-secret",
@@ -115,7 +131,7 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
     launchServer({
       settings: options.settings,
       connections: n,
-      args: [...args, "--name", name],
+      args: reference ? [] : [...args, "--name", name],
     });
   await using a = await launch("storm-a");
   // The survivor as deployed: one process, or one per core on one port.
@@ -133,7 +149,7 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
         settings: options.settings,
         connections: n,
         port: survivorPort,
-        args: [
+        args: reference ? [] : [
           ...args,
           "--name",
           `storm-b${i}`,
@@ -289,7 +305,11 @@ function summarize(
     mode: options.mode,
     baseMs: options.mode === "jitter" ? options.baseMs : 0,
     profile: options.settings.name,
-    store: redis ? "redis" : "memory (token resume)",
+    store: options.settings.reference
+      ? "none (token)"
+      : redis
+      ? "redis"
+      : "memory (token resume)",
     connections: n,
     resumed: times.length,
     resumedMs: { p50: at(0.5), p99: at(0.99), all: at(1) },

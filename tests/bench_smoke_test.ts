@@ -2,15 +2,17 @@ import assert from "node:assert/strict";
 import { Child } from "./helpers/child.ts";
 import { ROOT } from "./helpers/paths.ts";
 import type { SteadyResult } from "../bench/steady.ts";
+import type { StormResult } from "../bench/storm.ts";
 
 /**
  * Runs bench/bench.ts with `args`, results into `out`; returns its lines and
- * the steady result record it wrote.
+ * the result record of `scenario` it wrote.
  */
-async function runBench(
+async function runBench<R = SteadyResult>(
   out: string,
   args: string[],
-): Promise<{ lines: string[]; record: { results: SteadyResult[] } }> {
+  scenario = "steady",
+): Promise<{ lines: string[]; record: { results: R[] } }> {
   await using bench = new Child(Deno.execPath(), [
     "run",
     "--allow-run",
@@ -25,7 +27,9 @@ async function runBench(
   const status = await bench.finished();
   assert.equal(status.code, 0, bench.lines.join("\n"));
   const files = [...Deno.readDirSync(out)].map((f) => f.name);
-  const json = files.find((f) => /^steady-.*\.json$/.test(f));
+  const json = files.find((f) =>
+    f.startsWith(`${scenario}-`) && f.endsWith(".json")
+  );
   assert.ok(json, `no result in ${files.join(", ")}`);
   return {
     lines: bench.lines,
@@ -91,6 +95,39 @@ Deno.test("deno task bench --heap-snapshot charges the V8 heap to kinds of objec
       );
     }
     assert.ok(lines.some((l) => /WebSocket/.test(l)), "no table printed");
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
+Deno.test("deno task bench --scenario storm resumes every client on the survivor, ws-time and the Deno floor, and prints ws-time's CPU per session against the floor's", async () => {
+  const out = await Deno.makeTempDir({ prefix: "ws-time-bench-" });
+  try {
+    const { lines, record } = await runBench<StormResult>(out, [
+      "--scenario=storm",
+      "--profile=floor,start",
+      "--mode=jitter",
+      "--n=100",
+      "--rate=400",
+    ], "storm");
+    assert.deepEqual(record.results.map((r) => r.profile), ["floor", "start"]);
+    for (const result of record.results) {
+      assert.equal(result.resumed, 100, result.profile);
+      // The floor resumes from the token's start, ws-time from Redis.
+      assert.equal(result.discontinuous, 0, result.profile);
+      assert.ok(
+        (result.survivorCpuMsPerSession ?? 0) > 0,
+        `${result.profile}: no survivor CPU measured`,
+      );
+    }
+    assert.deepEqual(record.results.map((r) => r.store), [
+      "none (token)",
+      "redis",
+    ]);
+    const rows = lines.filter((l) => /^storm\s+(floor|start)\s/.test(l));
+    assert.equal(rows.length, 2, lines.join("\n"));
+    assert.match(rows[1]!, /\s\d+\.\d\dx\s/, "start against the floor");
+    assert.doesNotMatch(rows[0]!, /\s\d+\.\d\dx\s/, "the floor itself");
   } finally {
     await Deno.remove(out, { recursive: true });
   }

@@ -5,7 +5,9 @@
 // go. Mode "ms": one shared ticker in 1 ms buckets by session start, as
 // ws-time schedules. Mode "burst": one timer a second sending every tick
 // at once, sessions aligned to it: the cheapest schedule, with lateness
-// of up to the length of the burst.
+// of up to the length of the burst. A presented `session` token resumes:
+// its start is read back (unsigned, no store), so the bench's storm can
+// measure the floor of a resume beside ws-time's.
 // Usage: deno run --allow-net=127.0.0.1 floor.ts <port> <ms|burst>
 const port = Number(Deno.args[0]);
 const mode = Deno.args[1] ?? "ms";
@@ -18,12 +20,25 @@ if (!Number.isInteger(port) || port <= 0 || !["ms", "burst"].includes(mode)) {
 interface Item {
   readonly socket: WebSocket;
   readonly start: number;
+  readonly resumed: boolean;
   last: number;
 }
 
 const buckets: Set<Item>[] = Array.from({ length: 1000 }, () => new Set());
 const items = new Map<WebSocket, Item>();
 let burstAt = Date.now();
+
+/** The start a token of ours carries, or NaN. */
+function startOf(token: string): number {
+  if (token.length < 10 || token.length > 100 || !/^[\w-]+$/.test(token)) {
+    return NaN;
+  }
+  const base64 = token.replaceAll("-", "+").replaceAll("_", "/");
+  const bytes = atob(base64.padEnd(Math.ceil(base64.length / 4) * 4, "="));
+  let start = 0;
+  for (let i = 1; i <= 6; i++) start = start * 256 + bytes.charCodeAt(i);
+  return start;
+}
 
 /** A token laid out like ws-time's (version, 6-byte start), unsigned. */
 function token(start: number): string {
@@ -48,7 +63,9 @@ function onOpen(this: WebSocket): void {
   this.send(
     `{"type":"welcome","server":"floor","session":"${
       token(item.start)
-    }","resumed":false,"seconds":0}`,
+    }","resumed":${item.resumed},"seconds":${
+      Math.max(0, Math.floor((Date.now() - item.start) / 1000))
+    }}`,
   );
   buckets[item.start % 1000]!.add(item);
 }
@@ -67,10 +84,23 @@ Deno.serve({ port, hostname: "127.0.0.1", onListen() {} }, (request) => {
     protocol: "ws-time.v1",
   });
   const now = Date.now();
+  const presented = startOf(
+    new URL(request.url).searchParams.get("session") ?? "",
+  );
+  const resumed = presented > 0 && presented <= now;
   // In burst mode a session starts at the last burst, so its ticks are due
   // at the bursts.
-  const start = mode === "ms" ? now : now - ((now - burstAt) % 1000);
-  items.set(socket, { socket, start, last: 0 });
+  const start = resumed
+    ? presented
+    : mode === "ms"
+    ? now
+    : now - ((now - burstAt) % 1000);
+  items.set(socket, {
+    socket,
+    start,
+    resumed,
+    last: Math.floor((now - start) / 1000),
+  });
   socket.addEventListener("open", onOpen);
   socket.addEventListener("close", onClose);
   return response;
