@@ -2,11 +2,11 @@
  * Sessions in Redis, shared by every instance. A session costs one SET (with
  * the grace period as its expiry) when it starts; a resume is one claim
  * script (read, fence by epoch, write, announce the takeover), shared by
- * every claim that arrived in the same turn of the event loop; live sessions are kept alive by one
- * pipelined batch of GETEXs per refresh, which also shows the sessions a
- * newer connection took meanwhile; a closed session's record lives on for
- * the grace period. Takeovers travel over pub/sub as `<instance> <id>
- * <epoch>`.
+ * every claim that arrived in the same turn of the event loop; live
+ * sessions are kept alive by one pipelined batch of GETEXs per refresh,
+ * which also shows the sessions a newer connection took meanwhile; a closed
+ * session's record lives on for the grace period. Takeovers travel over
+ * pub/sub as `<instance> <id> <epoch>`.
  *
  * Redis trouble never reaches the clients: every call is bounded by the
  * store timeout and never throws; writes that cannot be made wait in a
