@@ -20,6 +20,7 @@ import {
   storeTable,
   stormChart,
   stormTable,
+  windowChart,
 } from "./report.ts";
 import { runStorm, type StormResult } from "./storm.ts";
 import { runStore, type StoreResult } from "./store_traffic.ts";
@@ -56,7 +57,9 @@ const HELP = `Usage: deno task bench [options]
   --server-env <s>     extra server environment, e.g. "MALLOC_CONF=narenas:1"
   --mode <list>        storm/drain clients: jitter, immediate [jitter,immediate]
   --store <name>       storm/drain store: redis or memory [redis]
-  --base-ms <ms>       storm/drain: the client's backoff base [its default]
+  --base-ms <list>     storm/drain: the client's backoff base, ms (its first
+                       retry window); several draw 99% resumed against the
+                       window beside a model [its default]
   --churn <n>          soak: connects and disconnects per second (20% of the
                        new ones resume a closed session; 5 bad handshakes/s)
                        [50]
@@ -93,7 +96,7 @@ export interface BenchOptions {
   readonly store: "redis" | "memory";
   readonly drainDelayMs: number;
   readonly drainPeriodMs: number;
-  readonly baseMs: number;
+  readonly baseMs: number[];
   readonly heartbeatMs: number;
   readonly churn: number;
 }
@@ -203,7 +206,9 @@ export function parseBenchArgs(args: string[]): BenchOptions | null {
       return values.store;
     })(),
     drainDelayMs: int("drain-delay", values["drain-delay"], 0),
-    baseMs: int("base-ms", values["base-ms"], 0),
+    baseMs: values["base-ms"].split(",").map((b) =>
+      int("base-ms", b.trim(), 0)
+    ),
     drainPeriodMs: int("drain-period", values["drain-period"], 0),
   };
 }
@@ -239,23 +244,26 @@ async function stormSweep(options: BenchOptions): Promise<StormResult[]> {
   for (const profile of options.profiles) {
     for (const n of options.counts) {
       for (const mode of options.modes) {
-        results.push(
-          await runStorm({
-            kind: options.scenario === "drain" ? "drain" : "storm",
-            settings: settings(options, profile),
-            connections: n,
-            mode,
-            store: options.store,
-            processes: generatorsFor(options, n),
-            survivors: options.processes,
-            rate: options.rate,
-            baseMs: options.baseMs,
-            drainDelayMs: options.drainDelayMs,
-            drainPeriodMs: options.drainPeriodMs,
-            onProgress: progress,
-          }),
-        );
-        endProgress();
+        // The window matters to jittered clients only.
+        for (const baseMs of mode === "jitter" ? options.baseMs : [0]) {
+          results.push(
+            await runStorm({
+              kind: options.scenario === "drain" ? "drain" : "storm",
+              settings: settings(options, profile),
+              connections: n,
+              mode,
+              store: options.store,
+              processes: generatorsFor(options, n),
+              survivors: options.processes,
+              rate: options.rate,
+              baseMs,
+              drainDelayMs: options.drainDelayMs,
+              drainPeriodMs: options.drainPeriodMs,
+              onProgress: progress,
+            }),
+          );
+          endProgress();
+        }
       }
     }
   }
@@ -387,6 +395,8 @@ export async function main(args: string[]): Promise<number> {
       const storms = await stormSweep(options);
       table = stormTable(storms);
       charts.resumed = stormChart(storms);
+      const window = windowChart(storms);
+      if (window) charts.window = window;
       results = storms;
     } else if (options.scenario === "soak") {
       const soaks = await soakSweep(options);

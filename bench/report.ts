@@ -8,6 +8,7 @@
 import type { SteadyResult } from "./steady.ts";
 import type { StoreResult } from "./store_traffic.ts";
 import type { StormResult } from "./storm.ts";
+import { DEFAULTS } from "../static/ws_time_client.js";
 import { lineChart } from "./svg_chart.ts";
 import { Table } from "./table.ts";
 
@@ -151,6 +152,76 @@ export function stormTable(results: StormResult[]): string {
     ]);
   }
   return table.render();
+}
+
+/**
+ * 99% resumed against the clients' first retry window, one line per profile
+ * and N, beside the model the window is chosen by: arrivals spread evenly
+ * over the window W meet a survivor that resumes R sessions a second (one
+ * core over its CPU per session), so 99% are back after max(0.99 W,
+ * 0.99 N / R): a window shorter than N / R only queues the herd, a longer
+ * one only waits. Null unless the run swept at least two windows.
+ */
+export function windowChart(results: StormResult[]): string | null {
+  const groups = new Map<string, StormResult[]>();
+  for (const r of results) {
+    if (r.mode !== "jitter" || r.kind !== "storm") continue;
+    const key = `${r.profile} (N=${r.connections})`;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  const swept = [...groups].filter(([, runs]) =>
+    new Set(runs.map(windowMs)).size >= 2
+  );
+  if (swept.length === 0) return null;
+  const series = swept.flatMap(([name, runs]) => {
+    const measured = runs.filter((r) => r.resumedMs.p99 !== null)
+      .map((r) => [windowMs(r) / 1000, r.resumedMs.p99! / 1000] as const)
+      .sort((a, b) => a[0] - b[0]);
+    const costs = runs.map((r) => r.survivorCpuMsPerSession ?? 0)
+      .filter((c) => c > 0).sort((a, b) => a - b);
+    if (costs.length === 0) return [{ name, points: measured }];
+    const cost = costs[Math.floor(costs.length / 2)]!;
+    const n = runs[0]!.connections;
+    // Far enough to show the bend at W = N / R.
+    const span = 1.5 * Math.max(
+      Math.max(...runs.map(windowMs)) / 1000,
+      (n * cost) / 1000,
+    );
+    const model = Array.from({ length: 41 }, (_, i) => {
+      const w = (span * i) / 40;
+      return [w, modelledP99S(n, cost, w)] as const;
+    });
+    return [
+      { name: `${name}, measured`, points: measured },
+      {
+        name: `${name}, model (R = ${Math.round(1000 / cost)}/s)`,
+        points: model,
+      },
+    ];
+  });
+  return lineChart({
+    title: "99% resumed against the clients' first retry window",
+    xLabel: "first retry window W, s (full jitter: delay uniform in 0..W)",
+    yLabel: "99% resumed, s after the kill",
+    series,
+  });
+}
+
+/**
+ * Seconds until 99% of `n` clients are back, by the model: arrivals spread
+ * over `windowS`, a survivor spending `costMs` of one core on each.
+ */
+export function modelledP99S(
+  n: number,
+  costMs: number,
+  windowS: number,
+): number {
+  return Math.max(0.99 * windowS, (0.99 * n * costMs) / 1000);
+}
+
+/** The first retry window of a run's clients, ms. */
+function windowMs(r: StormResult): number {
+  return r.baseMs > 0 ? r.baseMs : DEFAULTS.baseMs;
 }
 
 /**

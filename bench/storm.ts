@@ -201,7 +201,9 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
       options.onProgress?.(`connecting ${count("welcomed")}/${n} to A`);
       return logs.every((l) => l.latest("ready"));
     },
-    Math.max(60_000, (n / options.rate) * 3000),
+    // A client whose first connect fails waits its backoff: long windows
+    // take longer to get everyone onto A.
+    Math.max(60_000, (n / options.rate) * 3000) + 20 * options.baseMs,
     "storm clients on A",
   );
   await sleep(2000);
