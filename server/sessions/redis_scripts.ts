@@ -42,10 +42,14 @@ export function decodeRecord(text: string | null): SessionRecord | null {
 // presented epoch. Three strings per session come back: start, epoch and
 // "1" when superseded, "0" when taken, or three empty strings when the
 // session is unknown. A takeover is published here, in the same step, so
-// a resume costs no second command. Numbers stay strings where Lua's
-// doubles could round them (the start in ms).
+// a resume costs no second command. A session claimed twice in one batch
+// (a client that gave up on a queued handshake and retried) goes to the
+// later claim: the earlier one's connection has not been welcomed, so no
+// client can hold its token. Numbers stay strings where Lua's doubles
+// could round them (the start in ms).
 const CLAIM = `
 local out = {}
+local taken = {}
 for i, key in ipairs(KEYS) do
   local id = ARGV[2 + 2 * i]
   local presented = tonumber(ARGV[3 + 2 * i])
@@ -63,12 +67,13 @@ for i, key in ipairs(KEYS) do
     out[#out + 1] = ''
     out[#out + 1] = ''
     out[#out + 1] = ''
-  elseif tonumber(e) > presented and l == '1' then
+  elseif tonumber(e) > presented and l == '1' and not taken[key] then
     out[#out + 1] = s
     out[#out + 1] = e
     out[#out + 1] = '1'
   else
     local n = tostring(math.max(tonumber(e), presented) + 1)
+    taken[key] = true
     redis.call('SET', key, s .. ':' .. n .. ':1', 'EX', ARGV[1])
     redis.call('PUBLISH', ARGV[2], ARGV[3] .. ' ' .. id .. ' ' .. n)
     out[#out + 1] = s

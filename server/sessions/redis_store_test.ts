@@ -206,6 +206,28 @@ Deno.test("RedisStore.claim() of many sessions at once costs one script call, ea
   assert.equal(a.status().figures.takeovers_received, 49);
 });
 
+Deno.test("RedisStore.claim() of one session twice in one batch gives it to the later claim: the earlier handshake was never welcomed", async () => {
+  await using redis = await startRedis();
+  await using store = openStore(redis.url);
+  await store.firstAttempt;
+  await store.create("twice", 500, 3);
+  // A client gave up on a queued handshake and retried; both reach the
+  // store in the same turn, presenting the same token.
+  const [first, retry] = await Promise.all([
+    store.claim("twice", 3),
+    store.claim("twice", 3),
+  ]);
+  assert.deepEqual(first, { start: 500, epoch: 4, superseded: false });
+  assert.deepEqual(retry, { start: 500, epoch: 5, superseded: false });
+  assert.equal(await redisCall(redis.url, "GET", "t:session:twice"), "500:5:1");
+  // Across batches the rule is unchanged: a live newer epoch fences.
+  assert.deepEqual(await store.claim("twice", 3), {
+    start: 500,
+    epoch: 5,
+    superseded: true,
+  });
+});
+
 Deno.test("RedisStore.close() answers claims still waiting for their batch with null", async () => {
   await using redis = await startRedis();
   const store = openStore(redis.url);
