@@ -14,6 +14,7 @@ import { machine } from "./machine.ts";
 import { settingsFor } from "./server_launcher.ts";
 import { runSteady, type SteadyResult } from "./steady.ts";
 import {
+  allocatorTables,
   heapTables,
   steadyCharts,
   steadyTable,
@@ -70,6 +71,10 @@ const HELP = `Usage: deno task bench [options]
   --heap-split         second pass with an inspector: heap vs native memory
   --heap-snapshot      in that pass, heap snapshots at idle and at N: the
                        heap per connection by kind of object
+  --allocator-stats    steady, one process, jemalloc (production or
+                       --jemalloc true): jemalloc's totals at idle and at
+                       N: native memory per connection held, free in its
+                       pages, and outside it (prints add a little CPU)
   --out <dir>          where results go, a folder under bench/results
                        (the task may write only there) [bench/results]
   --tag <word>         label in result file names`;
@@ -92,6 +97,7 @@ export interface BenchOptions {
   readonly tag: string;
   readonly heapSplit: boolean;
   readonly heapSnapshot: boolean;
+  readonly allocatorStats: boolean;
   readonly modes: Array<"jitter" | "immediate">;
   readonly store: "redis" | "memory";
   readonly drainDelayMs: number;
@@ -122,6 +128,7 @@ export function parseBenchArgs(args: string[]): BenchOptions | null {
       tag: { type: "string", default: "" },
       "heap-split": { type: "boolean", default: false },
       "heap-snapshot": { type: "boolean", default: false },
+      "allocator-stats": { type: "boolean", default: false },
       mode: { type: "string", default: "jitter,immediate" },
       store: { type: "string", default: "redis" },
       "base-ms": { type: "string", default: "0" },
@@ -191,6 +198,7 @@ export function parseBenchArgs(args: string[]): BenchOptions | null {
     churn: int("churn", values.churn, 0),
     heapSplit: values["heap-split"] || values["heap-snapshot"],
     heapSnapshot: values["heap-snapshot"],
+    allocatorStats: values["allocator-stats"],
     modes: values.mode.split(",").map((m) => {
       if (m !== "jitter" && m !== "immediate") {
         throw new Error(`Invalid --mode "${m}": expected jitter or immediate`);
@@ -362,6 +370,7 @@ async function steadySweep(options: BenchOptions): Promise<SteadyResult[]> {
         heartbeatMs: options.heartbeatMs,
         heapSplit: options.heapSplit,
         heapSnapshot: options.heapSnapshot,
+        allocatorStats: options.allocatorStats,
         serverProcesses: options.processes,
         onProgress: progress,
       });
@@ -412,6 +421,7 @@ export async function main(args: string[]): Promise<number> {
       table = [
         steadyTable(steady, options.scenario === "connect"),
         ...heapTables(steady),
+        ...allocatorTables(steady),
       ].join("\n\n");
       if (options.scenario === "steady" && steady.length > 1) {
         Object.assign(charts, steadyCharts(steady));

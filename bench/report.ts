@@ -26,6 +26,41 @@ export function heapTables(results: SteadyResult[]): string[] {
   });
 }
 
+/** Native memory per connection by jemalloc's account (--allocator-stats). */
+export function allocatorTables(results: SteadyResult[]): string[] {
+  const measured = results.filter((r) => r.allocatorPerConnKb);
+  if (measured.length === 0) return [];
+  const table = new Table([
+    "profile",
+    "N",
+    "RSS KB/conn",
+    "jemalloc resident",
+    "held blocks",
+    "free in pages",
+    "metadata",
+    "not returned",
+    "outside jemalloc",
+  ]);
+  for (const r of measured) {
+    const a = r.allocatorPerConnKb!;
+    table.row([
+      r.profile,
+      r.connections,
+      r.rssPerConnKb,
+      a.residentKb,
+      a.allocatedKb,
+      a.pageSlackKb,
+      a.metadataKb,
+      a.unreturnedKb,
+      Math.round((r.rssPerConnKb - a.residentKb) * 100) / 100,
+    ]);
+  }
+  return [
+    `Native memory per connection by jemalloc's account, KB (outside ` +
+    `jemalloc: V8's heap, stacks, other mappings):\n${table.render()}`,
+  ];
+}
+
 /** The steady table (or the connect table when `connect`). */
 export function steadyTable(results: SteadyResult[], connect: boolean): string {
   if (connect) {

@@ -15,6 +15,13 @@ import { Fleet } from "./fleet.ts";
 import { Histogram, type LatencySummary } from "./histogram.ts";
 import { CpuMeter, rssBytes } from "./proc.ts";
 import {
+  allocatorPerConnection,
+  type AllocatorShare,
+  nextAllocatorTotals,
+  parseAllocatorTotals,
+  withAllocatorStats,
+} from "./allocator_stats.ts";
+import {
   heapAfterGc,
   heapPerConnection,
   type HeapShare,
@@ -49,6 +56,8 @@ export interface SteadyOptions extends LoadOptions {
   readonly heapSplit: boolean;
   /** In that pass, also take heap snapshots at idle and at N. */
   readonly heapSnapshot?: boolean;
+  /** Read jemalloc's totals at idle and at N (one process, jemalloc). */
+  readonly allocatorStats?: boolean;
 }
 
 /** One steady (or connect) result, as stored in bench/results/. */
@@ -82,6 +91,8 @@ export interface SteadyResult {
   readonly heapSlackPerConnKb?: number | null;
   /** The heap per connection by kind of object (--heap-snapshot). */
   readonly heapByKind?: HeapShare[] | null;
+  /** Native memory per connection by jemalloc's account. */
+  readonly allocatorPerConnKb?: AllocatorShare | null;
   /** Server CPU during the window, % of one core. */
   readonly serverCpuPct: number;
   /** The kernel's part of it (system time), % of one core. */
@@ -100,7 +111,15 @@ const kbPer = (bytes: number, n: number) =>
   Math.round(bytes / Math.max(n, 1) / 1024 * 100) / 100;
 
 /** Runs one steady (holdS > 0) or connect (holdS = 0) measurement. */
-export async function runSteady(options: SteadyOptions): Promise<SteadyResult> {
+export async function runSteady(
+  given: SteadyOptions,
+): Promise<SteadyResult> {
+  if (given.allocatorStats && given.serverProcesses > 1) {
+    throw new Error("--allocator-stats reads one server process");
+  }
+  const options = given.allocatorStats
+    ? { ...given, settings: withAllocatorStats(given.settings) }
+    : given;
   const n = options.connections;
   const servers = await launchServers(options);
   await using _servers = {
@@ -112,6 +131,16 @@ export async function runSteady(options: SteadyOptions): Promise<SteadyResult> {
   const rss = () => pids.reduce((sum, pid) => sum + rssBytes(pid), 0);
   await sleep(1000);
   const rssIdle = rss();
+  const output = () =>
+    servers[0]!.child.lines.join("\n") + servers[0]!.child.unfinished;
+  // The idle server allocates little: requests make it print.
+  const idleTotals = options.allocatorStats
+    ? await nextAllocatorTotals(
+      output,
+      parseAllocatorTotals(output()).length,
+      () => healthz(servers[0]!.port),
+    )
+    : null;
 
   await using fleet = startFleet(options, servers[0]!.port);
   const ramp = await fleet.ramp(Math.max(60_000, n * 20));
@@ -146,6 +175,10 @@ export async function runSteady(options: SteadyOptions): Promise<SteadyResult> {
     window = await fleet.report();
     rssHeld = Math.max(...samples);
   }
+  // Ticks to N clients allocate several MB a second: a print comes soon.
+  const heldTotals = idleTotals
+    ? await nextAllocatorTotals(output, idleTotals.count, () => sleep(50))
+    : null;
   await fleet[Symbol.asyncDispose]();
   await Promise.all(servers.map((s) => s.stop()));
   const held = window?.open ?? ramp.open;
@@ -178,6 +211,13 @@ export async function runSteady(options: SteadyOptions): Promise<SteadyResult> {
     nativePerConnKb: split?.nativePerConnKb ?? null,
     heapSlackPerConnKb: split?.heapSlackPerConnKb ?? null,
     heapByKind: split?.heapByKind ?? null,
+    allocatorPerConnKb: idleTotals && heldTotals
+      ? allocatorPerConnection(
+        idleTotals.totals,
+        heldTotals.totals,
+        window?.open ?? ramp.open,
+      )
+      : null,
     serverCpuPct: Math.round(serverCpu * 1000) / 10,
     serverSysCpuPct: Math.round(serverSys * 1000) / 10,
     generatorCpuPct: Math.round(generatorCpu * 1000) / 10,
@@ -234,6 +274,12 @@ async function launchServers(options: SteadyOptions): Promise<BenchServer[]> {
     );
   }
   return servers;
+}
+
+/** One GET /healthz, which every server under test answers. */
+async function healthz(port: number): Promise<void> {
+  const response = await fetch(`http://127.0.0.1:${port}/healthz`);
+  await response.body?.cancel();
 }
 
 /** Starts the generators of `options` against `port`. */

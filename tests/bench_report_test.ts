@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { floorRatio, modelledP99S, windowChart } from "../bench/report.ts";
 import type { StormResult } from "../bench/storm.ts";
+import {
+  allocatorPerConnection,
+  parseAllocatorTotals,
+  withAllocatorStats,
+} from "../bench/allocator_stats.ts";
+import { PRODUCTION_ENV, settingsFor } from "../bench/server_launcher.ts";
 
 /** A storm result as the bench stores it, with the fields under test set. */
 function storm(fields: Partial<StormResult>): StormResult {
@@ -67,4 +73,60 @@ Deno.test("modelledP99S(): a window shorter than N/R leaves 99% at the survivor'
   assert.equal(modelledP99S(10_000, 1, 10), 9.9);
   assert.equal(modelledP99S(10_000, 1, 20), 19.8);
   assert.equal(modelledP99S(2000, 0.25, 0.5), 0.495);
+});
+
+Deno.test("allocatorPerConnection() splits jemalloc's growth per connection into held blocks, free space in pages, metadata and pages not returned", () => {
+  const idle = {
+    allocated: 1_000_000,
+    active: 1_200_000,
+    metadata: 300_000,
+    resident: 1_600_000,
+  };
+  const held = {
+    allocated: 1_000_000 + 1000 * 8192,
+    active: 1_200_000 + 1000 * 8192 + 1000 * 512,
+    metadata: 300_000 + 1000 * 256,
+    resident: 1_600_000 + 1000 * (8192 + 512 + 256 + 1024),
+  };
+  assert.deepEqual(allocatorPerConnection(idle, held, 1000), {
+    allocatedKb: 8,
+    pageSlackKb: 0.5,
+    metadataKb: 0.25,
+    unreturnedKb: 1,
+    residentKb: 9.75,
+  });
+});
+
+Deno.test("--allocator-stats refuses a profile without jemalloc, naming the flag, and keeps production's allocator settings", () => {
+  assert.throws(
+    () => withAllocatorStats(settingsFor("start")),
+    /--allocator-stats .*--jemalloc true/,
+  );
+  const conf = withAllocatorStats(settingsFor("production")).env.MALLOC_CONF!;
+  assert.ok(conf.startsWith(PRODUCTION_ENV.MALLOC_CONF!), conf);
+  assert.match(conf, /stats_interval:\d+/);
+});
+
+Deno.test("jemalloc's periodic totals, as --allocator-stats turns them on, are read from a real process's output", async () => {
+  const env = withAllocatorStats(settingsFor("production")).env;
+  // 32 MB of allocation: prints every 2 MB, each one line-less JSON.
+  const { stderr, success } = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      "const k = []; for (let i = 0; i < 4096; i++) k.push(new Uint8Array(8192).fill(1)); console.log(k.length);",
+    ],
+    env: { ...env },
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert.ok(success);
+  const output = new TextDecoder().decode(stderr);
+  assert.doesNotMatch(output, /Invalid conf/);
+  const totals = parseAllocatorTotals(output);
+  assert.ok(totals.length >= 4, `${totals.length} prints in ${output}`);
+  const last = totals.at(-1)!;
+  // The 32 MB are held when the last print comes.
+  assert.ok(last.allocated > 16 * 1024 * 1024, JSON.stringify(last));
+  assert.ok(last.active >= last.allocated, JSON.stringify(last));
+  assert.ok(last.resident >= last.active, JSON.stringify(last));
 });

@@ -100,6 +100,32 @@ Deno.test("deno task bench --heap-snapshot charges the V8 heap to kinds of objec
   }
 });
 
+Deno.test("deno task bench --allocator-stats charges each connection's native memory to the blocks Deno holds for it, by jemalloc's account", async () => {
+  const out = await Deno.makeTempDir({ prefix: "ws-time-bench-" });
+  try {
+    const { lines, record } = await runBench(out, [
+      "--scenario=steady",
+      "--profile=production",
+      "--n=300",
+      "--hold=1",
+      "--rate=600",
+      "--allocator-stats",
+    ]);
+    const share = record.results[0]!.allocatorPerConnKb;
+    assert.ok(share, "no allocator figures in the result");
+    // Deno's buffers for one WebSocket are several KB (11 KB measured at
+    // 19,500); an idle or a held reading that failed shows as about 0.
+    assert.ok(
+      share.allocatedKb > 2 && share.allocatedKb < 64,
+      JSON.stringify(share),
+    );
+    assert.ok(share.residentKb >= share.allocatedKb, JSON.stringify(share));
+    assert.ok(lines.some((l) => /^profile\s+N\s+RSS KB\/conn/.test(l)));
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
 Deno.test("deno task bench --scenario storm resumes every client on the survivor, ws-time and the Deno floor, and prints ws-time's CPU per session against the floor's", async () => {
   const out = await Deno.makeTempDir({ prefix: "ws-time-bench-" });
   try {

@@ -13,6 +13,7 @@ export class Child implements AsyncDisposable {
   readonly process: Deno.ChildProcess;
   readonly #done: Promise<void>;
   #status: Deno.CommandStatus | undefined;
+  readonly #unfinished = ["", ""];
 
   /** Spawns `command args` with piped output (and stdin if asked). */
   constructor(command: string, args: string[], options: {
@@ -29,23 +30,37 @@ export class Child implements AsyncDisposable {
       stderr: "piped",
     }).spawn();
     this.#done = Promise.all([
-      this.#collect(this.process.stdout),
-      this.#collect(this.process.stderr),
+      this.#collect(this.process.stdout, 0),
+      this.#collect(this.process.stderr, 1),
       this.process.status.then((status) => {
         this.#status = status;
       }),
     ]).then(() => {});
   }
 
-  async #collect(stream: ReadableStream<Uint8Array>): Promise<void> {
+  async #collect(
+    stream: ReadableStream<Uint8Array>,
+    which: number,
+  ): Promise<void> {
     let buffer = "";
     for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
       buffer += chunk;
       const parts = buffer.split("\n");
       buffer = parts.pop() ?? "";
       this.lines.push(...parts);
+      this.#unfinished[which] = buffer;
     }
+    this.#unfinished[which] = "";
     if (buffer !== "") this.lines.push(buffer);
+  }
+
+  /**
+   * Output not yet ended by a newline (stdout's, then stderr's): what a
+   * program that prints without newlines, like jemalloc's statistics, has
+   * said so far.
+   */
+  get unfinished(): string {
+    return this.#unfinished.join("\n");
   }
 
   /** The exit status once the process ended, else undefined. */
