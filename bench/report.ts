@@ -34,30 +34,34 @@ export function allocatorTables(results: SteadyResult[]): string[] {
     "profile",
     "N",
     "RSS KB/conn",
-    "jemalloc resident",
     "held blocks",
     "free in pages",
     "metadata",
     "not returned",
-    "outside jemalloc",
+    "held, not in RAM",
   ]);
   for (const r of measured) {
     const a = r.allocatorPerConnKb!;
+    // jemalloc counts a page as resident once it hands it out; the kernel
+    // maps it only when written. RSS (less the heap, when split) bounds
+    // what of jemalloc's pages can be in RAM.
+    const inRam = r.nativePerConnKb ?? r.rssPerConnKb;
+    const absent = Math.round((a.residentKb - inRam) * 100) / 100;
     table.row([
       r.profile,
       r.connections,
       r.rssPerConnKb,
-      a.residentKb,
       a.allocatedKb,
       a.pageSlackKb,
       a.metadataKb,
       a.unreturnedKb,
-      Math.round((r.rssPerConnKb - a.residentKb) * 100) / 100,
+      absent > 0 ? `>= ${absent}` : "-",
     ]);
   }
   return [
-    `Native memory per connection by jemalloc's account, KB (outside ` +
-    `jemalloc: V8's heap, stacks, other mappings):\n${table.render()}`,
+    `Native memory per connection by jemalloc's account, KB ("held, not in ` +
+    `RAM": blocks handed out but never written, so never mapped):\n` +
+    table.render(),
   ];
 }
 
