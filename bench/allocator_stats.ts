@@ -4,11 +4,13 @@
  * allocation, and the bench reads the newest print at idle and at N. The
  * difference says how much of a connection's native memory is blocks the
  * program holds, how much is free space in the allocator's pages, its
- * bookkeeping, and how much is outside jemalloc altogether.
+ * bookkeeping and freed pages not yet returned; beside RSS, how much of
+ * what jemalloc counts as resident the kernel never mapped.
  *
  * @module
  */
 
+import { kbPer } from "./proc.ts";
 import type { Settings } from "./server_launcher.ts";
 
 /** jemalloc's totals at one moment, bytes. */
@@ -80,8 +82,7 @@ export function allocatorPerConnection(
   held: AllocatorTotals,
   connections: number,
 ): AllocatorShare {
-  const per = (bytes: number) =>
-    Math.round(bytes / Math.max(connections, 1) / 1024 * 100) / 100;
+  const per = (bytes: number) => kbPer(bytes, connections);
   const unreturned = (t: AllocatorTotals) => t.resident - t.active - t.metadata;
   return {
     allocatedKb: per(held.allocated - idle.allocated),

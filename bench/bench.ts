@@ -73,8 +73,9 @@ const HELP = `Usage: deno task bench [options]
                        heap per connection by kind of object
   --allocator-stats    steady, one process, jemalloc (production or
                        --jemalloc true): jemalloc's totals at idle and at
-                       N: native memory per connection held, free in its
-                       pages, and outside it (prints add a little CPU)
+                       N: per connection, blocks held, free space in its
+                       pages, and held but not in RAM (prints add a little
+                       CPU)
   --out <dir>          where results go, a folder under bench/results
                        (the task may write only there) [bench/results]
   --tag <word>         label in result file names`;

@@ -8,6 +8,11 @@
  * @module
  */
 
+/** `bytes` shared by `n` connections, in KB with two decimals. */
+export function kbPer(bytes: number, n: number): number {
+  return Math.round(bytes / Math.max(n, 1) / 1024 * 100) / 100;
+}
+
 /** The text of a /proc file, or null when it cannot be read. */
 export function readProc(path: string): string | null {
   const output = new Deno.Command("cat", {

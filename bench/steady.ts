@@ -13,7 +13,7 @@ import { freePort } from "../tests/helpers/ports.ts";
 import { sleep } from "../tests/helpers/timing.ts";
 import { Fleet } from "./fleet.ts";
 import { Histogram, type LatencySummary } from "./histogram.ts";
-import { CpuMeter, rssBytes } from "./proc.ts";
+import { CpuMeter, kbPer, rssBytes } from "./proc.ts";
 import {
   allocatorPerConnection,
   type AllocatorShare,
@@ -107,8 +107,6 @@ export interface SteadyResult {
 }
 
 const mb = (bytes: number) => Math.round(bytes / 1048576 * 10) / 10;
-const kbPer = (bytes: number, n: number) =>
-  Math.round(bytes / Math.max(n, 1) / 1024 * 100) / 100;
 
 /** Runs one steady (holdS > 0) or connect (holdS = 0) measurement. */
 export async function runSteady(
