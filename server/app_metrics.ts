@@ -19,10 +19,8 @@ import {
 } from "./process_info.ts";
 import type { StoreStatus } from "./sessions/store.ts";
 import { VERSION } from "./version.ts";
-import {
-  CLOSE_CODE_LABELS,
-  type TrafficCounts,
-} from "./ws/socket_lifecycle.ts";
+import { CLOSE_CODE_LABELS } from "./ws/protocol.ts";
+import type { TrafficCounts } from "./ws/socket_lifecycle.ts";
 
 /** Where the gauges read from. */
 export interface MetricSources {

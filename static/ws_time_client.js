@@ -62,6 +62,9 @@ export const FINAL_CLOSE_CODES = Object.freeze([
  */
 export const SUPERSEDED_CLOSE_CODES = Object.freeze([4001, 4002]);
 
+/** The code this client closes a connection with that went silent. */
+export const SILENT_CLOSE_CODE = 4000;
+
 /** How late a silence watchdog may fire before it distrusts itself, ms. */
 const LATE_WATCHDOG_MS = 500;
 /** The extra turn a late watchdog gives waiting messages, ms. */
@@ -486,7 +489,7 @@ export class WsTimeClient {
     this.#generation++;
     this.#closed = Promise.resolve();
     try {
-      socket?.close(4000, "no message from the server");
+      socket?.close(SILENT_CLOSE_CODE, "no message from the server");
     } catch {
       // Already closing.
     }
@@ -494,7 +497,7 @@ export class WsTimeClient {
     this.#onClose(
       url,
       {
-        code: 4000,
+        code: SILENT_CLOSE_CODE,
         reason: `no message for ${seconds} s`,
       },
       true,
@@ -570,7 +573,7 @@ export class WsTimeClient {
       if (generation !== this.#generation) return;
       if (hint !== undefined) hint = Math.min(hint, this.#options.maxHintMs);
     }
-    this.#scheduleRetry(hint, event.code === 4000 ? "silent" : "");
+    this.#scheduleRetry(hint, event.code === SILENT_CLOSE_CODE ? "silent" : "");
   }
 
   /**

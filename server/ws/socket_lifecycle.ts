@@ -16,7 +16,14 @@ import type { Clock } from "../clock.ts";
 import type { Logger } from "../logger.ts";
 import { Histogram, latencyBuckets, type Metrics } from "../metrics.ts";
 import { Connection, ConnectionSet } from "./connections.ts";
-import { CLOSE, tickTexts } from "./protocol.ts";
+import {
+  CLOSE,
+  CLOSE_REASON,
+  closeCodeLabel,
+  drainMessage,
+  tickTexts,
+  welcomeMessage,
+} from "./protocol.ts";
 import { Ticker } from "./ticker.ts";
 
 /** What the lifecycle needs. */
@@ -115,8 +122,6 @@ export interface SocketLifecycle {
    * its client the token of that epoch: not yet welcomed, or closing.
    */
   undelivered(sessionId: string, epoch: number): boolean;
-  /** Sends a JSON message if the connection speaks JSON and is open. */
-  sendJson(conn: Connection, message: Record<string, unknown>): void;
   /** Closes one connection with `code` and `reason`. */
   close(conn: Connection, code: number, reason: string): void;
   /** Tells a JSON client when to come back, then closes with 1001. */
@@ -135,42 +140,6 @@ const OPEN = 1;
 const utf8 = new TextEncoder();
 /** Tick lateness buckets, s: around Deno's 1-2 ms timers and beyond. */
 const LATENESS_BUCKETS = latencyBuckets(0.0005);
-
-/**
- * A close code as a metric label from a fixed set, so a client cannot make
- * up new label values (every code it sends would be a new series).
- */
-export function closeCodeLabel(code: number): string {
-  if (KNOWN_CODES.has(code)) return String(code);
-  // Deno reports a connection that ended without a close frame as 0.
-  if (code === 0) return "1006";
-  return "other";
-}
-
-/** Every value the `code` label of wstime_disconnects_total can take. */
-export const CLOSE_CODE_LABELS: readonly string[] = [
-  "1000",
-  "1001",
-  "1002",
-  "1003",
-  "1005",
-  "1006",
-  "1007",
-  "1008",
-  "1009",
-  "1010",
-  "1011",
-  "1012",
-  "4000",
-  "4001",
-  "4002",
-  "4003",
-  "other",
-];
-
-const KNOWN_CODES = new Set(
-  CLOSE_CODE_LABELS.filter((c) => c !== "other").map(Number),
-);
 
 /** Builds the lifecycle and its ticker. */
 export function createSocketLifecycle(
@@ -217,7 +186,7 @@ export function createSocketLifecycle(
       cid: conn.id,
       session: () => options.sessionLabel(conn.sessionId),
     });
-    close(conn, CLOSE.peerSilent, "no heartbeat");
+    close(conn, CLOSE.peerSilent, CLOSE_REASON.peerSilent);
   }
 
   function tick(conn: Connection, seconds: number, now: number): void {
@@ -235,7 +204,7 @@ export function createSocketLifecycle(
     // the kernel's buffers are full, Deno queues our ticks in memory.
     if (socket.bufferedAmount > options.maxBufferedBytes) {
       metrics.inc("wstime_slow_readers_closed_total");
-      close(conn, CLOSE.policy, "client is not reading");
+      close(conn, CLOSE.policy, CLOSE_REASON.notReading);
       return;
     }
     const text = !conn.json
@@ -278,7 +247,7 @@ export function createSocketLifecycle(
     const previous = connections.add(conn);
     if (previous) {
       metrics.inc("wstime_takeovers_total", { where: "local" });
-      close(previous, CLOSE.takenOver, "session resumed elsewhere");
+      close(previous, CLOSE.takenOver, CLOSE_REASON.takenOver);
     }
     // Shared listeners through addEventListener: an `onX = fn` property
     // costs every socket a wrapper closure and a handler map besides. No
@@ -298,7 +267,7 @@ export function createSocketLifecycle(
   }
 
   function onOpenSuperseded(this: WebSocket): void {
-    this.close(CLOSE.superseded, "a newer connection holds this session");
+    this.close(CLOSE.superseded, CLOSE_REASON.superseded);
   }
 
   function evict(sessionId: string, epoch: number): void {
@@ -310,25 +279,27 @@ export function createSocketLifecycle(
     // otherwise end it.
     options.onEnded(conn, false);
     conn.evicted = true;
-    close(conn, CLOSE.takenOver, "session resumed elsewhere");
+    close(conn, CLOSE.takenOver, CLOSE_REASON.takenOver);
   }
 
   function onOpen(this: WebSocket): void {
     const conn = connections.bySocket(this);
     if (!conn) return;
     if (conn.evicted) {
-      this.close(CLOSE.takenOver, "session resumed elsewhere");
+      this.close(CLOSE.takenOver, CLOSE_REASON.takenOver);
       return;
     }
     if (conn.json) {
-      sendJson(conn, {
-        type: "welcome",
-        server: options.name,
-        session: conn.token,
-        resumed: conn.resumed,
-        seconds: conn.lastTick,
-        ...heartbeatAsk,
-      });
+      sendJson(
+        conn,
+        welcomeMessage({
+          server: options.name,
+          session: conn.token,
+          resumed: conn.resumed,
+          seconds: conn.lastTick,
+          ...heartbeatAsk,
+        }),
+      );
     }
     conn.token = "";
     ticker.add(conn);
@@ -341,7 +312,7 @@ export function createSocketLifecycle(
     counts.messagesIn++;
     if (typeof data !== "string") {
       counts.bytesIn += byteLength(data);
-      refuseMessages(conn, CLOSE.unsupported, "binary messages not accepted");
+      refuseMessages(conn, CLOSE.unsupported, CLOSE_REASON.binary);
       return;
     }
     // A UTF-16 unit is at least one UTF-8 byte, so only short strings need
@@ -402,9 +373,9 @@ export function createSocketLifecycle(
     });
   }
 
-  function sendJson(conn: Connection, message: Record<string, unknown>): void {
+  /** Sends a JSON message if the connection speaks JSON and is open. */
+  function sendJson(conn: Connection, text: string): void {
     if (!conn.json || conn.socket.readyState !== OPEN) return;
-    const text = JSON.stringify(message);
     conn.socket.send(text);
     counts.messagesOut++;
     counts.bytesOut += text.length;
@@ -435,17 +406,16 @@ export function createSocketLifecycle(
       const welcomed = holder.json && holder.token === "";
       return !welcomed || holder.socket.readyState !== OPEN;
     },
-    sendJson,
     close,
     drain(conn, reconnectAfterMs) {
-      sendJson(conn, { type: "drain", reconnectAfterMs });
-      close(conn, CLOSE.goingAway, "server draining");
+      sendJson(conn, drainMessage(reconnectAfterMs));
+      close(conn, CLOSE.goingAway, CLOSE_REASON.draining);
     },
     closeAll,
     traffic: () => ({ ...counts }),
     tickLateness,
     stop() {
-      closeAll(CLOSE.goingAway, "server shutting down");
+      closeAll(CLOSE.goingAway, CLOSE_REASON.shuttingDown);
       ticker.stop();
       tickClock[Symbol.dispose]?.();
     },
