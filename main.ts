@@ -50,7 +50,7 @@ export async function main(
   } catch (error) {
     return startupFailed(error);
   }
-  await untilStopped(instance, instance.config, logger);
+  await untilStopped(instance, logger);
   logger.info("stopped");
   return 0;
 }
@@ -66,21 +66,12 @@ function startupFailed(error: unknown): number {
 }
 
 /**
- * Resolves once a signal has stopped the instance. SIGTERM (systemd,
- * orchestrators, deploys) drains gracefully; SIGINT (Ctrl-C at a terminal)
- * closes everyone now, with jittered hints; a second signal exits at once.
+ * Resolves once a signal has stopped the instance: SIGTERM (systemd,
+ * orchestrators, deploys) drains gracefully, SIGINT (Ctrl-C at a terminal)
+ * closes everyone now; a second signal exits at once.
  */
-async function untilStopped(
-  instance: Instance,
-  config: Config,
-  logger: Logger,
-): Promise<void> {
-  const { app } = instance;
-  const finished = Promise.withResolvers<void>();
-  const shutdown = async () => {
-    await instance.close();
-    finished.resolve();
-  };
+async function untilStopped(instance: Instance, logger: Logger): Promise<void> {
+  const stopped = Promise.withResolvers<void>();
   let stoppingSince = -1;
   const stop = (signal: Deno.Signal) => {
     if (stoppingSince >= 0) {
@@ -91,24 +82,11 @@ async function untilStopped(
       Deno.exit(1);
     }
     stoppingSince = performance.now();
-    app.monitor.startDraining();
-    const connections = app.connections.size;
-    if (signal === "SIGTERM") {
-      logger.info("draining", {
-        signal,
-        connections,
-        delayMs: config.drainDelayMs,
-        periodMs: config.drainPeriodMs,
-      });
-      app.drainer.start().then(() => {
-        logger.info("drained", { closed: app.drainer.closed });
-        return shutdown();
-      });
-    } else {
-      logger.info("stopping", { signal, connections });
-      app.drainer.closeAllNow();
-      shutdown();
-    }
+    logger.info("signal", { signal });
+    const stopping = signal === "SIGTERM"
+      ? instance.drain()
+      : instance.closeNow();
+    stopping.then(stopped.resolve, stopped.reject);
   };
   const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
   const listeners = signals.map((signal) => {
@@ -116,9 +94,12 @@ async function untilStopped(
     Deno.addSignalListener(signal, listener);
     return [signal, listener] as const;
   });
-  await finished.promise;
-  for (const [signal, listener] of listeners) {
-    Deno.removeSignalListener(signal, listener);
+  try {
+    await stopped.promise;
+  } finally {
+    for (const [signal, listener] of listeners) {
+      Deno.removeSignalListener(signal, listener);
+    }
   }
 }
 

@@ -27,6 +27,8 @@ import {
   AddressSet,
   type ClientInfo,
   createClientInfo,
+  peerAddress,
+  warnUntrustedForwarding,
 } from "./http/client_address.ts";
 import { createRouter, type Handler } from "./http/router.ts";
 import { createStaticHandler } from "./http/static.ts";
@@ -39,7 +41,7 @@ import type { SessionStore } from "./sessions/store.ts";
 import { logLabel, TokenSigner } from "./sessions/token.ts";
 import { AddressLimits, limitsEnabled } from "./ws/address_limits.ts";
 import type { Connection, ConnectionSet } from "./ws/connections.ts";
-import { OpeningGate } from "./ws/opening_gate.ts";
+import { OPENING_LIMIT, OpeningGate } from "./ws/opening_gate.ts";
 import { createOriginCheck } from "./ws/origin.ts";
 import { PROTOCOL } from "./ws/protocol.ts";
 import {
@@ -47,6 +49,7 @@ import {
   type TrafficCounts,
 } from "./ws/socket_lifecycle.ts";
 import { createUpgradeGuard } from "./ws/upgrade_guard.ts";
+import { Reservations } from "./ws/reservations.ts";
 
 /** Everything the app needs, passed in. */
 export interface AppOptions {
@@ -84,12 +87,16 @@ export interface App {
   readonly monitor: CapacityMonitor;
   readonly metrics: Metrics;
   readonly tokens: TokenSigner;
-  /** Spreads the closes of a SIGTERM over the drain window. */
-  readonly drainer: Drainer<Connection>;
   /** Cumulative WebSocket payload bytes and messages, both directions. */
   traffic(): TrafficCounts;
-  /** Closes every connection with `code` and `reason`. */
-  closeAll(code: number, reason: string): void;
+  /**
+   * Leaves gracefully: fails the health check at once, waits the drain
+   * delay for the balancer, then closes every connection with a hint,
+   * spread over the drain period. Resolves with how many it closed.
+   */
+  drain(): Promise<number>;
+  /** Fails the health check and closes everyone now, with jittered hints. */
+  closeNow(): number;
   /** Stops timers and the ticker; closes every connection with 1001. */
   close(): void;
 }
@@ -174,24 +181,27 @@ export function buildApp(options: AppOptions): App {
     undelivered: (id, epoch) => lifecycle.undelivered(id, epoch),
   });
 
-  // Upgrades past the guard but not yet in the live set.
-  let pending = 0;
   const opening = new OpeningGate(options.openingLimit ?? OPENING_LIMIT);
+  const reservations = new Reservations({
+    gate: opening,
+    limits,
+    live: () => connections.size,
+  });
   const monitor = new CapacityMonitor({
     threshold: config.healthThreshold,
     recover: config.healthRecover,
     probes: {
-      connections: () => (connections.size + pending) / config.maxConnections,
+      connections: () => reservations.occupancy() / config.maxConnections,
       ...options.probes,
     },
   });
   const guard = createUpgradeGuard({
     maxConnections: config.maxConnections,
-    occupancy: () => connections.size + pending,
+    occupancy: () => reservations.occupancy(),
     draining: () => monitor.draining,
     clientInfo: createClientInfo(
       new AddressSet(config.trustedProxies),
-      warnOnce(logger, 16),
+      warnUntrustedForwarding(logger, 16),
     ),
     admissions: [
       createOriginCheck(config),
@@ -234,27 +244,14 @@ export function buildApp(options: AppOptions): App {
       return response;
     }
     const { client, json, label, token } = verdict.admitted;
-    limits?.reserve(client.address);
-    pending++;
-    let session;
-    let upgraded;
-    let admitted = false;
-    try {
-      await opening.enter();
-      admitted = true;
-      session = await resolve(token);
-      upgraded = Deno.upgradeWebSocket(request, {
-        ...(json ? { protocol: PROTOCOL } : {}),
-        idleTimeout: config.idleTimeoutS,
-      });
-    } catch (error) {
-      if (admitted) opening.leave();
-      limits?.release(client.address);
-      throw error;
-    } finally {
-      pending--;
-    }
-    opening.watch(upgraded.socket);
+    using slot = reservations.reserve(client.address);
+    await slot.enterGate();
+    const session = await resolve(token);
+    const upgraded = Deno.upgradeWebSocket(request, {
+      ...(json ? { protocol: PROTOCOL } : {}),
+      idleTimeout: config.idleTimeoutS,
+    });
+    slot.handGateTo(upgraded.socket);
     const fields = {
       cid,
       id: label || undefined,
@@ -269,10 +266,11 @@ export function buildApp(options: AppOptions): App {
       // A stale handshake: a newer connection holds the session. It is
       // upgraded only to be told so (4002); it starts and takes nothing.
       if (session.superseded) lifecycle.supersede(upgraded.socket);
-      limits?.release(client.address);
       connLog.info("superseded", { ...fields, epoch: session.epoch });
       return upgraded.response;
     }
+    // The live connection holds the address slot now; onEnded frees it.
+    slot.keepAddress();
     // A claim from the store announced itself; a session written back from
     // its token took nothing the store knew of, but an older connection
     // may still hold it elsewhere.
@@ -334,9 +332,17 @@ export function buildApp(options: AppOptions): App {
     monitor,
     metrics,
     tokens,
-    drainer,
     traffic: lifecycle.traffic,
-    closeAll: lifecycle.closeAll,
+    async drain() {
+      monitor.startDraining();
+      await drainer.start();
+      return drainer.closed;
+    },
+    closeNow() {
+      monitor.startDraining();
+      drainer.closeAllNow();
+      return drainer.closed;
+    },
     close() {
       refresher.stop();
       lifecycle.stop();
@@ -345,59 +351,5 @@ export function buildApp(options: AppOptions): App {
   };
 }
 
-/**
- * The startup line about per-address limits: whether they are on, and what
- * a client's address is taken from, so an operator behind a balancer sees
- * at once whether every user would share one address's limits.
- */
-export function describeAddressLimits(
-  config: Pick<
-    Config,
-    "maxPerAddress" | "ratePerAddress" | "trustedProxies"
-  >,
-): [string, Record<string, unknown>] {
-  const keyedOn = config.trustedProxies.length === 0
-    ? "the socket peer (no --trusted-proxies)"
-    : `Forwarded/X-Forwarded-For from ${
-      config.trustedProxies.join(",")
-    }, else the socket peer`;
-  if (!limitsEnabled(config)) {
-    return ["per-address limits off", {
-      enable: "--max-per-address N, --rate-per-address N",
-    }];
-  }
-  return ["per-address limits on", {
-    open: config.maxPerAddress > 0 ? config.maxPerAddress : "off",
-    perSecond: config.ratePerAddress > 0 ? config.ratePerAddress : "off",
-    keyedOn,
-  }];
-}
-
 /** Upgrade time buckets, s: a header check up to a slow store lookup. */
 const UPGRADE_BUCKETS = latencyBuckets(0.0001);
-
-/**
- * Handshakes allowed between admission and open at once: enough to keep
- * the store's round trips overlapped, few enough that a welcome follows
- * its 101 within milliseconds even in a storm.
- */
-const OPENING_LIMIT = 64;
-
-/** The socket peer's address, for requests refused before it was read. */
-function peerAddress(info?: Deno.ServeHandlerInfo): string {
-  return (info?.remoteAddr as Deno.NetAddr | undefined)?.hostname ??
-    "unknown";
-}
-
-/** Warns once per peer (at most `limit` peers) about ignored forwarding. */
-function warnOnce(logger: Logger, limit: number): (peer: string) => void {
-  const seen = new Set<string>();
-  return (peer) => {
-    if (seen.has(peer) || seen.size >= limit) return;
-    seen.add(peer);
-    logger.warn(
-      "ignoring X-Forwarded-For/Forwarded from a peer not in --trusted-proxies; behind a load balancer, list it so logs and per-address limits see the client",
-      { peer },
-    );
-  };
-}

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { type App, buildApp, describeAddressLimits } from "./app.ts";
+import { type App, buildApp } from "./app.ts";
 import {
   connectionsThatFit,
   descriptorHeadroom,
@@ -24,6 +24,7 @@ import { createHostSampler } from "./health/host_sampler.ts";
 import type { Logger } from "./logger.ts";
 import { openStore } from "./sessions/open_store.ts";
 import type { SessionStore } from "./sessions/store.ts";
+import { describeAddressLimits } from "./ws/address_limits.ts";
 import { PreciseClock } from "./ws/precise_clock.ts";
 
 /** Where the tasks and the compiled binary may read TLS files from. */
@@ -85,6 +86,18 @@ export interface Instance {
   readonly store: SessionStore;
   /** The port the listeners share. */
   readonly port: number;
+  /**
+   * SIGTERM's path: fails the health check, waits the drain delay for the
+   * balancer to notice, closes every client with a reconnect hint over the
+   * drain period, then stops. Resolves once stopped; a second call waits
+   * for the same stop.
+   */
+  drain(): Promise<void>;
+  /**
+   * SIGINT's path: fails the health check, closes every client now (each
+   * with a jittered hint), then stops.
+   */
+  closeNow(): Promise<void>;
   /** Stops whatever was started: listeners, agent, sampler, app, store. */
   close(): Promise<void>;
 }
@@ -225,7 +238,25 @@ export async function startInstance(
     reserve: reserve?.held ?? 0,
   });
   logger.info(...describeAddressLimits(config));
-  return { config, app, store, port: listeners.port, close };
+  let stopping: Promise<void> | undefined;
+  const drain = () =>
+    stopping ??= (async () => {
+      logger.info("draining", {
+        connections: app.connections.size,
+        delayMs: config.drainDelayMs,
+        periodMs: config.drainPeriodMs,
+      });
+      const closed = await app.drain();
+      logger.info("drained", { closed });
+      await close();
+    })();
+  const closeNow = () =>
+    stopping ??= (async () => {
+      logger.info("stopping", { connections: app.connections.size });
+      app.closeNow();
+      await close();
+    })();
+  return { config, app, store, port: listeners.port, drain, closeNow, close };
 }
 
 function readTls(config: Config): { cert: string; key: string } | undefined {

@@ -10,6 +10,7 @@
  */
 
 import { BlockList, isIP } from "node:net";
+import type { Logger } from "../logger.ts";
 
 /** Where a request came from, as far as the handler is concerned. */
 export interface ClientInfo {
@@ -136,4 +137,26 @@ function normalize(address: string): string {
   else if (/^[\d.]+:\d+$/.test(text)) text = text.slice(0, text.indexOf(":"));
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(text);
   return (mapped ? mapped[1]! : text).toLowerCase();
+}
+
+/** The socket peer's address, for requests refused before it was read. */
+export function peerAddress(info?: Deno.ServeHandlerInfo): string {
+  return (info?.remoteAddr as Deno.NetAddr | undefined)?.hostname ??
+    "unknown";
+}
+
+/** Warns once per peer (at most `limit` peers) about ignored forwarding. */
+export function warnUntrustedForwarding(
+  logger: Logger,
+  limit: number,
+): (peer: string) => void {
+  const seen = new Set<string>();
+  return (peer) => {
+    if (seen.has(peer) || seen.size >= limit) return;
+    seen.add(peer);
+    logger.warn(
+      "ignoring X-Forwarded-For/Forwarded from a peer not in --trusted-proxies; behind a load balancer, list it so logs and per-address limits see the client",
+      { peer },
+    );
+  };
 }

@@ -40,6 +40,31 @@ export function limitsEnabled(options: AddressLimitOptions): boolean {
   return options.maxPerAddress > 0 || options.ratePerAddress > 0;
 }
 
+/**
+ * The startup line about per-address limits: whether they are on, and what
+ * a client's address is taken from, so an operator behind a balancer sees
+ * at once whether every user would share one address's limits.
+ */
+export function describeAddressLimits(
+  config: AddressLimitOptions & { readonly trustedProxies: readonly string[] },
+): [string, Record<string, unknown>] {
+  const keyedOn = config.trustedProxies.length === 0
+    ? "the socket peer (no --trusted-proxies)"
+    : `Forwarded/X-Forwarded-For from ${
+      config.trustedProxies.join(",")
+    }, else the socket peer`;
+  if (!limitsEnabled(config)) {
+    return ["per-address limits off", {
+      enable: "--max-per-address N, --rate-per-address N",
+    }];
+  }
+  return ["per-address limits on", {
+    open: config.maxPerAddress > 0 ? config.maxPerAddress : "off",
+    perSecond: config.ratePerAddress > 0 ? config.ratePerAddress : "off",
+    keyedOn,
+  }];
+}
+
 /** Open-connection counts and new-connection buckets, by address. */
 export class AddressLimits {
   readonly #entries = new Map<string, Entry>();

@@ -12,6 +12,13 @@
  * @module
  */
 
+/**
+ * Handshakes allowed between admission and open at once: enough to keep
+ * the store's round trips overlapped, few enough that a welcome follows
+ * its 101 within milliseconds even in a storm.
+ */
+export const OPENING_LIMIT = 64;
+
 /** How long a socket may keep its place without opening or closing, ms. */
 export const STALE_MS = 2000;
 
