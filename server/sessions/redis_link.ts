@@ -27,6 +27,7 @@ import type { Logger } from "../logger.ts";
 import { Histogram, latencyBuckets } from "../metrics.ts";
 import {
   type Backend,
+  type BackendOptions,
   createBackend,
   type RedisCommander,
   type RedisTarget,
@@ -80,9 +81,24 @@ export interface RedisLinkOptions {
   readonly connectTimeoutMs?: number;
   /** Names of the calls timed, so each has a histogram before its first. */
   readonly calls?: readonly string[];
+  /** Makes one generation of connections. Default: createBackend. */
+  readonly backend?: (target: RedisTarget, options: BackendOptions) => Backend;
 }
 
-/** "connecting" before the first answer, then "up", "slow" or "down". */
+/**
+ * Where the link is, one value moved at each transition:
+ *
+ * ```text
+ * connecting ──▶ up ◀──▶ slow      (a call timed out / a call answered)
+ *     │          │ ▲       │
+ *     ▼          ▼ │       ▼
+ *   down ◀───────┴─┴───── down     (a generation lost / a new one up)
+ * any ──close()──▶ closed
+ * ```
+ *
+ * Only "up" takes writes; "slow" is up but timing out (a frozen or cut-off
+ * primary), which health and metrics count as not writable.
+ */
 export type LinkState = "connecting" | "up" | "slow" | "down" | "closed";
 
 interface Generation {
@@ -105,15 +121,14 @@ export class RedisLink {
   readonly #options: RedisLinkOptions;
   readonly #errors = new Map<string, number>();
   #gen: Generation | undefined;
-  #up = false;
-  #slow = false;
-  #closed = false;
-  #everUp = false;
+  #state: LinkState = "connecting";
+  /** Times the link came up: history for logs and counts, not state. */
+  #ups = 0;
+  /** Failed connection attempts in a row, for the backoff. */
   #attempt = 0;
   #downSince = 0;
   #missedPings = 0;
   #rttMs = -1;
-  #reconnects = 0;
   #failovers = 0;
   readonly #durations = new Map<string, Histogram>();
   /** Time without a writable link in finished spells, ms. */
@@ -138,14 +153,17 @@ export class RedisLink {
 
   /** Current state of the link. */
   get state(): LinkState {
-    if (this.#closed) return "closed";
-    if (this.#up) return this.#slow ? "slow" : "up";
-    return this.#everUp || this.#attempt > 0 ? "down" : "connecting";
+    return this.#state;
   }
 
-  /** True while commands can be sent. */
+  /** A getter, so a check after an await is not narrowed away by tsc. */
+  get #isClosed(): boolean {
+    return this.#state === "closed";
+  }
+
+  /** True while commands can be sent ("up" or "slow"). */
   get up(): boolean {
-    return this.#up;
+    return this.#state === "up" || this.#state === "slow";
   }
 
   /** Last PING round trip in ms, -1 before the first. */
@@ -155,7 +173,7 @@ export class RedisLink {
 
   /** Times the link came back after being down. */
   get reconnects(): number {
-    return this.#reconnects;
+    return Math.max(0, this.#ups - 1);
   }
 
   /**
@@ -176,14 +194,19 @@ export class RedisLink {
     return this.#unwritableTotalMs + current;
   }
 
-  /** Starts or ends a spell without a writable link. */
-  #markWritable(): void {
-    const writable = this.#up && !this.#slow && !this.#closed;
+  /**
+   * The one place the state changes; it also starts or ends a spell
+   * without a writable link (counted only once the link was ever up).
+   */
+  #moveTo(next: LinkState): void {
+    if (this.#isClosed) return;
+    this.#state = next;
+    const writable = next === "up";
     const now = this.#options.clock.now();
     if (writable && this.#unwritableSince !== null) {
       this.#unwritableTotalMs += now - this.#unwritableSince;
       this.#unwritableSince = null;
-    } else if (!writable && this.#unwritableSince === null && this.#everUp) {
+    } else if (!writable && this.#unwritableSince === null && this.#ups > 0) {
       this.#unwritableSince = now;
     }
   }
@@ -207,7 +230,7 @@ export class RedisLink {
     op: (redis: RedisCommander) => Promise<T>,
   ): Promise<T> {
     const gen = this.#gen;
-    if (!this.#up || !gen) {
+    if (!this.up || !gen) {
       return Promise.reject(this.#count("offline", "Redis is not connected"));
     }
     const { clock, timeoutMs } = this.#options;
@@ -239,8 +262,7 @@ export class RedisLink {
       timed.observe((performance.now() - began) / 1000)
     ).then(
       (value) => {
-        this.#slow = false;
-        this.#markWritable();
+        if (this.#state === "slow" && this.#gen === gen) this.#moveTo("up");
         return value;
       },
       (error) => {
@@ -265,10 +287,8 @@ export class RedisLink {
 
   /** Stops reconnecting and closes both connections. */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#up = false;
-    this.#markWritable();
+    if (this.#isClosed) return;
+    this.#moveTo("closed");
     const { clock } = this.#options;
     if (this.#retryTimer !== undefined) clock.clearTimeout(this.#retryTimer);
     if (this.#pingTimer !== undefined) clock.clearTimeout(this.#pingTimer);
@@ -287,13 +307,14 @@ export class RedisLink {
   }
 
   async #connect(): Promise<void> {
-    if (this.#closed) return;
+    if (this.#isClosed) return;
     const { clock, timeoutMs } = this.#options;
     const attemptMs = this.#options.connectTimeoutMs ??
       Math.max(2000, 4 * timeoutMs);
     // Filled before any hook can run: hooks are called asynchronously.
     const self: { gen?: Generation } = {};
-    const backend = createBackend(this.#options.target, {
+    const makeBackend = this.#options.backend ?? createBackend;
+    const backend = makeBackend(this.#options.target, {
       channel: this.#options.channel,
       connectTimeoutMs: attemptMs,
       hooks: {
@@ -306,7 +327,7 @@ export class RedisLink {
           // Once the new primary's connection is up: write what waited,
           // and check which sessions are still ours.
           clock.setTimeout(() => {
-            if (this.#up && this.#gen === self.gen) this.#options.onUp();
+            if (this.up && this.#gen === self.gen) this.#options.onUp();
           }, 1000);
         },
       },
@@ -337,23 +358,18 @@ export class RedisLink {
     } finally {
       clock.clearTimeout(timer);
     }
-    if (current.dead || this.#closed) return;
+    if (current.dead || this.#isClosed) return;
     this.#onUp();
   }
 
   #onUp(): void {
     const { clock, logger } = this.#options;
     const downMs = clock.now() - this.#downSince;
-    if (this.#everUp) {
-      this.#reconnects++;
-    }
-    logger.info(this.#everUp ? "redis reconnected" : "redis connected", {
+    logger.info(this.#ups > 0 ? "redis reconnected" : "redis connected", {
       redis: this.#describe(),
       ...(this.#attempt > 0 ? { attempts: this.#attempt, downMs } : {}),
     });
-    this.#up = true;
-    this.#everUp = true;
-    this.#slow = false;
+    this.#ups++;
     this.#warnedNotWritable = false;
     // A new generation that writes elsewhere than the last one did: the
     // primary moved while the link was down (Sentinel, or a name that now
@@ -366,7 +382,7 @@ export class RedisLink {
       logger.warn("redis primary changed", { to: target });
     }
     if (target !== "") this.#lastTarget = target;
-    this.#markWritable();
+    this.#moveTo("up");
     this.#attempt = 0;
     this.#missedPings = 0;
     // The first PING at once, so the round trip is known from the start.
@@ -378,11 +394,10 @@ export class RedisLink {
   #lost(gen: Generation, error: unknown): void {
     if (gen.dead) return;
     gen.dead = true;
-    const wasUp = this.#up && this.#gen === gen;
-    if (this.#gen === gen) this.#up = false;
-    this.#markWritable();
+    const wasUp = this.up && this.#gen === gen;
+    if (this.#gen === gen) this.#moveTo("down");
     gen.settled.then(() => gen.backend.destroy());
-    if (this.#closed) return;
+    if (this.#isClosed) return;
     const { clock, logger } = this.#options;
     this.#count("connection", message(error));
     if (this.#pingTimer !== undefined) clock.clearTimeout(this.#pingTimer);
@@ -439,16 +454,15 @@ export class RedisLink {
           gen.backend.destroy();
         }
       }).finally(() => {
-        if (this.#up && this.#pingTimer === undefined) this.#schedulePing();
+        if (this.up && this.#pingTimer === undefined) this.#schedulePing();
       });
     }, delay);
   }
 
   #classify(error: unknown, gen?: Generation): RedisCallError {
     if (error instanceof RedisCallError) {
-      if (error.kind === "timeout") {
-        this.#slow = true;
-        this.#markWritable();
+      if (error.kind === "timeout" && this.#state === "up") {
+        this.#moveTo("slow");
       }
       return this.#count(error.kind, error.message);
     }
