@@ -19,11 +19,20 @@
  * @module
  */
 
-/** Severity of a log line, least severe first. */
-export type LogLevel = "debug" | "info" | "warn" | "error";
+/** Severity names, least severe first. */
+export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+
+/** Severity of a log line. */
+export type LogLevel = typeof LOG_LEVELS[number];
+
+/** How lines can be written. */
+export const LOG_FORMATS = ["text", "json"] as const;
 
 /** How lines are written. */
-export type LogFormat = "text" | "json";
+export type LogFormat = typeof LOG_FORMATS[number];
+
+/** What a gated logger can do with lines about single connections. */
+export const GATE_MODES = ["on", "off", "sampled"] as const;
 
 /** What every module receives to report events. */
 export interface Logger {
@@ -34,7 +43,6 @@ export interface Logger {
 }
 
 const RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
-const LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
 
 /** The fields with function values called and undefined ones dropped. */
 function resolve(
@@ -98,7 +106,7 @@ export function consoleLogger(
       sinks[lvl](formatLine(format, new Date(), lvl, message, fields));
     };
   return Object.fromEntries(
-    LEVELS.map((l) => [l, line(l)]),
+    LOG_LEVELS.map((l) => [l, line(l)]),
   ) as unknown as Logger;
 }
 
@@ -111,12 +119,14 @@ export function memoryLogger(): Logger & { readonly lines: string[] } {
     };
   return {
     lines,
-    ...Object.fromEntries(LEVELS.map((l) => [l, line(l)])) as unknown as Logger,
+    ...Object.fromEntries(
+      LOG_LEVELS.map((l) => [l, line(l)]),
+    ) as unknown as Logger,
   };
 }
 
 /** What passes a gate: everything, nothing, or a sample. */
-export type GateMode = "on" | "off" | "sampled";
+export type GateMode = typeof GATE_MODES[number];
 
 /** What the gate needs. */
 export interface GateOptions {
@@ -162,6 +172,6 @@ export function gatedLogger(logger: Logger, options: GateOptions): Logger {
       if (lvl === "error" || pass()) logger[lvl](message, fields);
     };
   return Object.fromEntries(
-    LEVELS.map((l) => [l, line(l)]),
+    LOG_LEVELS.map((l) => [l, line(l)]),
   ) as unknown as Logger;
 }

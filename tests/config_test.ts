@@ -116,6 +116,30 @@ Deno.test("--help lists every option with its variable and default", () => {
     assert.ok(text.includes(`env ${spec.env}`), spec.env);
   }
   assert.match(text, /--port <int>.*\[default: 8000\]/);
+  assert.match(text, /--log-level <debug\|info\|warn\|error> +least/);
+});
+
+Deno.test("parseConfig() refuses a value outside an enum option's choices, naming them", () => {
+  const enums = OPTIONS.filter((spec) => spec.kind === "enum");
+  assert.deepEqual(enums.map((spec) => spec.flag), [
+    "log-level",
+    "log-format",
+    "log-connections",
+  ]);
+  for (const spec of enums) {
+    const last = spec.choices!.at(-1)!;
+    assert.throws(
+      () => configOf([`--${spec.flag}`, "loud"]),
+      new RegExp(`--${spec.flag} "loud": expected .*or ${last}$`),
+    );
+    assert.throws(
+      () => configOf([], { [spec.env]: "LOUD" }),
+      new RegExp(`${spec.env} \\(--${spec.flag}\\) "LOUD"`),
+    );
+    for (const choice of spec.choices!) {
+      assert.equal(configOf([`--${spec.flag}`, choice])[spec.key], choice);
+    }
+  }
 });
 
 Deno.test("parseDuration() accepts ms, s, m, h and bare seconds", () => {

@@ -6,12 +6,18 @@
  * @module
  */
 
+import { choiceList } from "./parse.ts";
 import { OPTIONS, type OptionSpec } from "./schema.ts";
 
 /** The `--help` text: every option with its variable and default. */
 export function helpText(): string {
-  const rows = OPTIONS.map((spec) => {
-    const left = `  --${spec.flag} <${spec.kind}>`.padEnd(36);
+  const lefts = OPTIONS.map((spec) => {
+    const value = spec.kind === "enum" ? spec.choices!.join("|") : spec.kind;
+    return `  --${spec.flag} <${value}>`;
+  });
+  const width = Math.max(...lefts.map((l) => l.length)) + 2;
+  const rows = OPTIONS.map((spec, i) => {
+    const left = lefts[i]!.padEnd(width);
     const fallback = spec.fallback === "" ? "" : ` [default: ${spec.fallback}]`;
     return `${left}${spec.help} (env ${spec.env})${fallback}`;
   });
@@ -21,8 +27,8 @@ export function helpText(): string {
     "Usage: ws-time [options]   (flags win over environment variables)",
     "",
     ...rows,
-    "  --version".padEnd(36) + "print the version and exit",
-    "  --help".padEnd(36) + "show this help",
+    "  --version".padEnd(width) + "print the version and exit",
+    "  --help".padEnd(width) + "show this help",
   ].join("\n");
 }
 
@@ -31,12 +37,19 @@ export function defaultText(spec: OptionSpec): string {
   return spec.fallbackDoc ?? (spec.fallback === "" ? "none" : spec.fallback);
 }
 
+/** An option's meaning, with the values an enum takes. */
+function docText(spec: OptionSpec): string {
+  if (spec.kind !== "enum") return spec.doc;
+  const values = choiceList(spec.choices!.map((c) => `\`${c}\``));
+  return `${values}: ${spec.doc}`;
+}
+
 /** The Markdown table of every option, as docs/configuration.md holds it. */
 export function optionsMarkdown(): string {
   const rows = OPTIONS.map((spec) =>
-    `| \`--${spec.flag}\` | \`${spec.env}\` | ${
-      defaultText(spec)
-    } | ${spec.doc} |`
+    `| \`--${spec.flag}\` | \`${spec.env}\` | ${defaultText(spec)} | ${
+      docText(spec)
+    } |`
   );
   return [
     "| flag | environment | default | meaning |",

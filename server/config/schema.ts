@@ -8,14 +8,14 @@
  * @module
  */
 
-/** Severity names accepted by `--log-level`, least severe first. */
-export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
-
-/** What `--log-format` accepts. */
-export const LOG_FORMATS = ["text", "json"] as const;
-
-/** What `--log-connections` accepts. */
-export const LOG_CONNECTIONS = ["on", "off", "sampled"] as const;
+import {
+  GATE_MODES,
+  type GateMode,
+  LOG_FORMATS,
+  LOG_LEVELS,
+  type LogFormat,
+  type LogLevel,
+} from "../logger.ts";
 
 /**
  * The fully resolved configuration. Each field's default, bounds and flag
@@ -89,11 +89,11 @@ export interface Config {
   /** Wake the ticker from a worker thread instead of Deno's timers. */
   readonly preciseTicks: boolean;
   /** Least severe log level printed. */
-  readonly logLevel: typeof LOG_LEVELS[number];
+  readonly logLevel: LogLevel;
   /** Text lines, or one JSON object per line. */
-  readonly logFormat: typeof LOG_FORMATS[number];
+  readonly logFormat: LogFormat;
   /** Lines about single connections: all, none or sampled. */
-  readonly logConnections: typeof LOG_CONNECTIONS[number];
+  readonly logConnections: GateMode;
 }
 
 /** How an option's text is read. */
@@ -103,7 +103,8 @@ export type OptionKind =
   | "string"
   | "bool"
   | "duration"
-  | "list";
+  | "list"
+  | "enum";
 
 /** One row of {@link OPTIONS}. */
 export interface OptionSpec {
@@ -122,6 +123,8 @@ export interface OptionSpec {
   readonly help: string;
   /** The meaning, in Markdown, for docs/configuration.md. */
   readonly doc: string;
+  /** The values an "enum" option accepts, in the order docs list them. */
+  readonly choices?: readonly string[];
   /** Inclusive bounds of numeric kinds (durations in ms). */
   readonly min?: number;
   readonly max?: number;
@@ -496,29 +499,32 @@ export const OPTIONS: readonly OptionSpec[] = [
     flag: "log-level",
     env: "LOG_LEVEL",
     key: "logLevel",
-    kind: "string",
+    kind: "enum",
+    choices: LOG_LEVELS,
     fallback: "info",
-    help: "debug, info, warn or error",
-    doc: "least severe log line printed: debug, info, warn or error",
+    help: "least severe line printed",
+    doc: "least severe log line printed",
   },
   {
     flag: "log-format",
     env: "LOG_FORMAT",
     key: "logFormat",
-    kind: "string",
+    kind: "enum",
+    choices: LOG_FORMATS,
     fallback: "text",
-    help: "text or json",
+    help: "line format",
     doc:
-      "`text` (`time level message key=value`) or `json` (one object per line: `time`, `level`, `msg` and the fields)",
+      "`text` writes `time level message key=value`, `json` one object per line: `time`, `level`, `msg` and the fields",
   },
   {
     flag: "log-connections",
     env: "LOG_CONNECTIONS",
     key: "logConnections",
-    kind: "string",
+    kind: "enum",
+    choices: GATE_MODES,
     fallback: "sampled",
-    help: "lines about single connections: on, off or sampled",
+    help: "lines about single connections",
     doc:
-      "lines about single connections (connect, disconnect, superseded...): `on`, `off` or `sampled` (at most 10 a second, then a count of those left out), so a reconnect storm cannot drown the lifecycle lines",
+      "lines about single connections (connect, disconnect, superseded...); `sampled` prints at most 10 a second, then a count of those left out, so a reconnect storm cannot drown the lifecycle lines",
   },
 ];
