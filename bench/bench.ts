@@ -9,7 +9,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { ROOT } from "../tests/helpers/paths.ts";
+import { ROOT } from "../dev/paths.ts";
 import { machine } from "./machine.ts";
 import { settingsFor } from "./server_launcher.ts";
 import { runSteady, type SteadyResult } from "./steady.ts";
@@ -458,7 +458,9 @@ export async function main(args: string[]): Promise<number> {
     await Deno.writeTextFile(`${base}-${name}.svg`, svg);
   }
   // deno-lint-ignore no-console
-  console.log(`results: ${base}.json`);
+  console.log(
+    `results: ${base}.json (${record.machine.date}, ${record.machine.commit})`,
+  );
   return 0;
 }
 

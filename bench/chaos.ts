@@ -14,11 +14,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { FaultBed } from "../tests/helpers/fault_bed.ts";
-import {
-  type FaultFigures,
-  figuresTable,
-} from "../tests/helpers/fault_report.ts";
+import { FaultBed } from "../dev/fault_bed.ts";
+import { type FaultFigures, figuresTable } from "../dev/fault_report.ts";
 import {
   type FaultKind,
   FAULTS,
@@ -27,9 +24,9 @@ import {
   STORE_FAULTS,
   type StoreFaultFigures,
   type StoreFaultKind,
-} from "../tests/helpers/fault_scenarios.ts";
-import { netnsUnavailable } from "../tests/helpers/netns.ts";
-import { ROOT } from "../tests/helpers/paths.ts";
+} from "../dev/fault_scenarios.ts";
+import { netnsUnavailable } from "../dev/netns.ts";
+import { ROOT } from "../dev/paths.ts";
 import { machine } from "./machine.ts";
 import { lineChart } from "./svg_chart.ts";
 

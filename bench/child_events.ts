@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Child } from "../tests/helpers/child.ts";
+import type { Child } from "../dev/child.ts";
 
 /** The events a child printed so far, typed by their `type` field. */
 export class ChildEvents<E extends { type: string }> {

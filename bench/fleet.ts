@@ -6,9 +6,9 @@
  * @module
  */
 
-import { Child } from "../tests/helpers/child.ts";
-import { ROOT } from "../tests/helpers/paths.ts";
-import { waitFor } from "../tests/helpers/timing.ts";
+import { Child } from "../dev/child.ts";
+import { ROOT } from "../dev/paths.ts";
+import { waitFor } from "../dev/timing.ts";
 import type { GeneratorEvent, GeneratorPlan } from "./generator.ts";
 import { Histogram, type LatencySummary } from "./histogram.ts";
 import { openFileLimit } from "./proc.ts";

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { startServer } from "../tests/helpers/server_process.ts";
+import { startServer } from "../dev/server_process.ts";
 
 const CASES: ReadonlyArray<
   { name: string; mib: number; fragments: number; declared?: number }

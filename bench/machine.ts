@@ -18,5 +18,26 @@ export function machine(): Record<string, unknown> {
     deno: Deno.version.deno,
     v8: Deno.version.v8,
     date: new Date().toISOString(),
+    commit: commit(),
   };
+}
+
+/**
+ * The tree measured: the short commit, with "+changes" when files differ
+ * from it, so a figure in the docs can name the code it came from.
+ */
+export function commit(): string {
+  const git = (...args: string[]) => {
+    try {
+      const out = new Deno.Command("git", { args, stderr: "null" })
+        .outputSync();
+      return out.success ? new TextDecoder().decode(out.stdout).trim() : null;
+    } catch {
+      return null;
+    }
+  };
+  const head = git("rev-parse", "--short", "HEAD");
+  if (head === null) return "unknown";
+  const changes = git("status", "--porcelain", "--untracked-files=no");
+  return changes ? `${head}+changes` : head;
 }

@@ -16,23 +16,19 @@
 import { connectionsThatFit } from "../server/http/descriptors.ts";
 import { openFileLimit } from "./proc.ts";
 import { RESERVE_SIZE } from "../server/instance.ts";
-import { Child } from "../tests/helpers/child.ts";
-import { ROOT } from "../tests/helpers/paths.ts";
-import { freePort } from "../tests/helpers/ports.ts";
-import { healthDetail } from "../tests/helpers/server_process.ts";
-import { sleep } from "../tests/helpers/timing.ts";
-
-/** Debian's jemalloc, preloaded by the production profile. */
-export const JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
+import { Child } from "../dev/child.ts";
+import { productionAllocatorEnv } from "../dev/systemd_unit.ts";
+import { ROOT } from "../dev/paths.ts";
+import { freePort } from "../dev/ports.ts";
+import { healthDetail } from "../dev/server_process.ts";
+import { sleep } from "../dev/timing.ts";
 
 /**
- * The production allocator environment (as in deploy/ws-time.service):
- * jemalloc, returning freed pages at once instead of after 10 s.
+ * The production allocator environment, read from deploy/ws-time.service
+ * (jemalloc and its settings), so "production" figures are the unit's.
  */
-export const PRODUCTION_ENV: Readonly<Record<string, string>> = {
-  LD_PRELOAD: JEMALLOC,
-  MALLOC_CONF: "dirty_decay_ms:0,muzzy_decay_ms:0,tcache:false",
-};
+export const PRODUCTION_ENV: Readonly<Record<string, string>> =
+  productionAllocatorEnv();
 
 /** The server settings under test. */
 export interface Settings {

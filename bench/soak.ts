@@ -9,7 +9,7 @@
  * @module
  */
 
-import { sleep, waitFor } from "../tests/helpers/timing.ts";
+import { sleep, waitFor } from "../dev/timing.ts";
 import { anonBytes, fdCount, rssBytes } from "./proc.ts";
 import { launchServer } from "./server_launcher.ts";
 import { type LoadOptions, startFleet } from "./steady.ts";

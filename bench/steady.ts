@@ -9,8 +9,8 @@
  * @module
  */
 
-import { freePort } from "../tests/helpers/ports.ts";
-import { sleep } from "../tests/helpers/timing.ts";
+import { freePort } from "../dev/ports.ts";
+import { sleep } from "../dev/timing.ts";
 import { Fleet } from "./fleet.ts";
 import { Histogram, type LatencySummary } from "./histogram.ts";
 import { CpuMeter, kbPer, rssBytes } from "./proc.ts";

@@ -6,8 +6,8 @@
  * @module
  */
 
-import { startRedis } from "../tests/helpers/redis.ts";
-import { sleep } from "../tests/helpers/timing.ts";
+import { startRedis } from "../dev/redis.ts";
+import { sleep } from "../dev/timing.ts";
 import { launchServer, requireRedisStore } from "./server_launcher.ts";
 import { type LoadOptions, startFleet } from "./steady.ts";
 

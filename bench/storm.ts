@@ -9,12 +9,12 @@
  * @module
  */
 
-import { Child } from "../tests/helpers/child.ts";
-import { ROOT } from "../tests/helpers/paths.ts";
-import { startRedis } from "../tests/helpers/redis.ts";
-import { sleep, waitFor } from "../tests/helpers/timing.ts";
+import { Child } from "../dev/child.ts";
+import { ROOT } from "../dev/paths.ts";
+import { startRedis } from "../dev/redis.ts";
+import { sleep, waitFor } from "../dev/timing.ts";
 import { ChildEvents } from "./child_events.ts";
-import { freePort } from "../tests/helpers/ports.ts";
+import { freePort } from "../dev/ports.ts";
 import { CpuMeter, listenCounters } from "./proc.ts";
 import {
   type BenchServer,

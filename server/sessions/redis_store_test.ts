@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { systemClock } from "../clock.ts";
 import { memoryLogger } from "../logger.ts";
 import { RedisStore, type RedisStoreOptions } from "./redis_store.ts";
-import { freePort } from "../../tests/helpers/ports.ts";
-import { redisCall, startRedis } from "../../tests/helpers/redis.ts";
-import { sleep, waitFor } from "../../tests/helpers/timing.ts";
+import { freePort } from "../../dev/ports.ts";
+import { redisCall, startRedis } from "../../dev/redis.ts";
+import { sleep, waitFor } from "../../dev/timing.ts";
 
 const TTL_MS = 60_000;
 

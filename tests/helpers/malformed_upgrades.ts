@@ -10,7 +10,7 @@
  * @module
  */
 
-import { seededRandom } from "./random.ts";
+import { seededRandom } from "../../dev/random.ts";
 
 /** One generated request and what must come back. */
 export interface UpgradeCase {

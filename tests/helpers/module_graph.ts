@@ -6,7 +6,7 @@
  * @module
  */
 
-import { ROOT } from "./paths.ts";
+import { ROOT } from "../../dev/paths.ts";
 
 /** Repository-relative path to the paths it imports (code and types). */
 export type ModuleGraph = ReadonlyMap<string, readonly string[]>;
@@ -136,6 +136,83 @@ export function violations(
       found.push(
         `${from} -> ${to} (${a.layer === b.layer ? "across wings" : "upward"})`,
       );
+    }
+  }
+  return found;
+}
+
+/**
+ * Every project file's relative imports, read from the source text: the
+ * tests, the bench and the harness have many entry points, and a regular
+ * expression over `from "./x"` and `import("./x")` sees them all at once.
+ */
+export function sourceImports(root: string = ROOT): ModuleGraph {
+  const graph = new Map<string, string[]>();
+  const specifier = /(?:from|import)\s*\(?\s*["'](\.{1,2}\/[^"']+)["']/g;
+  const walk = (dir: string) => {
+    for (const entry of Deno.readDirSync(`${root}${dir}`)) {
+      const path = `${dir}${entry.name}`;
+      if (entry.isDirectory) {
+        if (!SKIPPED_DIRS.has(path)) walk(`${path}/`);
+        continue;
+      }
+      if (!/\.(ts|js|mjs)$/.test(entry.name)) continue;
+      const text = Deno.readTextFileSync(`${root}${path}`);
+      const targets = [...text.matchAll(specifier)].map((m) =>
+        new URL(m[1]!, `file:///${path}`).pathname.slice(1)
+      );
+      graph.set(path, targets);
+    }
+  };
+  walk("");
+  return graph;
+}
+
+const SKIPPED_DIRS = new Set([
+  ".git",
+  "node_modules",
+  "dist",
+  "bench/results",
+  "bench/reference/node_modules",
+  "tests/output",
+]);
+
+/**
+ * Which part of the tree a file belongs to, for the harness rules: the
+ * product ships, its unit tests sit beside it, `dev/` is the harness that
+ * tests, bench and the demo share, `docs/` holds doc generators.
+ */
+export function zoneOf(path: string): string {
+  const top = path.includes("/") ? path.slice(0, path.indexOf("/")) : path;
+  if (path === "main.ts" || top === "server" || top === "static") {
+    return /_test\.ts$/.test(path) ? "product-test" : "product";
+  }
+  return ["dev", "tests", "bench", "docs", "deploy"].includes(top)
+    ? top
+    : "other";
+}
+
+/** The zones each zone must not import. */
+export const FORBIDDEN: Readonly<Record<string, readonly string[]>> = {
+  // What ships never loads test or bench code.
+  product: ["dev", "tests", "bench", "docs", "deploy"],
+  "product-test": ["tests", "bench"],
+  // The harness serves both and knows neither.
+  dev: ["tests", "bench"],
+  bench: ["tests"],
+  tests: ["bench"],
+  docs: ["dev", "tests", "bench"],
+};
+
+/** Each import that crosses a harness rule, as "from -> to". */
+export function harnessViolations(graph: ModuleGraph): string[] {
+  const found: string[] = [];
+  for (const [from, targets] of graph) {
+    const banned = FORBIDDEN[zoneOf(from)] ?? [];
+    for (const to of targets) {
+      if (banned.includes(zoneOf(to))) {
+        found.push(`${from} -> ${to} (${zoneOf(from)} imports ${zoneOf(to)})`);
+      }
     }
   }
   return found;

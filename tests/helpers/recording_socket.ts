@@ -5,7 +5,7 @@
  * @module
  */
 
-import { waitFor } from "./timing.ts";
+import { waitFor } from "../../dev/timing.ts";
 
 /** A WebSocket that records every message and its arrival time. */
 export class RecordingSocket implements AsyncDisposable {

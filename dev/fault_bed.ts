@@ -1,0 +1,505 @@
+/**
+ * The fault bed: a small deployment on real hosts (network namespaces, see
+ * netns.ts). Redis on one host (or, with `store: "sentinel"`, a primary, a
+ * replica and three sentinels from deploy/redis/sentinel.conf on three
+ * hosts), three ws-time instances on three more, HAProxy with the shipped
+ * config on another, and the clients (the page's reconnecting client,
+ * fault_clients.ts) on the last. The third instance's link runs through
+ * the link emulator, so it can be made slow and lossy. Faults are real:
+ * SIGKILL, SIGSTOP, a link set down at the switch, blackhole routes
+ * between an instance and a Redis node.
+ *
+ * @module
+ */
+
+import { renderHaproxyConfig } from "./haproxy_config.ts";
+import type { Child } from "./child.ts";
+import type { DriverEvent } from "./fault_clients.ts";
+import { type Host, ip, type LossyHost, Network } from "./netns.ts";
+import { ROOT } from "./paths.ts";
+import { SERVER_PERMISSIONS } from "./server_process.ts";
+import { waitFor } from "./timing.ts";
+
+const TEMPLATE = Deno.readTextFileSync(`${ROOT}deploy/haproxy.cfg`);
+const WS_PORT = 8000;
+const AGENT_PORT = 8081;
+const LB_PORT = 8080;
+const STATS_PORT = 8404;
+const SENTINEL_PORTS = [26379, 26380, 26381];
+
+/** One ws-time instance of the bed. */
+export interface BedInstance {
+  readonly name: string;
+  readonly host: Host;
+  child: Child;
+}
+
+/** A Redis node of the bed. */
+export interface RedisNode {
+  readonly name: string;
+  readonly host: Host;
+  child: Child;
+}
+
+/** How the bed is built. */
+export interface BedOptions {
+  /** One Redis, or a primary and a replica under three sentinels. */
+  readonly store?: "redis" | "sentinel";
+  /** Clients started once the bed is up. */
+  readonly clients: number;
+  /** Spread the clients' first connections over this long (ms). */
+  readonly rampMs?: number;
+  /** Extra ws-time flags for every instance. */
+  readonly instanceArgs?: readonly string[];
+  /** HAProxy check interval (the shipped config says 2s). */
+  readonly checkInterval?: string;
+}
+
+/** A running bed. */
+export class FaultBed implements AsyncDisposable {
+  readonly instances: BedInstance[] = [];
+  readonly #net: Network;
+  readonly #lossy: LossyHost;
+  readonly #redis: Host;
+  /** The Redis data nodes; [0] is the first primary. */
+  readonly redisNodes: RedisNode[] = [];
+  readonly #sentinelHost: Host | undefined;
+  readonly #replicaHost: Host | undefined;
+  #tempDir = "";
+  #added = 0;
+  readonly #lb: Host;
+  readonly #clients: Host;
+  readonly #options: BedOptions;
+  #driver: Child | undefined;
+  #writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
+  #parsed = 0;
+  readonly #events: DriverEvent[] = [];
+
+  private constructor(
+    net: Network,
+    hosts: {
+      redis: Host;
+      lb: Host;
+      clients: Host;
+      lossy: LossyHost;
+      sentinels?: Host;
+      replica?: Host;
+    },
+    options: BedOptions,
+  ) {
+    this.#net = net;
+    this.#redis = hosts.redis;
+    this.#lb = hosts.lb;
+    this.#clients = hosts.clients;
+    this.#lossy = hosts.lossy;
+    this.#options = options;
+    this.#sentinelHost = hosts.sentinels;
+    this.#replicaHost = hosts.replica;
+  }
+
+  /** Builds the network, starts every process and the clients. */
+  static async start(options: BedOptions): Promise<FaultBed> {
+    const net = await Network.create();
+    let bed: FaultBed | undefined;
+    try {
+      const redis = await net.addHost("redis", 2);
+      const lb = await net.addHost("lb", 3);
+      const clients = await net.addHost("clients", 4);
+      const hosts = [
+        await net.addHost("ws1", 11),
+        await net.addHost("ws2", 12),
+      ];
+      const lossy = await net.addLossyHost("ws3", 13);
+      hosts.push(lossy);
+      const sentinel = options.store === "sentinel";
+      const replica = sentinel ? await net.addHost("replica", 5) : undefined;
+      const sentinels = sentinel ? await net.addHost("sentinel", 6) : undefined;
+      bed = new FaultBed(net, {
+        redis,
+        lb,
+        clients,
+        lossy,
+        ...(replica ? { replica } : {}),
+        ...(sentinels ? { sentinels } : {}),
+      }, options);
+      bed.#tempDir = await Deno.makeTempDir({ prefix: "ws-time-bed-" });
+      await bed.#startRedis();
+      for (const [i, host] of hosts.entries()) {
+        const instance = { name: `ws${i + 1}`, host } as BedInstance;
+        instance.child = await bed.#startInstance(instance);
+        bed.instances.push(instance);
+      }
+      await bed.#startHaproxy();
+      await bed.#startDriver();
+      return bed;
+    } catch (error) {
+      if (bed) await bed[Symbol.asyncDispose]();
+      else await net[Symbol.asyncDispose]();
+      throw error;
+    }
+  }
+
+  /** The URL clients connect to (HAProxy's frontend). */
+  get url(): string {
+    return `ws://${this.#lb.address}:${LB_PORT}/`;
+  }
+
+  /** Every event the clients reported so far. */
+  events(): DriverEvent[] {
+    const lines = this.#driver?.lines ?? [];
+    for (; this.#parsed < lines.length; this.#parsed++) {
+      const line = lines[this.#parsed]!;
+      if (line.startsWith("{")) this.#events.push(JSON.parse(line));
+    }
+    return this.#events;
+  }
+
+  /** The clients' view now: connected, ticking, ended, per server. */
+  async status(): Promise<Extract<DriverEvent, { type: "status" }>> {
+    const before = this.events().length;
+    await this.#command("status");
+    return await waitFor(
+      () =>
+        this.events().slice(before).find((e) => e.type === "status") as
+          | Extract<DriverEvent, { type: "status" }>
+          | undefined,
+      5000,
+      "the clients' status",
+    );
+  }
+
+  /** Open connections per instance, from each one's /metrics. */
+  async connections(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const instance of this.instances) {
+      const { status, body } = await this.fetch(
+        `http://${instance.host.address}:${WS_PORT}/metrics`,
+      );
+      const value = /^wstime_connections (\d+)/m.exec(body)?.[1];
+      out[instance.name] = status === 200 ? Number(value) : NaN;
+    }
+    return out;
+  }
+
+  /** An HTTP GET from the clients' host. */
+  async fetch(url: string): Promise<{ status: number; body: string }> {
+    const before = this.events().length;
+    await this.#command(`fetch ${url}`);
+    const reply = await waitFor(
+      () =>
+        this.events().slice(before).find((e) =>
+          e.type === "fetched" && e.url === url
+        ) as Extract<DriverEvent, { type: "fetched" }> | undefined,
+      8000,
+      `GET ${url}`,
+    );
+    return { status: reply.status, body: reply.body };
+  }
+
+  /** Instance `i` dies at once (SIGKILL). */
+  async kill(i: number): Promise<void> {
+    const instance = this.instances[i]!;
+    instance.child.kill("SIGKILL");
+    await instance.child.finished();
+  }
+
+  /** Starts instance `i` again, as after a crash. */
+  async restart(i: number): Promise<void> {
+    const instance = this.instances[i]!;
+    instance.child = await this.#startInstance(instance);
+  }
+
+  /** Instance `i` stops running (SIGSTOP), or runs again (SIGCONT). */
+  freeze(i: number, frozen: boolean): void {
+    this.instances[i]!.child.kill(frozen ? "SIGSTOP" : "SIGCONT");
+  }
+
+  /** Cuts (or restores) instance `i`'s link at the switch. */
+  async partition(i: number, cut: boolean): Promise<void> {
+    const port = this.instances[i]!.host.port;
+    await ip(
+      "-n",
+      this.#net.switchNs,
+      "link",
+      "set",
+      port,
+      cut ? "down" : "up",
+    );
+  }
+
+  /**
+   * Cuts (or restores) the path between instance `i` and one Redis node
+   * only (default: the first primary).
+   */
+  async cutRedis(
+    i: number,
+    cut: boolean,
+    node: Host = this.#redis,
+  ): Promise<void> {
+    const host = this.instances[i]!.host;
+    const verb = cut ? "add" : "del";
+    await ip("-n", host.ns, "route", verb, "blackhole", `${node.address}/32`);
+    await ip("-n", node.ns, "route", verb, "blackhole", `${host.address}/32`);
+  }
+
+  /** The node the sentinels name as primary now. */
+  async primary(): Promise<RedisNode> {
+    const reply = await this.redisCli(
+      this.#sentinelHost!,
+      26379,
+      "SENTINEL",
+      "get-master-addr-by-name",
+      "wstime",
+    );
+    const address = reply.split("\n")[0]!.trim();
+    const node = this.redisNodes.find((n) => n.host.address === address);
+    if (!node) throw new Error(`unknown primary "${reply}"`);
+    return node;
+  }
+
+  /** Runs redis-cli against `host`:`port` from inside `host`'s namespace. */
+  async redisCli(host: Host, port: number, ...args: string[]): Promise<string> {
+    const out = await new Deno.Command("ip", {
+      args: [
+        "netns",
+        "exec",
+        host.ns,
+        "redis-cli",
+        "-h",
+        host.address,
+        "-p",
+        String(port),
+        ...args,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    return new TextDecoder().decode(out.stdout).trim();
+  }
+
+  /** Starts a Redis node again (after a SIGKILL), empty, as a primary. */
+  async restartRedis(node: RedisNode): Promise<void> {
+    node.child = await this.#startRedisOn(node.host, []);
+  }
+
+  /** Each instance's store as its health details report it. */
+  async stores(): Promise<
+    Array<{ state: string; figures: Record<string, number> }>
+  > {
+    const out = [];
+    for (const instance of this.instances) {
+      const { body } = await this.fetch(
+        `http://${instance.host.address}:${WS_PORT}/healthcheck`,
+      );
+      try {
+        out.push(JSON.parse(body).store);
+      } catch {
+        out.push({ state: "unreachable", figures: {} });
+      }
+    }
+    return out;
+  }
+
+  /** Starts `n` more clients (new sessions). */
+  async addClients(n: number): Promise<void> {
+    this.#added += n;
+    await this.#command(`add ${n}`);
+  }
+
+  /** Clients started so far. */
+  get clients(): number {
+    return this.#options.clients + this.#added;
+  }
+
+  /** Makes the third instance's link slow and lossy (0, 0 restores it). */
+  async degrade(delayMs: number, lossPercent: number): Promise<void> {
+    await this.#lossy.set(delayMs, lossPercent);
+  }
+
+  async #command(line: string): Promise<void> {
+    await this.#writer!.write(new TextEncoder().encode(`${line}\n`));
+  }
+
+  async #startRedis(): Promise<void> {
+    const primary = await this.#startRedisOn(this.#redis, []);
+    this.redisNodes.push({ name: "redis", host: this.#redis, child: primary });
+    if (this.#options.store !== "sentinel") return;
+    const replica = await this.#startRedisOn(this.#replicaHost!, [
+      "--replicaof",
+      this.#redis.address,
+      "6379",
+    ]);
+    this.redisNodes.push({
+      name: "replica",
+      host: this.#replicaHost!,
+      child: replica,
+    });
+    await waitFor(
+      async () =>
+        /master_link_status:up/.test(
+          await this.redisCli(this.#replicaHost!, 6379, "INFO", "replication"),
+        ),
+      15_000,
+      "the replica in sync",
+    );
+    // Three sentinels from the shipped file, each with its own copy (they
+    // rewrite it), on the sentinel host.
+    const template = Deno.readTextFileSync(
+      `${ROOT}deploy/redis/sentinel.conf`,
+    );
+    for (const port of SENTINEL_PORTS) {
+      const file = `${this.#tempDir}/sentinel-${port}.conf`;
+      await Deno.writeTextFile(
+        file,
+        template
+          .replace(/^port \d+$/m, `port ${port}`)
+          .replace(/^bind .*$/m, `bind ${this.#sentinelHost!.address}`)
+          .replace(
+            /^sentinel monitor wstime \S+ 6379 2$/m,
+            `sentinel monitor wstime ${this.#redis.address} 6379 2`,
+          ),
+      );
+      const sentinel = this.#net.spawn(
+        this.#sentinelHost!.ns,
+        "redis-sentinel",
+        [file],
+      );
+      await sentinel.waitForLine(/\+monitor master wstime/, 10_000);
+    }
+  }
+
+  async #startRedisOn(host: Host, args: string[]): Promise<Child> {
+    // Its own folder: a replica's full sync writes the snapshot it
+    // receives to disk, which must not land in the working directory.
+    const dir = await Deno.makeTempDir({ dir: this.#tempDir });
+    const child = this.#net.spawn(host.ns, "redis-server", [
+      "--dir",
+      dir,
+      "--bind",
+      host.address,
+      "--port",
+      "6379",
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--protected-mode",
+      "no",
+      ...args,
+    ]);
+    await child.waitForLine(/Ready to accept connections/);
+    return child;
+  }
+
+  async #startInstance(instance: BedInstance): Promise<Child> {
+    const child = this.#net.spawn(instance.host.ns, Deno.execPath(), [
+      "run",
+      ...SERVER_PERMISSIONS,
+      `${ROOT}main.ts`,
+      "--hostname",
+      instance.host.address,
+      "--port",
+      String(WS_PORT),
+      "--agent-port",
+      String(AGENT_PORT),
+      "--name",
+      instance.name,
+      ...(this.#options.store === "sentinel"
+        ? [
+          "--redis-sentinels",
+          SENTINEL_PORTS.map((p) => `${this.#sentinelHost!.address}:${p}`)
+            .join(","),
+          "--redis-master-name",
+          "wstime",
+        ]
+        : ["--redis", `redis://${this.#redis.address}:6379`]),
+      "--session-secret",
+      "fault-bed-secret-0123456789",
+      ...(this.#options.instanceArgs ?? []),
+    ], { env: { NO_COLOR: "1" } });
+    await child.waitForLine(/listening on/, 30_000);
+    return child;
+  }
+
+  async #startHaproxy(): Promise<void> {
+    const config = renderHaproxyConfig(TEMPLATE, {
+      host: this.#lb.address,
+      // A client that drops a dead connection leaves it to the balancer
+      // until the instance answers or the tunnel times out: during a
+      // freeze or partition HAProxy holds up to twice the clients. Two
+      // descriptors each must fit the 20,000 a process may hold here.
+      maxconn: 9000,
+      port: LB_PORT,
+      statsPort: STATS_PORT,
+      ...(this.#options.checkInterval
+        ? { checkInterval: this.#options.checkInterval }
+        : {}),
+      backends: this.instances.map((instance) => ({
+        name: instance.name,
+        host: instance.host.address,
+        port: WS_PORT,
+        agentPort: AGENT_PORT,
+      })),
+    });
+    const file = await Deno.makeTempFile({ suffix: ".cfg" });
+    await Deno.writeTextFile(file, config);
+    const child = this.#net.spawn(this.#lb.ns, "haproxy", ["-db", "-f", file]);
+    // HAProxy reads its config at once; the driver's wait for every
+    // instance UP (below) is the real readiness check.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await Deno.remove(file).catch(() => {});
+    if (child.status !== undefined) {
+      throw new Error(`haproxy exited:\n${child.lines.join("\n")}`);
+    }
+  }
+
+  async #startDriver(): Promise<void> {
+    const plan = {
+      url: this.url,
+      count: this.#options.clients,
+      rampMs: this.#options.rampMs ?? 2000,
+    };
+    const driver = this.#net.spawn(this.#clients.ns, Deno.execPath(), [
+      "run",
+      "--allow-net",
+      `${ROOT}dev/fault_clients.ts`,
+      JSON.stringify(plan),
+    ], { stdin: "piped", env: { NO_COLOR: "1" } });
+    this.#driver = driver;
+    this.#writer = driver.process.stdin.getWriter();
+    // Every instance must be UP in HAProxy before clients arrive.
+    await waitFor(
+      async () => {
+        const { body } = await this.fetch(
+          `http://${this.#lb.address}:${STATS_PORT}/stats;csv`,
+        );
+        const up = body.split("\n").filter((row) =>
+          row.startsWith("ws_time,ws") && /,UP[, ]/.test(row)
+        );
+        return up.length === this.instances.length;
+      },
+      20_000,
+      "every instance UP in haproxy",
+    );
+    await this.#command("start");
+  }
+
+  /** Stops the clients, every process, and deletes the network. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    for (const instance of this.instances) instance.child.kill("SIGCONT");
+    if (this.#writer) {
+      await this.#command("stop").catch(() => {});
+      await waitFor(
+        () => this.events().some((e) => e.type === "stopped"),
+        10_000,
+        "the clients to stop",
+      ).catch(() => {});
+      await this.#writer.close().catch(() => {});
+    }
+    await this.#lossy.close();
+    await this.#net[Symbol.asyncDispose]();
+    if (this.#tempDir) {
+      await Deno.remove(this.#tempDir, { recursive: true }).catch(() => {});
+    }
+  }
+}

@@ -1,0 +1,515 @@
+/**
+ * Unit tests of the reconnecting client's decisions: backoff with full
+ * jitter, the attempt counter, server hints, final close codes and stop.
+ * Time, randomness and sockets are injected (the client takes them as
+ * options), so every delay is checked exactly and nothing waits.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import {
+  backoffDelay,
+  type ClientOptions,
+  parseRetryAfter,
+  type RetryDetail,
+  type StateDetail,
+  WsTimeClient,
+} from "./ws_time_client.js";
+import { seededRandom } from "../dev/random.ts";
+
+/** Timers on a hand-driven clock. */
+class FakeTimers {
+  now = 0;
+  #next = 1;
+  readonly #due = new Map<number, { at: number; run: () => void }>();
+
+  setTimeout = (run: () => void, ms: number): number => {
+    const id = this.#next++;
+    this.#due.set(id, { at: this.now + ms, run });
+    return id;
+  };
+
+  clearTimeout = (id: number): void => {
+    this.#due.delete(id);
+  };
+
+  get pending(): number {
+    return this.#due.size;
+  }
+
+  /** Time passes while the page runs no timer at all (a starved loop). */
+  stall(ms: number): void {
+    this.now += ms;
+  }
+
+  /** Runs every timer due within `ms`, in time order. */
+  advance(ms: number): void {
+    const end = this.now + ms;
+    for (;;) {
+      const [id, timer] = [...this.#due].sort((a, b) => a[1].at - b[1].at)[0] ??
+        [];
+      if (id === undefined || !timer || timer.at > end) break;
+      this.#due.delete(id);
+      this.now = Math.max(this.now, timer.at);
+      timer.run();
+    }
+    this.now = end;
+  }
+}
+
+/** A socket driven by the test, standing in for the server's side. */
+class FakeSocket {
+  readyState = 0;
+  protocol = "";
+  closedWith: [number | undefined, string | undefined] | undefined;
+  onopen: ((event: unknown) => void) | null = null;
+  onmessage: ((event: { data: unknown }) => void) | null = null;
+  onerror: ((event: unknown) => void) | null = null;
+  onclose:
+    | ((event: { code: number; reason: string; wasClean: boolean }) => void)
+    | null = null;
+
+  constructor(readonly url: string, readonly protocols?: string | string[]) {}
+
+  open(protocol = "ws-time.v1"): void {
+    this.readyState = 1;
+    this.protocol = protocol;
+    this.onopen?.({});
+  }
+
+  /** What the client sent (heartbeats). */
+  readonly sent: string[] = [];
+
+  /** The server sends `message`. */
+  receive(message: Record<string, unknown>): void {
+    this.onmessage?.({ data: JSON.stringify(message) });
+  }
+
+  send(data: string): void {
+    this.sent.push(data);
+  }
+
+  drop(code = 1006, reason = ""): void {
+    this.readyState = 3;
+    this.onerror?.({});
+    this.onclose?.({ code, reason, wasClean: false });
+  }
+
+  close(code?: number, reason?: string): void {
+    this.closedWith = [code, reason];
+    if (this.readyState === 0) return;
+    this.drop(code ?? 1005, reason ?? "");
+  }
+}
+
+/** A client wired to fake timers and sockets, recording its events. */
+function harness(options: ClientOptions = {}) {
+  const timers = new FakeTimers();
+  const sockets: FakeSocket[] = [];
+  const client = new WsTimeClient("ws://example.test/", {
+    random: seededRandom(1),
+    now: () => timers.now,
+    setTimeout: timers.setTimeout,
+    clearTimeout: timers.clearTimeout,
+    WebSocket: class extends FakeSocket {
+      constructor(url: string, protocols?: string | string[]) {
+        super(url, protocols);
+        sockets.push(this);
+      }
+    },
+    ...options,
+  });
+  const retries: RetryDetail[] = [];
+  const states: StateDetail[] = [];
+  client.on("retry", (detail) => retries.push(detail));
+  client.on("state", (detail) => states.push(detail));
+  const last = () => sockets.at(-1)!;
+  return { client, timers, sockets, retries, states, last };
+}
+
+const flush = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+Deno.test("backoffDelay() stays within full-jitter bounds for each attempt", () => {
+  const random = seededRandom(42);
+  for (let n = 0; n <= 12; n++) {
+    const ceiling = Math.min(30_000, 500 * 2 ** n);
+    const draws = Array.from(
+      { length: 4000 },
+      () => backoffDelay(n, 500, 30_000, random),
+    );
+    assert.ok(draws.every((d) => d >= 0 && d <= ceiling), `attempt ${n}`);
+    const mean = draws.reduce((a, b) => a + b, 0) / draws.length;
+    assert.ok(Math.abs(mean - ceiling / 2) < ceiling * 0.05, `mean at ${n}`);
+    // Full jitter: both ends of the range are reached, not a band near it.
+    assert.ok(Math.min(...draws) < ceiling * 0.02, `low end at ${n}`);
+    assert.ok(Math.max(...draws) > ceiling * 0.98, `high end at ${n}`);
+  }
+});
+
+Deno.test("backoffDelay() keeps the whole spread at the cap", () => {
+  const random = seededRandom(7);
+  const draws = Array.from(
+    { length: 4000 },
+    () => backoffDelay(40, 500, 30_000, random),
+  );
+  const tenths = new Array(10).fill(0);
+  for (const d of draws) tenths[Math.min(9, Math.floor(d / 3000))]++;
+  // Uniform over [0, cap]: every tenth of the range holds about 10%.
+  assert.ok(tenths.every((count) => count > 300 && count < 500), `${tenths}`);
+  assert.equal(backoffDelay(10_000, 500, 30_000, () => 0.5), 15_000);
+});
+
+Deno.test("WsTimeClient retries with growing jittered delays, then gives up after maxAttempts", () => {
+  const { client, timers, sockets, retries, states, last } = harness();
+  client.start();
+  for (let i = 0; i < 60 && client.state !== "gave-up"; i++) {
+    last().drop();
+    timers.advance(60_000);
+  }
+  assert.equal(retries.length, 50);
+  retries.forEach((retry, n) => {
+    assert.equal(retry.attempt, n + 1);
+    assert.equal(retry.maxAttempts, 50);
+    assert.ok(retry.delayMs <= Math.min(30_000, 500 * 2 ** n), `attempt ${n}`);
+  });
+  assert.equal(sockets.length, 51);
+  assert.equal(client.state, "gave-up");
+  assert.equal(states.at(-1)!.reason, "gave up after 50 attempts");
+  assert.equal(timers.pending, 0);
+});
+
+Deno.test("WsTimeClient resets the attempt counter only after a stable connection", () => {
+  // No ticks in this test: the silence watchdog would end the connections.
+  const { client, timers, retries, last } = harness({
+    random: () => 0.999,
+    silenceMs: 0,
+  });
+  client.start();
+  for (let i = 0; i < 4; i++) {
+    last().drop();
+    timers.advance(60_000);
+  }
+  assert.equal(retries.at(-1)!.attempt, 4);
+  last().open();
+  timers.advance(2_000); // up, but not for long: the counter stays
+  last().drop();
+  assert.equal(retries.at(-1)!.attempt, 5);
+  assert.ok(retries.at(-1)!.delayMs > 500 * 2 ** 4 * 0.99);
+  timers.advance(60_000);
+  last().open();
+  timers.advance(10_000); // stableMs: the next drop starts over
+  last().drop();
+  assert.equal(retries.at(-1)!.attempt, 1);
+  assert.ok(retries.at(-1)!.delayMs < 500);
+  void client.stop();
+});
+
+Deno.test("WsTimeClient presents the newest session token and its id on reconnect", () => {
+  const { client, timers, sockets, last } = harness({ id: "tab-1" });
+  client.start();
+  assert.equal(sockets[0]!.url, "ws://example.test/?id=tab-1");
+  assert.equal(sockets[0]!.protocols, "ws-time.v1");
+  last().open();
+  last().receive({ type: "welcome", server: "a", session: "T1", seconds: 0 });
+  last().receive({ type: "tick", server: "a", seconds: 1 });
+  last().receive({ type: "tick", server: "a", seconds: 2, session: "T2" });
+  assert.equal(client.session, "T2");
+  last().drop();
+  timers.advance(1_000);
+  assert.equal(sockets[1]!.url, "ws://example.test/?id=tab-1&session=T2");
+  void client.stop();
+});
+
+Deno.test("WsTimeClient honours a drain message's reconnectAfterMs", () => {
+  const { client, timers, sockets, retries, last } = harness({
+    random: () => 0.999,
+  });
+  client.start();
+  last().open();
+  last().receive({ type: "drain", reconnectAfterMs: 2345 });
+  last().drop(1001, "server shutting down");
+  assert.equal(retries.at(-1)!.delayMs, 2345);
+  assert.equal(retries.at(-1)!.hintMs, 2345);
+  timers.advance(2344);
+  assert.equal(sockets.length, 1);
+  timers.advance(1);
+  assert.equal(sockets.length, 2);
+  // The hint was for that one close only.
+  last().drop();
+  assert.equal(retries.at(-1)!.hintMs, undefined);
+  void client.stop();
+});
+
+Deno.test("WsTimeClient waits as long as the probe says after a failed handshake", async () => {
+  const probed: string[] = [];
+  const { client, retries, last } = harness({
+    random: () => 0.5,
+    probe: (url) => {
+      probed.push(url);
+      return Promise.resolve(7_000);
+    },
+  });
+  client.start();
+  last().drop();
+  await flush();
+  assert.deepEqual(probed, ["ws://example.test/"]);
+  assert.equal(retries.at(-1)!.delayMs, 7_000);
+  // A connection that did open is not a refusal: no probe.
+  await client.stop();
+  client.start();
+  last().open();
+  last().drop();
+  await flush();
+  assert.equal(probed.length, 1);
+  assert.ok(retries.at(-1)!.delayMs < 500);
+  await client.stop();
+});
+
+for (
+  const [code, reason] of [[1008, "too many messages"], [1009, ""]] as const
+) {
+  Deno.test(`WsTimeClient does not reconnect after close code ${code}`, () => {
+    const { client, timers, sockets, retries, states, last } = harness();
+    client.start();
+    last().open();
+    last().drop(code, reason);
+    timers.advance(600_000);
+    assert.equal(sockets.length, 1);
+    assert.equal(retries.length, 0);
+    assert.equal(client.state, "closed");
+    assert.equal(states.at(-1)!.code, code);
+    assert.notEqual(states.at(-1)!.reason, "");
+  });
+}
+
+Deno.test("WsTimeClient refuses a server that does not speak ws-time.v1", () => {
+  const { client, sockets, states, last } = harness();
+  client.start();
+  last().open("");
+  assert.equal(client.state, "closed");
+  assert.match(states.at(-1)!.reason, /does not speak ws-time\.v1/);
+  assert.deepEqual(sockets[0]!.closedWith, [1000, ""]);
+});
+
+Deno.test("WsTimeClient.stop() cancels a pending retry at once", () => {
+  const { client, timers, sockets, last } = harness();
+  client.start();
+  last().drop();
+  assert.equal(client.state, "retrying");
+  void client.stop();
+  assert.equal(client.state, "stopped");
+  assert.equal(timers.pending, 0);
+  timers.advance(600_000);
+  assert.equal(sockets.length, 1);
+});
+
+Deno.test("WsTimeClient.stop() closes an open socket, and a connecting one once it opens", async () => {
+  const { client, timers, sockets, last } = harness();
+  client.start();
+  last().open();
+  await client.stop();
+  assert.deepEqual(sockets[0]!.closedWith, [1000, "client stopped"]);
+  client.start();
+  const stopped = client.stop();
+  assert.equal(sockets[1]!.closedWith, undefined);
+  last().open();
+  await stopped;
+  assert.deepEqual(sockets[1]!.closedWith, [1000, "client stopped"]);
+  assert.equal(client.state, "stopped");
+  assert.equal(timers.pending, 0);
+});
+
+Deno.test("WsTimeClient gives up on a handshake that never completes", () => {
+  const { client, timers, retries, last } = harness({
+    connectTimeoutMs: 5_000,
+  });
+  client.start();
+  timers.advance(4_999);
+  assert.equal(client.state, "connecting");
+  last().readyState = 0;
+  const socket = last();
+  socket.close = (code, reason) => {
+    socket.closedWith = [code, reason];
+    socket.drop();
+  };
+  timers.advance(1);
+  assert.equal(client.state, "retrying");
+  assert.equal(retries.length, 1);
+  void client.stop();
+});
+
+Deno.test("WsTimeClient rejects addresses and options it cannot use", () => {
+  assert.throws(
+    () => new WsTimeClient("http://example.test/"),
+    /must start with ws:\/\/ or wss:\/\//,
+  );
+  assert.throws(
+    () => new WsTimeClient("ws://example.test/", { baseMs: 0 }),
+    /baseMs must be a positive number/,
+  );
+  assert.throws(
+    () => new WsTimeClient("ws://example.test/", { maxAttempts: 1.5 }),
+    /maxAttempts must be a whole number/,
+  );
+});
+
+Deno.test("parseRetryAfter() reads seconds and HTTP dates", () => {
+  assert.equal(parseRetryAfter("7", 0), 7000);
+  assert.equal(parseRetryAfter(null, 0), undefined);
+  assert.equal(parseRetryAfter("soon", 0), undefined);
+  const now = Date.parse("Wed, 25 Nov 2026 12:00:00 GMT");
+  assert.equal(parseRetryAfter("Wed, 25 Nov 2026 12:00:09 GMT", now), 9000);
+});
+
+Deno.test("WsTimeClient.stop() called from inside its own events schedules nothing", () => {
+  for (const event of ["close", "state", "retry"] as const) {
+    const { client, timers, sockets, last } = harness();
+    client.start();
+    last().open();
+    client.on(event, () => void client.stop());
+    last().drop();
+    assert.equal(client.state, "stopped", event);
+    assert.equal(timers.pending, 0, event);
+    timers.advance(600_000);
+    assert.equal(sockets.length, 1, event);
+  }
+});
+
+for (const code of [4001, 4002]) {
+  Deno.test(`WsTimeClient after close code ${code} retries slowly instead of giving up`, () => {
+    const { client, timers, sockets, retries, states, last } = harness({
+      supersededMs: 5000,
+    });
+    client.start();
+    last().open();
+    last().receive({ type: "welcome", server: "a", session: "T1", seconds: 0 });
+    last().drop(code, "another connection holds this session");
+    assert.equal(client.state, "retrying");
+    assert.equal(states.at(-1)!.reason, "superseded");
+    const delay = retries.at(-1)!.delayMs;
+    assert.ok(delay >= 5000 && delay <= 10_000, `waits ${delay} ms`);
+    timers.advance(delay - 1);
+    assert.equal(sockets.length, 1, "not before the wait");
+    timers.advance(1);
+    assert.equal(sockets.length, 2);
+    assert.match(last().url, /session=T1/);
+    // Still held elsewhere: it keeps waiting, never fights, never stops.
+    last().open();
+    last().drop(4002, "a newer connection holds this session");
+    assert.equal(client.state, "retrying");
+    timers.advance(10_000);
+    last().open();
+    last().receive({
+      type: "welcome",
+      server: "b",
+      session: "T9",
+      seconds: 42,
+    });
+    assert.equal(client.state, "connected");
+  });
+}
+
+Deno.test("WsTimeClient drops a connection that goes silent and reconnects with its token", () => {
+  const { client, timers, sockets, retries, states, last } = harness({
+    silenceMs: 3500,
+  });
+  const closes: Array<{ code: number; reason: string }> = [];
+  client.on("close", (detail) => closes.push(detail));
+  client.start();
+  last().open();
+  last().receive({ type: "welcome", server: "a", session: "T1", seconds: 0 });
+  for (let k = 1; k <= 5; k++) {
+    timers.advance(1000);
+    last().receive({ type: "tick", server: "a", seconds: k });
+  }
+  assert.equal(client.state, "connected", "ticks keep it alive");
+  // The host freezes: no FIN, no RST, just nothing.
+  timers.advance(3499);
+  assert.equal(client.state, "connected");
+  timers.advance(1);
+  assert.equal(client.state, "retrying");
+  assert.equal(states.at(-1)!.reason, "silent");
+  assert.deepEqual(closes, [{
+    code: 4000,
+    reason: "no message for 3.5 s",
+    opened: true,
+  }]);
+  assert.deepEqual(sockets[0]!.closedWith, [
+    4000,
+    "no message from the server",
+  ]);
+  timers.advance(retries.at(-1)!.delayMs);
+  assert.equal(sockets.length, 2);
+  assert.match(last().url, /session=T1/);
+  // A late event from the abandoned socket changes nothing.
+  sockets[0]!.receive({ type: "tick", server: "a", seconds: 9 });
+  sockets[0]!.drop(1006);
+  assert.equal(client.state, "connecting");
+});
+
+Deno.test("WsTimeClient does not call a connection silent when its own watchdog fired late, but does after one more turn", () => {
+  const { client, timers, last } = harness({ silenceMs: 3500 });
+  client.start();
+  last().open();
+  // The page's thread is starved for 5 s right after the open: the welcome
+  // is waiting unread when the watchdog finally runs, 1.5 s late.
+  timers.stall(5000);
+  timers.advance(0);
+  assert.equal(client.state, "connected", "a late watchdog waits a turn");
+  last().receive({ type: "welcome", server: "a", session: "T1", seconds: 0 });
+  timers.advance(3499);
+  assert.equal(client.state, "connected");
+  // A real silence, watched on time, still ends it at 3.5 s.
+  timers.advance(1);
+  assert.equal(client.state, "retrying");
+  // And a starved page with a dead connection gives up one turn later.
+  const second = harness({ silenceMs: 3500 });
+  second.client.start();
+  second.last().open();
+  second.timers.stall(5000);
+  second.timers.advance(0);
+  assert.equal(second.client.state, "connected");
+  second.timers.advance(1000);
+  assert.equal(second.client.state, "retrying");
+});
+
+Deno.test("WsTimeClient with silenceMs 0 waits for the close however long", () => {
+  const { client, timers, last } = harness({ silenceMs: 0 });
+  client.start();
+  last().open();
+  timers.advance(600_000);
+  assert.equal(client.state, "connected");
+});
+
+Deno.test("WsTimeClient sends no heartbeat unless the welcome asks for one", () => {
+  const { client, timers, sockets, last } = harness();
+  client.start();
+  last().open();
+  last().receive({ type: "welcome", server: "a", session: "T1", seconds: 0 });
+  for (let k = 1; k <= 60; k++) {
+    timers.advance(1000);
+    last().receive({ type: "tick", server: "a", seconds: k });
+  }
+  assert.deepEqual(sockets[0]!.sent, []);
+});
+
+Deno.test("WsTimeClient answers ticks with a heartbeat at most every heartbeatMs the welcome asks", () => {
+  const { client, timers, sockets, last } = harness();
+  client.start();
+  last().open();
+  last().receive({
+    type: "welcome",
+    server: "a",
+    session: "T1",
+    seconds: 0,
+    heartbeatMs: 15_000,
+  });
+  assert.deepEqual(last().sent, [], "not for the welcome");
+  for (let k = 1; k <= 31; k++) {
+    timers.advance(1000);
+    last().receive({ type: "tick", server: "a", seconds: k });
+  }
+  // The first tick, then every 15 s: ticks 1, 16 and 31.
+  assert.deepEqual(sockets[0]!.sent, Array(3).fill('{"type":"heartbeat"}'));
+});

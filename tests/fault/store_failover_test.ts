@@ -1,0 +1,73 @@
+/**
+ * The session store failing over under load: Redis with a replica and
+ * three sentinels (deploy/redis/sentinel.conf), three instances following
+ * the primary with --redis-sentinels, 300 clients through HAProxy, all on
+ * hosts of their own (network namespaces). The primary is killed, frozen
+ * past down-after-milliseconds, and cut off from one instance only. No
+ * client may notice any of it.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { FaultBed } from "../../dev/fault_bed.ts";
+import { figuresTable } from "../../dev/fault_report.ts";
+import {
+  runStoreFault,
+  STORE_FAULTS,
+  type StoreFaultFigures,
+} from "../../dev/fault_scenarios.ts";
+import { netnsUnavailable } from "../../dev/netns.ts";
+
+const unavailable = netnsUnavailable();
+
+Deno.test({
+  name: unavailable === null
+    ? "--redis-sentinels: a killed, a frozen and a cut-off primary cost 300 clients nothing"
+    : `--redis-sentinels (skipped: cannot create network namespaces here: ${unavailable})`,
+  ignore: unavailable !== null,
+  async fn(t) {
+    await using bed = await FaultBed.start({
+      clients: 300,
+      store: "sentinel",
+    });
+    const rows: StoreFaultFigures[] = [];
+    for (const kind of STORE_FAULTS) {
+      await t.step(kind, async () => {
+        const f = await runStoreFault(bed, kind, {
+          holdMs: 10_000,
+          lossyMs: 0,
+          settleMs: 45_000,
+        });
+        rows.push(f);
+        const what = `${kind} (${f.primaryBefore} -> ${f.primaryAfter})`;
+        assert.equal(f.affected, 0, `${what}: clients dropped`);
+        assert.equal(f.continuityViolations, 0, `${what}: counts broke`);
+        assert.equal(f.ended, 0, `${what}: clients ended`);
+        assert.equal(f.takenOver, 0, `${what}: a live connection taken over`);
+        assert.equal(f.duplicates, 0, `${what}: duplicate live connections`);
+        assert.ok(f.storesSettled, `${what}: a store did not come back`);
+        assert.ok(
+          f.recordsOnPrimary >= f.clientsStarted,
+          `${what}: ${f.recordsOnPrimary} records for ${f.clientsStarted} sessions`,
+        );
+        if (kind === "primary-partition") {
+          assert.equal(f.primaryAfter, f.primaryBefore, "no failover");
+          assert.ok(f.buffered >= 1, `${what}: nothing was buffered`);
+          assert.ok(f.replayed >= f.buffered, `${what}: writes not replayed`);
+        } else {
+          assert.notEqual(f.primaryAfter, f.primaryBefore, "no failover");
+          assert.ok(f.failoversSeen >= 1, `${what}: an instance missed it`);
+        }
+      });
+    }
+    // deno-lint-ignore no-console
+    console.log(figuresTable(rows));
+    // deno-lint-ignore no-console
+    console.log(
+      rows.map((r) =>
+        `${r.fault}: promoted after ${r.promotedAfterMs} ms, not writable ${r.notWritableMs} ms, buffered ${r.buffered}, replayed ${r.replayed}, token resumes ${r.tokenResumes}, failovers seen ${r.failoversSeen}, records ${r.recordsOnPrimary}/${r.clientsStarted}`
+      ).join("\n"),
+    );
+  },
+});
