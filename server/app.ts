@@ -10,8 +10,21 @@
  *
  * @example
  * ```ts
- * const app = buildApp({ config, store, clock: systemClock, logger });
- * Deno.serve(app.handler);
+ * import { buildApp } from "./app.ts";
+ * import { systemClock } from "./clock.ts";
+ * import { parseConfig } from "./config/parse.ts";
+ * import { memoryLogger } from "./logger.ts";
+ * import { MemoryStore } from "./sessions/store.ts";
+ *
+ * const parsed = parseConfig(["--drain-delay", "0"], {});
+ * if (parsed.help) throw new Error("unexpected --help");
+ * const { config } = parsed;
+ * const store = new MemoryStore(systemClock, config.sessionTtlMs);
+ * const app = buildApp({ config, store, clock: systemClock, logger: memoryLogger() });
+ * // Deno.serve(app.handler) in production; any Request works in a test.
+ * const response = await app.handler(new Request("http://localhost/healthz"));
+ * if (response.status !== 200) throw new Error(`healthz: ${response.status}`);
+ * app.close();
  * ```
  *
  * @module

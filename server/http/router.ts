@@ -7,8 +7,16 @@
  *
  * @example
  * ```ts
- * const handler = createRouter({ upgrade, healthcheck, metrics, assets });
- * Deno.serve(handler);
+ * import { createRouter } from "./router.ts";
+ *
+ * const handler = createRouter({
+ *   upgrade: () => new Response("upgraded", { status: 101 }),
+ *   healthcheck: () => new Response("ok"),
+ *   metrics: () => "wstime_connections 0",
+ *   assets: () => null,
+ * });
+ * const response = await handler(new Request("http://localhost/healthcheck"));
+ * if (await response.text() !== "ok") throw new Error("not routed");
  * ```
  *
  * @module

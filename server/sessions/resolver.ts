@@ -10,9 +10,27 @@
  *
  * @example
  * ```ts
- * const resolve = createSessionResolver({ store, tokens, clock,
- *   ttlMs: 300_000, logger, onRejected: () => {} });
- * const session = await resolve(url.searchParams.get("session") ?? "");
+ * import { systemClock } from "../clock.ts";
+ * import { memoryLogger } from "../logger.ts";
+ * import { createSessionResolver } from "./resolver.ts";
+ * import { MemoryStore } from "./store.ts";
+ * import { TokenSigner } from "./token.ts";
+ *
+ * const ttlMs = 300_000;
+ * const store = new MemoryStore(systemClock, ttlMs);
+ * const resolve = createSessionResolver({
+ *   store,
+ *   tokens: new TokenSigner("a secret of at least 32 characters, shared"),
+ *   clock: systemClock,
+ *   ttlMs,
+ *   logger: memoryLogger(),
+ *   onRejected: () => {},
+ *   undelivered: () => false,
+ * });
+ * const first = await resolve(""); // no token: a new session
+ * const again = await resolve(first.token); // its token: the same session
+ * if (again.id !== first.id || again.resumed !== "store") throw new Error();
+ * await store.close();
  * ```
  *
  * @module

@@ -13,10 +13,29 @@
  *
  * @example
  * ```ts
- * const guard = createUpgradeGuard({ maxConnections: 10, occupancy: () => 0,
- *   draining: () => false, clientInfo, admissions: [], random: Math.random });
- * const verdict = guard(request, info);
- * if (verdict.refusal) return verdict.refusal.response;
+ * import { AddressSet, createClientInfo } from "../http/client_address.ts";
+ * import { createUpgradeGuard } from "./upgrade_guard.ts";
+ *
+ * const guard = createUpgradeGuard({
+ *   maxConnections: 10,
+ *   occupancy: () => 10,
+ *   draining: () => false,
+ *   clientInfo: createClientInfo(new AddressSet([])),
+ *   admissions: [],
+ *   random: Math.random,
+ * });
+ * const verdict = guard(
+ *   new Request("http://localhost/", {
+ *     headers: {
+ *       upgrade: "websocket",
+ *       connection: "Upgrade",
+ *       "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+ *       "sec-websocket-version": "13",
+ *     },
+ *   }),
+ * );
+ * // Full: a 503 with Retry-After, before anything was upgraded.
+ * if (verdict.refusal?.response.status !== 503) throw new Error();
  * ```
  *
  * @module
