@@ -493,7 +493,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     fallback: "false",
     help: "sub-millisecond tick timers (a worker thread; more CPU)",
     doc:
-      "time ticks from a worker thread: lateness p50 about 0.5 ms lower, up to 15% more CPU at 19.5k connections ([bench/README.md](../bench/README.md))",
+      "time ticks from a worker thread: lateness p50 about 0.5 ms lower, up to 15% more CPU at 19.5k connections ([bench note](../bench/notes/2026-11-25-figures.md))",
   },
   {
     flag: "log-level",
