@@ -34,7 +34,7 @@ import { declareMetrics } from "./app_metrics.ts";
 import type { Clock } from "./clock.ts";
 import type { Config } from "./config/schema.ts";
 import { createHealthEndpoint } from "./health/endpoint.ts";
-import { Drainer } from "./health/drain.ts";
+import { Drainer, RECONNECT_SPREAD_MS } from "./health/drain.ts";
 import { CapacityMonitor, type Probe } from "./health/monitor.ts";
 import {
   AddressSet,
@@ -154,6 +154,7 @@ export function buildApp(options: AppOptions): App {
     maxMessageBytes: config.maxMessageBytes,
     maxMessagesPerSecond: config.maxMessagesPerSecond,
     peerTimeoutMs: config.peerTimeoutMs,
+    moveWindowMs: config.moveWindowMs,
     // Refreshed tokens ride on ticks, so a token stays valid for a session
     // that lasts longer than the grace period even if the store loses it.
     tokenEverySeconds: Math.max(1, Math.floor(config.sessionTtlMs / 2000)),
@@ -335,7 +336,8 @@ export function buildApp(options: AppOptions): App {
     delayMs: config.drainDelayMs,
     periodMs: config.drainPeriodMs,
     connections: () => connections.values(),
-    close: lifecycle.drain,
+    // Everyone at once (SIGINT) leaves no time to move first.
+    close: (conn, hint, now) => lifecycle.drain(conn, hint, "drain", !now),
     random,
   });
 
@@ -349,6 +351,13 @@ export function buildApp(options: AppOptions): App {
     async drain() {
       monitor.startDraining();
       await drainer.start();
+      // Clients asked to move leave on their own once their new connection
+      // is up; the window bounds the wait (the ticker closes stragglers).
+      const until = clock.now() + config.moveWindowMs + RECONNECT_SPREAD_MS +
+        MOVE_GRACE_MS;
+      while (lifecycle.moving() > 0 && clock.now() < until) {
+        await new Promise((resolve) => clock.setTimeout(() => resolve(0), 100));
+      }
       return drainer.closed;
     },
     closeNow() {
@@ -363,6 +372,9 @@ export function buildApp(options: AppOptions): App {
     },
   };
 }
+
+/** Beyond the move window: the ticker closes stragglers on a tick. */
+const MOVE_GRACE_MS = 1500;
 
 /** Upgrade time buckets, s: a header check up to a slow store lookup. */
 const UPGRADE_BUCKETS = latencyBuckets(0.0001);

@@ -19,7 +19,7 @@ import {
 } from "./process_info.ts";
 import type { StoreStatus } from "./sessions/store.ts";
 import { VERSION } from "./version.ts";
-import { CLOSE_CODE_LABELS } from "./ws/protocol.ts";
+import { CLOSE_CODE_LABELS, MOVE_REASONS } from "./ws/protocol.ts";
 import type { TrafficCounts } from "./ws/socket_lifecycle.ts";
 
 /** Where the gauges read from. */
@@ -159,6 +159,17 @@ export function declareMetrics(metrics: Metrics, from: MetricSources): void {
     "wstime_disconnects_total",
     "Closed connections, by close code (known codes, else other)",
     each("code", CLOSE_CODE_LABELS),
+  );
+  metrics.counter(
+    "wstime_moves_total",
+    "Clients asked to move, by reason and how: overlap (the old connection ticks until the new one is up) or close",
+    MOVE_REASONS.flatMap((reason) =>
+      ["overlap", "close"].map((how) => ({ reason, how }))
+    ),
+  );
+  metrics.counter(
+    "wstime_move_window_expired_total",
+    "Clients asked to move that were still here when the move window ended (closed with 1001)",
   );
   metrics.counter(
     "wstime_tokens_rejected_total",

@@ -245,9 +245,11 @@ export async function startInstance(
         connections: app.connections.size,
         delayMs: config.drainDelayMs,
         periodMs: config.drainPeriodMs,
+        moveWindowMs: config.moveWindowMs,
       });
-      const closed = await app.drain();
-      logger.info("drained", { closed });
+      // Each client is asked to move (JSON) or closed with a hint (text).
+      const asked = await app.drain();
+      logger.info("drained", { asked, left: app.connections.size });
       await close();
     })();
   const closeNow = () =>

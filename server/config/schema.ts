@@ -58,6 +58,8 @@ export interface Config {
   readonly drainDelayMs: number;
   /** Window over which drain closes are spread, in ms. */
   readonly drainPeriodMs: number;
+  /** How long a client asked to move may keep its old connection, ms. */
+  readonly moveWindowMs: number;
   /** Extra origins allowed to open WebSockets; "*" allows any. */
   readonly allowedOrigins: readonly string[];
   /** Refuse upgrades without an Origin header. */
@@ -327,6 +329,18 @@ export const OPTIONS: readonly OptionSpec[] = [
     max: 3600_000,
     help: "window the drain closes spread over",
     doc: "window the drain spreads its closes over",
+  },
+  {
+    flag: "move-window",
+    env: "MOVE_WINDOW",
+    key: "moveWindowMs",
+    kind: "duration",
+    fallback: "5s",
+    min: 0,
+    max: 60_000,
+    help: "how long a moving client keeps its old connection",
+    doc:
+      "make before break: a `ws-time.v1` client asked to leave (a drain) keeps its old connection, still ticking, for this long after the hint while it opens its new one through the balancer; then the old one is closed with 1001. 0 closes at once, as plain-text clients always are ([protocol.md](protocol.md#moving-without-missing-a-tick))",
   },
   {
     flag: "allowed-origins",

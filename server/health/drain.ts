@@ -23,8 +23,11 @@ export interface DrainOptions<T> {
   readonly periodMs: number;
   /** The live connections at the moment of asking. */
   readonly connections: () => Iterable<T>;
-  /** Closes one connection, telling it to come back after `reconnectMs`. */
-  readonly close: (conn: T, reconnectAfterMs: number) => void;
+  /**
+   * Closes one connection, telling it to come back after `reconnectMs`;
+   * `now` is true when everyone goes at once (no time to move first).
+   */
+  readonly close: (conn: T, reconnectAfterMs: number, now: boolean) => void;
   /** Random numbers in [0, 1), for the jitter. Default Math.random. */
   readonly random?: () => number;
   /** Smallest gap between two close batches, in ms. Default 50. */
@@ -70,7 +73,9 @@ export class Drainer<T> {
   closeAllNow(): void {
     this.#started = true;
     this.#cancel();
-    for (const conn of [...this.#options.connections()]) this.#close(conn);
+    for (const conn of [...this.#options.connections()]) {
+      this.#close(conn, true);
+    }
     this.#done.resolve();
   }
 
@@ -108,10 +113,10 @@ export class Drainer<T> {
     run();
   }
 
-  #close(conn: T): void {
+  #close(conn: T, now = false): void {
     const random = this.#options.random ?? Math.random;
     this.#closed++;
-    this.#options.close(conn, Math.round(random() * RECONNECT_SPREAD_MS));
+    this.#options.close(conn, Math.round(random() * RECONNECT_SPREAD_MS), now);
   }
 
   #cancel(): void {

@@ -98,9 +98,29 @@ export function welcomeMessage(welcome: Welcome): string {
   return JSON.stringify({ type: "welcome", ...welcome });
 }
 
-/** The `drain` message, sent just before a 1001 close. */
-export function drainMessage(reconnectAfterMs: number): string {
-  return JSON.stringify({ type: "drain", reconnectAfterMs });
+/** Why a client is asked to move; a metric label, so a fixed set. */
+export const MOVE_REASONS = ["drain"] as const;
+
+/** Why a client is asked to move. */
+export type MoveReason = typeof MOVE_REASONS[number];
+
+/**
+ * The `drain` message: the client should reconnect after
+ * `reconnectAfterMs`. With `moveWithinMs` the server keeps this connection
+ * ticking that much longer, so the client can open its new one first
+ * (make before break); without it a 1001 close follows at once.
+ */
+export function drainMessage(
+  reconnectAfterMs: number,
+  reason: MoveReason,
+  moveWithinMs?: number,
+): string {
+  return JSON.stringify({
+    type: "drain",
+    reconnectAfterMs,
+    reason,
+    ...(moveWithinMs === undefined ? {} : { moveWithinMs }),
+  });
 }
 
 /** Builds the tick texts of one server. */

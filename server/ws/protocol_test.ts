@@ -52,9 +52,16 @@ Deno.test("protocol: the messages carry the contract's fields", () => {
     })),
     { type: "welcome", server: "a", session: "t", resumed: true, seconds: 7 },
   );
-  assert.deepEqual(JSON.parse(drainMessage(1500)), {
+  assert.deepEqual(JSON.parse(drainMessage(1500, "drain")), {
     type: "drain",
     reconnectAfterMs: 1500,
+    reason: "drain",
+  });
+  assert.deepEqual(JSON.parse(drainMessage(0, "drain", 5000)), {
+    type: "drain",
+    reconnectAfterMs: 0,
+    reason: "drain",
+    moveWithinMs: 5000,
   });
   const ticks = tickTexts('n"1');
   assert.deepEqual(JSON.parse(ticks.json(3, "tok")), {

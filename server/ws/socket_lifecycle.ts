@@ -21,6 +21,7 @@ import {
   CLOSE_REASON,
   closeCodeLabel,
   drainMessage,
+  type MoveReason,
   tickTexts,
   welcomeMessage,
 } from "./protocol.ts";
@@ -48,6 +49,11 @@ export interface LifecycleOptions {
    * it. Checked on the client's ticks, so it costs no timer.
    */
   readonly peerTimeoutMs: number;
+  /**
+   * How long a JSON client asked to move keeps its old connection after
+   * its hint, ms (make before break); 0 closes it at once.
+   */
+  readonly moveWindowMs: number;
   /** A JSON tick carries a refreshed token every this many seconds. */
   readonly tokenEverySeconds: number;
   /** A fresh token for the session `conn` serves. */
@@ -124,8 +130,19 @@ export interface SocketLifecycle {
   undelivered(sessionId: string, epoch: number): boolean;
   /** Closes one connection with `code` and `reason`. */
   close(conn: Connection, code: number, reason: string): void;
-  /** Tells a JSON client when to come back, then closes with 1001. */
-  drain(conn: Connection, reconnectAfterMs: number): void;
+  /**
+   * Asks a client to move: a JSON client is told when to come back and, with
+   * a move window, keeps ticking until it has (its new connection takes the
+   * session over) or the window ends (1001); any other is closed with 1001.
+   */
+  drain(
+    conn: Connection,
+    reconnectAfterMs: number,
+    reason?: MoveReason,
+    overlap?: boolean,
+  ): void;
+  /** Connections asked to move that are still here. */
+  readonly moving: () => number;
   /** Closes every connection with `code` and `reason`. */
   closeAll(code: number, reason: string): void;
   /** Counts so far. */
@@ -163,6 +180,9 @@ export function createSocketLifecycle(
   const ticker = new Ticker<Connection>(tickClock, tick, {
     minGapMs: tickGapMs,
   });
+  // Connections asked to move, by when they must be gone. Empty but during
+  // a drain, so the steady state pays one size check per tick.
+  const moving = new Map<Connection, number>();
   const peerTimeoutMs = options.peerTimeoutMs > 0
     ? options.peerTimeoutMs
     : Infinity;
@@ -193,6 +213,16 @@ export function createSocketLifecycle(
     const socket = conn.socket;
     if (socket.readyState !== OPEN) return;
     const due = conn.start + seconds * 1000;
+    if (moving.size > 0) {
+      const by = moving.get(conn);
+      if (by !== undefined && due >= by) {
+        // The client did not move in time (no support, or its new
+        // connection failed): the plain way, a close it reconnects after.
+        metrics.inc("wstime_move_window_expired_total");
+        close(conn, CLOSE.goingAway, CLOSE_REASON.draining);
+        return;
+      }
+    }
     // A client that sends heartbeats and then stops has vanished (no FIN
     // or RST arrives from a host that lost power or its network). The
     // tick's due time stands in for the clock: it is now, within a wake.
@@ -361,6 +391,7 @@ export function createSocketLifecycle(
     const conn = connections.bySocket(this);
     if (!conn) return;
     ticker.remove(conn);
+    moving.delete(conn);
     const heldSession = connections.delete(conn);
     options.onEnded(conn, heldSession && !conn.evicted);
     metrics.inc("wstime_disconnects_total", {
@@ -383,6 +414,7 @@ export function createSocketLifecycle(
 
   function close(conn: Connection, code: number, reason: string): void {
     ticker.remove(conn);
+    moving.delete(conn);
     try {
       conn.socket.close(code, reason);
     } catch {
@@ -407,10 +439,25 @@ export function createSocketLifecycle(
       return !welcomed || holder.socket.readyState !== OPEN;
     },
     close,
-    drain(conn, reconnectAfterMs) {
-      sendJson(conn, drainMessage(reconnectAfterMs));
-      close(conn, CLOSE.goingAway, CLOSE_REASON.draining);
+    drain(conn, reconnectAfterMs, reason = "drain", allowOverlap = true) {
+      const overlap = allowOverlap && conn.json && options.moveWindowMs > 0 &&
+        conn.socket.readyState === OPEN && !conn.evicted;
+      metrics.inc("wstime_moves_total", {
+        reason,
+        how: overlap ? "overlap" : "close",
+      });
+      if (!overlap) {
+        sendJson(conn, drainMessage(reconnectAfterMs, reason));
+        close(conn, CLOSE.goingAway, CLOSE_REASON.draining);
+        return;
+      }
+      sendJson(
+        conn,
+        drainMessage(reconnectAfterMs, reason, options.moveWindowMs),
+      );
+      moving.set(conn, clock.now() + reconnectAfterMs + options.moveWindowMs);
     },
+    moving: () => moving.size,
     closeAll,
     traffic: () => ({ ...counts }),
     tickLateness,

@@ -44,7 +44,7 @@ class FakeSocket extends EventTarget {
   }
 }
 
-function setup() {
+function setup(moveWindowMs = 0) {
   const clock = new ManualClock(1_000_000);
   const metrics = new Metrics();
   for (
@@ -54,6 +54,8 @@ function setup() {
       "disconnects",
       "superseded",
       "silent_peers_closed",
+      "moves",
+      "move_window_expired",
     ]
   ) {
     metrics.counter(`wstime_${name}_total`, name);
@@ -66,6 +68,7 @@ function setup() {
     maxMessageBytes: 16,
     maxMessagesPerSecond: 2,
     peerTimeoutMs: 3000,
+    moveWindowMs,
     tokenEverySeconds: 3,
     refreshToken: (conn) => `fresh-${conn.sessionId}`,
     sessionLabel: (id) => id,
@@ -260,4 +263,61 @@ Deno.test("createSocketLifecycle().undelivered() is true until the welcome went 
   socket.readyState = 2;
   assert.equal(lifecycle.undelivered("s", 4), true, "closing");
   lifecycle.stop();
+});
+
+Deno.test("createSocketLifecycle().drain() without a move window tells a JSON client when to come back, then closes with 1001", () => {
+  const { lifecycle, accept } = setup(0);
+  const [socket, conn] = accept("s1");
+  socket.open();
+  lifecycle.drain(conn!, 400);
+  assert.deepEqual(socket.json.at(-1), {
+    type: "drain",
+    reconnectAfterMs: 400,
+    reason: "drain",
+  });
+  assert.equal(socket.closeCode(), 1001);
+});
+
+Deno.test("createSocketLifecycle().drain() with a move window keeps a JSON client ticking until its new connection takes over", () => {
+  const { clock, lifecycle, accept, metrics } = setup(5000);
+  const [socket, conn] = accept("s1", { start: clock.now() });
+  socket.open();
+  lifecycle.drain(conn!, 400);
+  assert.deepEqual(socket.json.at(-1), {
+    type: "drain",
+    reconnectAfterMs: 400,
+    reason: "drain",
+    moveWithinMs: 5000,
+  });
+  assert.equal(socket.closeCode(), undefined, "still open");
+  assert.equal(lifecycle.moving(), 1);
+  clock.advance(2000);
+  assert.equal(socket.json.at(-1)!.type, "tick", "still ticking");
+  // The client's new connection claimed the session on another instance.
+  lifecycle.evict("s1", 2);
+  assert.equal(socket.closeCode(), 4001);
+  assert.equal(lifecycle.moving(), 0);
+  assert.match(
+    metrics.render(),
+    /wstime_moves_total\{reason="drain",how="overlap"\} 1/,
+  );
+});
+
+Deno.test("createSocketLifecycle().drain() closes with 1001 a JSON client still here when the move window ends, and a text client at once", () => {
+  const { clock, lifecycle, accept, metrics } = setup(5000);
+  const [json, jsonConn] = accept("s1", { start: clock.now() });
+  const [text, textConn] = accept("s2", { start: clock.now(), json: false });
+  json.open();
+  text.open();
+  lifecycle.drain(jsonConn!, 400);
+  lifecycle.drain(textConn!, 400);
+  assert.equal(text.closeCode(), 1001, "a text client cannot be told");
+  clock.advance(5000);
+  assert.equal(json.closeCode(), undefined, "within hint + window");
+  clock.advance(1000);
+  assert.equal(json.closeCode(), 1001);
+  assert.equal(lifecycle.moving(), 0);
+  const text_ = metrics.render();
+  assert.match(text_, /wstime_move_window_expired_total 1/);
+  assert.match(text_, /wstime_moves_total\{reason="drain",how="close"\} 1/);
 });

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { parseDuration } from "../../server/config/parse.ts";
+import { OPTIONS } from "../../server/config/schema.ts";
 import { Child } from "../../dev/child.ts";
 import { ROOT } from "../../dev/paths.ts";
 import {
@@ -53,8 +54,11 @@ Deno.test("deploy/ws-time.service binds port 80 unprivileged and outlasts the dr
   assert.ok(Number(settings("LimitNOFILE")[0]) >= 65536);
   const env = environment(UNIT);
   assert.equal(env.PORT, "80");
+  // Delay, period, then the last movers' hint (up to 1 s) and window.
+  const moveWindow = env.MOVE_WINDOW ??
+    OPTIONS.find((o) => o.env === "MOVE_WINDOW")!.fallback;
   const drain = parseDuration(env.DRAIN_DELAY!)! +
-    parseDuration(env.DRAIN_PERIOD!)!;
+    parseDuration(env.DRAIN_PERIOD!)! + 1000 + parseDuration(moveWindow)!;
   const stop = parseDuration(settings("TimeoutStopSec")[0]!)!;
   assert.ok(stop > drain, `TimeoutStopSec ${stop} ms > drain ${drain} ms`);
   assert.deepEqual(settings("KillSignal"), ["SIGTERM"]);
