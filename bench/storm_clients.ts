@@ -142,6 +142,14 @@ export async function runStormClients(plan: StormPlan): Promise<void> {
       if (!detail.opened) entry.report.failedAttempts++;
       else if (entry.report.closedAt === 0) entry.report.closedAt = Date.now();
     });
+    // A drain with a move window moves the client without a close: its
+    // old connection ends once the new one is welcomed.
+    client.on("move", (detail) => {
+      if (!failedOver) return;
+      const key = `moved (${detail.reason}), no close`;
+      closes[key] = (closes[key] ?? 0) + 1;
+      if (entry.report.closedAt === 0) entry.report.closedAt = Date.now();
+    });
     client.on("retry", (retry) => {
       if (!failedOver) return;
       const why = retry.hintMs === undefined

@@ -123,7 +123,9 @@ function messageText(message) {
         message.session ? " (token refreshed)" : ""
       }`;
     case "drain":
-      return `server leaving: reconnect in ${message.reconnectAfterMs} ms`;
+      return typeof message.moveWithinMs === "number"
+        ? `asked to move (${message.reason}): moving in ${message.reconnectAfterMs} ms, still connected meanwhile`
+        : `server leaving: reconnect in ${message.reconnectAfterMs} ms`;
     default:
       return JSON.stringify(message);
   }
@@ -258,6 +260,14 @@ function main() {
     client = new WsTimeClient(parsed.url, options);
     client.on("state", onState);
     client.on("message", onMessage);
+    client.on("move", ({ reason, from, to }) => {
+      log(
+        `moved by ${
+          reason === "drain" ? "a drain" : reason
+        } from ${from} to ${to}, no tick missed`,
+        true,
+      );
+    });
     client.on("session", (token) => storage.set(KEYS.session, token));
     client.on("retry", (retry) => {
       startCountdown(retry.at);

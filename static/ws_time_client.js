@@ -8,7 +8,10 @@
  *
  * What a client can and cannot learn from the server:
  * - A `drain` message's `reconnectAfterMs` arrives before the 1001 close, so
- *   it is always honoured.
+ *   it is always honoured. When it also carries `moveWithinMs`, the server
+ *   keeps the old connection ticking that long: the client opens its new
+ *   connection after the hint and drops the old one only once the new
+ *   welcome has arrived (make before break), so a move costs no tick.
  * - Close codes that mean "reconnecting will not help" (see
  *   {@link FINAL_CLOSE_CODES}) end the client instead of retrying.
  * - 4001 (a newer connection took the session) and 4002 (this handshake was
@@ -172,6 +175,14 @@ export const DEFAULTS = Object.freeze({
  * @property {RetryDetail} retry
  * @property {CloseDetail} close
  * @property {string} session The newest token.
+ * @property {MoveDetail} move A move the server asked for is done.
+ */
+
+/**
+ * @typedef {object} MoveDetail
+ * @property {string} reason Why the server asked ("drain").
+ * @property {string} from The server left.
+ * @property {string} to The server the new connection reached.
  */
 
 /**
@@ -255,6 +266,14 @@ export class WsTimeClient {
   #server = "";
   /** @type {number | undefined} */
   #drainHint = undefined;
+  /** @type {SocketLike | null} The new connection of a move, until welcomed. */
+  #candidate = null;
+  /** @type {unknown} Timer of a move not yet begun. */
+  #moveTimer = undefined;
+  /** Why the server asked the client to move ("" when it did not). */
+  #moveReason = "";
+  /** The old connection ended while its replacement was under way. */
+  #orphaned = false;
   /** @type {Promise<void>} */
   #closed = Promise.resolve();
   /** @type {unknown} The silence watchdog's timer handle. */
@@ -392,16 +411,31 @@ export class WsTimeClient {
       );
       return;
     }
+    this.#attach(socket, url, generation, false);
+  }
+
+  /**
+   * Makes `socket` the client's connection: its events drive the client
+   * while `generation` is current. `open` is true for a socket that opened
+   * already (a move's new connection).
+   * @param {SocketLike} socket
+   * @param {string} url
+   * @param {number} generation
+   * @param {boolean} open
+   */
+  #attach(socket, url, generation, open) {
     this.#socket = socket;
     const closed = Promise.withResolvers();
     this.#closed = closed.promise.then(() => {});
     let opened = false;
     let openedAt = 0;
-    const timeout = this.#options.setTimeout(() => {
+    const timeout = open ? undefined : this.#options.setTimeout(() => {
       if (socket.readyState === CONNECTING) socket.close();
     }, this.#options.connectTimeoutMs);
-    const clear = () => this.#options.clearTimeout(timeout);
-    socket.onopen = () => {
+    const clear = () => {
+      if (timeout !== undefined) this.#options.clearTimeout(timeout);
+    };
+    const onOpen = () => {
       clear();
       if (generation !== this.#generation) return;
       if (socket.protocol !== PROTOCOL) {
@@ -416,6 +450,7 @@ export class WsTimeClient {
       this.#watch(url, openedAt, this.#options.silenceMs);
       this.#setState("connected", "");
     };
+    socket.onopen = onOpen;
     socket.onmessage = (event) => {
       if (generation !== this.#generation) return;
       this.#heardAt = this.#options.now();
@@ -433,6 +468,85 @@ export class WsTimeClient {
       const uptime = opened ? this.#options.now() - openedAt : 0;
       this.#onClose(url, event, opened, uptime);
     };
+    if (open) onOpen();
+  }
+
+  /**
+   * Begins the move the server asked for: a new connection through the
+   * balancer while the old one still ticks. The old one is dropped when
+   * the new welcome arrives; if the new one fails, the old one stays and
+   * the server's close (or a later one) brings the usual reconnect.
+   */
+  #beginMove() {
+    this.#moveTimer = undefined;
+    if (this.#state !== "connected" || this.#candidate !== null) return;
+    const url = this.#connectUrl();
+    /** @type {SocketLike} */
+    let socket;
+    try {
+      socket = new this.#options.WebSocket(url, PROTOCOL);
+    } catch {
+      return;
+    }
+    this.#candidate = socket;
+    const timeout = this.#options.setTimeout(() => {
+      if (socket.readyState === CONNECTING) socket.close();
+    }, this.#options.connectTimeoutMs);
+    const clear = () => this.#options.clearTimeout(timeout);
+    socket.onopen = () => {
+      clear();
+      if (socket.protocol !== PROTOCOL) socket.close(1000, "");
+    };
+    // Only `#candidate` ties these handlers to the client: the old
+    // connection may end (and the generation move on) while this one
+    // connects, and this one must still take over then.
+    socket.onmessage = (event) => {
+      if (this.#candidate !== socket) return;
+      // The first message is the welcome: the new connection is up.
+      this.#promote(socket, url, event.data);
+    };
+    socket.onerror = () => {};
+    socket.onclose = () => {
+      clear();
+      if (this.#candidate !== socket) return;
+      this.#candidate = null;
+      if (!this.#orphaned) return;
+      // The old connection ended meanwhile and the new one failed: what
+      // follows any lost connection.
+      this.#orphaned = false;
+      const hint = this.#drainHint;
+      this.#drainHint = undefined;
+      this.#scheduleRetry(hint, "");
+    };
+  }
+
+  /**
+   * The move's new connection was welcomed: it becomes the connection,
+   * and the old one is closed (if the server has not closed it already).
+   * @param {SocketLike} socket
+   * @param {string} url
+   * @param {unknown} welcome
+   */
+  #promote(socket, url, welcome) {
+    const old = this.#socket;
+    const from = this.#server;
+    const reason = this.#moveReason;
+    this.#candidate = null;
+    this.#orphaned = false;
+    this.#drainHint = undefined;
+    this.#moveReason = "";
+    this.#unwatch();
+    const generation = ++this.#generation;
+    try {
+      if (old?.readyState === OPEN) old.close(1000, "moved");
+    } catch {
+      // Already closing.
+    }
+    this.#attach(socket, url, generation, true);
+    this.#onMessage(welcome, socket);
+    if (generation === this.#generation) {
+      this.#emit("move", { reason, from, to: this.#server });
+    }
   }
 
   /**
@@ -528,6 +642,19 @@ export class WsTimeClient {
     const hint = message.reconnectAfterMs;
     if (message.type === "drain" && typeof hint === "number" && hint >= 0) {
       this.#drainHint = Math.min(hint, this.#options.maxHintMs);
+      const within = message.moveWithinMs;
+      if (
+        typeof within === "number" && within > 0 && this.#candidate === null &&
+        this.#moveTimer === undefined
+      ) {
+        this.#moveReason = typeof message.reason === "string"
+          ? message.reason
+          : "";
+        this.#moveTimer = this.#options.setTimeout(
+          () => this.#beginMove(),
+          this.#drainHint,
+        );
+      }
     }
     const asked = message.heartbeatMs;
     if (message.type === "welcome" && typeof asked === "number") {
@@ -551,6 +678,15 @@ export class WsTimeClient {
    * @param {number} uptime
    */
   async #onClose(url, event, opened, uptime) {
+    this.#cancelMoveTimer();
+    if (this.#candidate !== null && opened) {
+      // A move is under way: the old connection ending (the new one took
+      // the session over, or the server's window ran out) is part of it,
+      // not a lost connection. The new connection's welcome, or its
+      // failure, decides what next.
+      this.#orphaned = true;
+      return;
+    }
     const generation = this.#generation;
     this.#emit("close", { code: event.code, reason: event.reason, opened });
     if (generation !== this.#generation) return;
@@ -620,6 +756,15 @@ export class WsTimeClient {
   #end(state, reason, code) {
     this.#generation++;
     this.#unwatch();
+    this.#cancelMoveTimer();
+    const candidate = this.#candidate;
+    this.#candidate = null;
+    this.#orphaned = false;
+    if (candidate?.readyState === OPEN) {
+      candidate.close(1000, "client stopped");
+    } else if (candidate?.readyState === CONNECTING) {
+      candidate.onopen = () => candidate.close(1000, "client stopped");
+    }
     if (this.#timer !== undefined) {
       this.#options.clearTimeout(this.#timer);
       this.#timer = undefined;
@@ -632,6 +777,13 @@ export class WsTimeClient {
       socket.onopen = () => socket.close(1000, "client stopped");
     }
     this.#setState(state, reason, code);
+  }
+
+  #cancelMoveTimer() {
+    if (this.#moveTimer !== undefined) {
+      this.#options.clearTimeout(this.#moveTimer);
+      this.#moveTimer = undefined;
+    }
   }
 
   /**

@@ -513,3 +513,124 @@ Deno.test("WsTimeClient answers ticks with a heartbeat at most every heartbeatMs
   // The first tick, then every 15 s: ticks 1, 16 and 31.
   assert.deepEqual(sockets[0]!.sent, Array(3).fill('{"type":"heartbeat"}'));
 });
+
+/** A client connected to a first server that told it `welcome`. */
+function connected(options: ClientOptions = {}) {
+  const h = harness({ random: () => 0.5, ...options });
+  const moves: Array<{ reason: string; from: string; to: string }> = [];
+  h.client.on("move", (detail) => moves.push(detail));
+  h.client.start();
+  h.last().open();
+  h.last().receive({
+    type: "welcome",
+    server: "a",
+    session: "tok-1",
+    resumed: false,
+    seconds: 0,
+  });
+  return { ...h, moves, old: h.last() };
+}
+
+const moveAsk = {
+  type: "drain",
+  reconnectAfterMs: 300,
+  reason: "drain",
+  moveWithinMs: 5000,
+};
+
+Deno.test("WsTimeClient asked to move opens its new connection after the hint while the old one ticks, and drops the old one at the new welcome", () => {
+  const { client, timers, sockets, retries, states, moves, old } = connected();
+  old.receive(moveAsk);
+  timers.advance(299);
+  assert.equal(sockets.length, 1, "not before the hint");
+  old.receive({ type: "tick", server: "a", seconds: 1 });
+  timers.advance(1);
+  assert.equal(sockets.length, 2, "the new connection, beside the old");
+  const fresh = sockets[1]!;
+  assert.match(fresh.url, /session=tok-1/);
+  fresh.open();
+  assert.equal(old.closedWith, undefined, "the old one still ticks");
+  fresh.receive({
+    type: "welcome",
+    server: "b",
+    session: "tok-2",
+    resumed: true,
+    seconds: 1,
+  });
+  assert.deepEqual(old.closedWith, [1000, "moved"]);
+  assert.deepEqual(moves, [{ reason: "drain", from: "a", to: "b" }]);
+  assert.equal(client.server, "b");
+  assert.equal(client.session, "tok-2");
+  assert.equal(retries.length, 0, "no reconnect: nothing was lost");
+  assert.ok(states.every((s) => s.state !== "retrying"));
+  // The new connection is the client's now: its close brings a retry.
+  fresh.drop(1006);
+  assert.equal(retries.length, 1);
+  void client.stop();
+});
+
+Deno.test("WsTimeClient asked to move waits for the new welcome when the old connection is taken over first (4001)", () => {
+  const { client, timers, sockets, retries, moves, old } = connected();
+  const closes: unknown[] = [];
+  client.on("close", (detail) => closes.push(detail));
+  old.receive(moveAsk);
+  timers.advance(300);
+  const fresh = sockets[1]!;
+  fresh.open();
+  // The new connection's claim evicts the old before its welcome arrives.
+  old.drop(4001, "session resumed elsewhere");
+  assert.equal(retries.length, 0, "no slow superseded retry");
+  assert.deepEqual(closes, [], "part of the move, not a lost connection");
+  fresh.receive({ type: "welcome", server: "b", session: "t2", seconds: 1 });
+  assert.equal(client.state, "connected");
+  assert.deepEqual(moves, [{ reason: "drain", from: "a", to: "b" }]);
+  assert.equal(sockets.length, 2);
+  void client.stop();
+});
+
+Deno.test("WsTimeClient whose move fails keeps the old connection, and reconnects the usual way when that one ends", () => {
+  const { client, timers, sockets, retries, old } = connected();
+  old.receive(moveAsk);
+  timers.advance(300);
+  // The balancer sent the new connection to a full instance: 503.
+  sockets[1]!.drop(1006);
+  assert.equal(retries.length, 0);
+  assert.equal(client.state, "connected", "the old one still serves");
+  old.drop(1001, "server draining");
+  assert.equal(retries.length, 1);
+  assert.equal(retries[0]!.hintMs, 300);
+  void client.stop();
+});
+
+Deno.test("WsTimeClient whose old and new connections both end reconnects at once with the hint", () => {
+  const { client, timers, sockets, retries, old } = connected();
+  old.receive(moveAsk);
+  timers.advance(300);
+  old.drop(1001, "server draining");
+  assert.equal(retries.length, 0, "the new one may still make it");
+  sockets[1]!.drop(1006);
+  assert.equal(retries.length, 1);
+  timers.advance(retries[0]!.delayMs);
+  assert.equal(sockets.length, 3);
+  void client.stop();
+});
+
+Deno.test("WsTimeClient without moveWithinMs in the drain waits for the close, as before", () => {
+  const { client, timers, sockets, old } = connected({ silenceMs: 0 });
+  old.receive({ type: "drain", reconnectAfterMs: 300 });
+  timers.advance(10_000);
+  assert.equal(sockets.length, 1);
+  void client.stop();
+});
+
+Deno.test("WsTimeClient.stop() during a move closes both connections", async () => {
+  const { client, timers, sockets, old } = connected();
+  old.receive(moveAsk);
+  timers.advance(300);
+  const fresh = sockets[1]!;
+  fresh.open();
+  await client.stop();
+  assert.deepEqual(old.closedWith?.[0], 1000);
+  assert.deepEqual(fresh.closedWith?.[0], 1000);
+  assert.equal(timers.pending, 0);
+});

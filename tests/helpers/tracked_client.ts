@@ -21,6 +21,10 @@ export class TrackedClient {
   readonly welcomes: Array<
     { server: string; seconds: number; resumed: boolean; at: number }
   > = [];
+  /** Every move the server asked for and the client completed. */
+  readonly moves: Array<
+    { reason: string; from: string; to: string; at: number }
+  > = [];
   /** Every close of an opened connection. */
   readonly closes: Array<
     { code: number; at: number; server: string; hint: number | null }
@@ -29,12 +33,28 @@ export class TrackedClient {
   seconds = -1;
   /** Server of the latest welcome. */
   server = "";
+  /**
+   * Longest time between two updates of the count (welcome or tick) since
+   * {@link markGaps}, ms: what a user watching the count would notice.
+   */
+  longestGapMs = 0;
+  #updatedAt = 0;
   #hint: number | null = null;
 
   /** Starts a client on `url`; `options` go to {@link WsTimeClient}. */
   constructor(url: string, options: ClientOptions = {}) {
     this.client = new WsTimeClient(url, options);
     this.client.on("message", (message) => {
+      if (message.type === "welcome" || message.type === "tick") {
+        const now = performance.now();
+        if (this.#updatedAt > 0) {
+          this.longestGapMs = Math.max(
+            this.longestGapMs,
+            now - this.#updatedAt,
+          );
+        }
+        this.#updatedAt = now;
+      }
       if (message.type === "welcome") {
         this.server = String(message.server);
         this.seconds = Number(message.seconds);
@@ -60,7 +80,15 @@ export class TrackedClient {
       });
       this.#hint = null;
     });
+    this.client.on("move", (detail) => {
+      this.moves.push({ ...detail, at: Date.now() });
+    });
     this.client.start();
+  }
+
+  /** Starts measuring {@link longestGapMs} afresh. */
+  markGaps(): void {
+    this.longestGapMs = 0;
   }
 
   /** Stops the client and waits until its socket is gone. */
