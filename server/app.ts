@@ -56,7 +56,10 @@ import { AddressLimits, limitsEnabled } from "./ws/address_limits.ts";
 import type { Connection, ConnectionSet } from "./ws/connections.ts";
 import { OPENING_LIMIT, OpeningGate } from "./ws/opening_gate.ts";
 import { createOriginCheck } from "./ws/origin.ts";
-import { PROTOCOL } from "./ws/protocol.ts";
+import { type MoveReason, PROTOCOL } from "./ws/protocol.ts";
+import { Fleet, type PresenceBoard } from "./fleet/presence.ts";
+import { Rebalancer } from "./fleet/rebalance.ts";
+import { VERSION } from "./version.ts";
 import {
   createSocketLifecycle,
   type TrafficCounts,
@@ -84,6 +87,8 @@ export interface AppOptions {
   readonly listeners?: () => ListenerState;
   /** Handshakes between admission and open at once; default 64. */
   readonly openingLimit?: number;
+  /** Where the fleet's presence records meet (a shared store); none: alone. */
+  readonly fleetBoard?: PresenceBoard;
 }
 
 /** Whether the listeners accept, and how often they could not. */
@@ -155,6 +160,7 @@ export function buildApp(options: AppOptions): App {
     maxMessagesPerSecond: config.maxMessagesPerSecond,
     peerTimeoutMs: config.peerTimeoutMs,
     moveWindowMs: config.moveWindowMs,
+    onMoveReturned: () => rebalancer?.returned(),
     // Refreshed tokens ride on ticks, so a token stays valid for a session
     // that lasts longer than the grace period even if the store loses it.
     tokenEverySeconds: Math.max(1, Math.floor(config.sessionTtlMs / 2000)),
@@ -227,6 +233,70 @@ export function buildApp(options: AppOptions): App {
   });
 
   const upgradeDuration = new Histogram(UPGRADE_BUCKETS);
+
+  const startedAt = clock.now();
+  const fleet = options.fleetBoard
+    ? new Fleet({
+      board: options.fleetBoard,
+      clock,
+      logger,
+      self: () => {
+        const report = monitor.report();
+        return {
+          name: config.name,
+          version: VERSION,
+          startedAt,
+          connections: connections.size,
+          capacity: config.maxConnections,
+          load: Math.max(0, ...Object.values(report.ratios)),
+          healthy: report.healthy,
+          draining: monitor.draining,
+        };
+      },
+    })
+    : null;
+  const rebalancer = fleet && config.rebalance
+    ? new Rebalancer({
+      fleet,
+      clock,
+      logger,
+      tolerance: config.rebalanceTolerance,
+      rate: config.rebalanceRate,
+      threshold: config.healthThreshold,
+      self: () => ({
+        name: config.name,
+        connections: connections.size - lifecycle.moving(),
+        load: Math.max(0, ...Object.values(monitor.report().ratios)),
+        handshakes: reservations.pending + opening.waiting,
+      }),
+      move: (count) => moveOldest(count, "rebalance"),
+    })
+    : null;
+  fleet?.start();
+  rebalancer?.start();
+
+  /**
+   * Asks up to `count` clients to move, longest-connected first, none that
+   * arrived within --rebalance-min-stay; JSON clients before text ones,
+   * since only they can move without missing a tick.
+   */
+  function moveOldest(count: number, reason: MoveReason): number {
+    const stayedSince = clock.now() - config.rebalanceMinStayMs;
+    const picked: Connection[] = [];
+    const text: Connection[] = [];
+    for (const conn of connections.values()) {
+      if (conn.acceptedAt > stayedSince) break;
+      if (lifecycle.isMoving(conn) || conn.evicted) continue;
+      if (conn.json) picked.push(conn);
+      else if (text.length < count) text.push(conn);
+      if (picked.length >= count) break;
+    }
+    picked.push(...text.slice(0, count - picked.length));
+    for (const conn of picked) {
+      lifecycle.drain(conn, Math.round(random() * RECONNECT_SPREAD_MS), reason);
+    }
+    return picked.length;
+  }
 
   async function upgrade(
     request: Request,
@@ -314,6 +384,7 @@ export function buildApp(options: AppOptions): App {
     monitor,
     store: () => store.status(),
     storeCalls: () => store.callDurations(),
+    fleet: () => fleet?.view.instances.map((r) => r.connections) ?? [],
   });
   const handler = createRouter({
     upgrade,
@@ -349,6 +420,7 @@ export function buildApp(options: AppOptions): App {
     tokens,
     traffic: lifecycle.traffic,
     async drain() {
+      rebalancer?.stop();
       monitor.startDraining();
       await drainer.start();
       // Clients asked to move leave on their own once their new connection
@@ -361,11 +433,14 @@ export function buildApp(options: AppOptions): App {
       return drainer.closed;
     },
     closeNow() {
+      rebalancer?.stop();
       monitor.startDraining();
       drainer.closeAllNow();
       return drainer.closed;
     },
     close() {
+      rebalancer?.stop();
+      fleet?.stop();
       refresher.stop();
       lifecycle.stop();
       opening.close();

@@ -37,6 +37,8 @@ export interface MetricSources {
   readonly monitor: CapacityMonitor;
   readonly store: () => StoreStatus;
   readonly storeCalls: () => ReadonlyArray<readonly [string, Histogram]>;
+  /** Fresh fleet members' connection counts (empty: no shared store). */
+  readonly fleet: () => readonly number[];
 }
 
 /** Why an upgrade can be refused (the guard's and the limits' reasons). */
@@ -166,6 +168,24 @@ export function declareMetrics(metrics: Metrics, from: MetricSources): void {
     MOVE_REASONS.flatMap((reason) =>
       ["overlap", "close"].map((how) => ({ reason, how }))
     ),
+  );
+  metrics.gauge(
+    "wstime_fleet_instances",
+    "Instances publishing presence in the shared store, this one included (0 without one)",
+    () => from.fleet().length,
+  );
+  metrics.gauge(
+    "wstime_fleet_share",
+    "This instance's share of the fleet's connections (1 when alone)",
+    () => {
+      const counts = from.fleet();
+      const total = counts.reduce((a, b) => a + b, 0);
+      return total > 0 ? from.connections() / total : 1;
+    },
+  );
+  metrics.counter(
+    "wstime_moves_returned_total",
+    "Clients asked to move whose new connection came back to this instance",
   );
   metrics.counter(
     "wstime_move_window_expired_total",

@@ -166,6 +166,13 @@ export async function startInstance(
     },
     capacityFigures: () => ({ ...sampler.figures, trafficSource: source }),
     listeners: () => acceptState,
+    ...(store.exchangePresence
+      ? {
+        fleetBoard: {
+          exchangePresence: store.exchangePresence.bind(store),
+        },
+      }
+      : {}),
   });
   late.app = app;
   let agent: Agent | undefined;

@@ -60,6 +60,14 @@ export interface Config {
   readonly drainPeriodMs: number;
   /** How long a client asked to move may keep its old connection, ms. */
   readonly moveWindowMs: number;
+  /** Move clients towards the fleet's mean (needs a shared store). */
+  readonly rebalance: boolean;
+  /** Share above the fleet's mean tolerated before rebalancing. */
+  readonly rebalanceTolerance: number;
+  /** Clients asked to move per second while rebalancing. */
+  readonly rebalanceRate: number;
+  /** A client that arrived less than this ago is not moved, ms. */
+  readonly rebalanceMinStayMs: number;
   /** Extra origins allowed to open WebSockets; "*" allows any. */
   readonly allowedOrigins: readonly string[];
   /** Refuse upgrades without an Origin header. */
@@ -341,6 +349,52 @@ export const OPTIONS: readonly OptionSpec[] = [
     help: "how long a moving client keeps its old connection",
     doc:
       "make before break: a `ws-time.v1` client asked to leave (a drain) keeps its old connection, still ticking, for this long after the hint while it opens its new one through the balancer; then the old one is closed with 1001. 0 closes at once, as plain-text clients always are ([protocol.md](protocol.md#moving-without-missing-a-tick))",
+  },
+  {
+    flag: "rebalance",
+    env: "REBALANCE",
+    key: "rebalance",
+    kind: "bool",
+    fallback: "true",
+    help: "even out connections across the fleet (shared store only)",
+    doc:
+      "with a shared store, instances publish their load once a second and one above the fleet's mean by more than the tolerance (or over its health threshold while others have room) asks its excess clients to move, a few a second, so a scale-out fills the new instance; paused while an instance drains or is lost, the store is unreachable or a storm is under way. Always off with the memory store, which has no fleet",
+  },
+  {
+    flag: "rebalance-tolerance",
+    env: "REBALANCE_TOLERANCE",
+    key: "rebalanceTolerance",
+    kind: "number",
+    fallback: "0.1",
+    min: 0,
+    max: 1,
+    help: "share above the fleet's mean before rebalancing",
+    doc:
+      "share above the fleet's mean an instance may hold before it moves anyone; it then moves down to the mean, never below",
+  },
+  {
+    flag: "rebalance-rate",
+    env: "REBALANCE_RATE",
+    key: "rebalanceRate",
+    kind: "int",
+    fallback: "5",
+    min: 1,
+    max: 1000,
+    help: "clients asked to move per second while rebalancing",
+    doc:
+      "clients one instance asks to move per second while rebalancing: slow enough that the balancer's view and the fleet's counts keep up",
+  },
+  {
+    flag: "rebalance-min-stay",
+    env: "REBALANCE_MIN_STAY",
+    key: "rebalanceMinStayMs",
+    kind: "duration",
+    fallback: "30s",
+    min: 0,
+    max: 3600_000,
+    help: "a client that arrived lately is not moved",
+    doc:
+      "a client connected for less than this is never asked to move, and the longest-connected go first, so nobody is moved twice in a row",
   },
   {
     flag: "allowed-origins",

@@ -115,7 +115,15 @@ export class RedisStore implements SessionStore {
     this.#bufferLimit = options.bufferLimit ?? 100_000;
     this.#batchSize = options.batchSize ?? 1000;
     this.#link = new RedisLink({
-      calls: ["create", "claim", "refresh", "release", "announce", "flush"],
+      calls: [
+        "create",
+        "claim",
+        "refresh",
+        "release",
+        "announce",
+        "flush",
+        "presence",
+      ],
       target: options.target,
       channel: this.#channel,
       timeoutMs: options.timeoutMs,
@@ -266,6 +274,26 @@ export class RedisStore implements SessionStore {
     } catch {
       // Counted by the link; the older connection stays until it closes.
     }
+  }
+
+  /**
+   * Writes this instance's presence record into the fleet's hash, forgets
+   * `stale` names, and reads every record, in one round trip. One hash for
+   * the fleet: O(instances) bytes a second, one key (one slot in a cluster).
+   */
+  async exchangePresence(
+    name: string,
+    record: string,
+    stale: readonly string[],
+  ): Promise<Record<string, string>> {
+    const key = `${this.#prefix}fleet`;
+    const replies = await this.#link.run("presence", (redis) =>
+      redis.pipeline([
+        ["HSET", key, name, record],
+        ...(stale.length > 0 ? [["HDEL", key, ...stale]] : []),
+        ["HGETALL", key],
+      ]));
+    return hashReply(replies.at(-1));
   }
 
   /** Registers a listener for takeovers announced by other instances. */
@@ -479,4 +507,19 @@ function* take<K, V>(map: Map<K, V>, n: number): Generator<[K, V]> {
     if (i++ >= n) return;
     yield entry;
   }
+}
+
+/** An HGETALL reply (RESP2 pairs or RESP3 map) as a plain record. */
+function hashReply(reply: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (Array.isArray(reply)) {
+    for (let i = 0; i + 1 < reply.length; i += 2) {
+      out[String(reply[i])] = String(reply[i + 1]);
+    }
+  } else if (reply instanceof Map) {
+    for (const [k, v] of reply) out[String(k)] = String(v);
+  } else if (reply !== null && typeof reply === "object") {
+    for (const [k, v] of Object.entries(reply)) out[k] = String(v);
+  }
+  return out;
 }

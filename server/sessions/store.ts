@@ -129,6 +129,15 @@ export interface SessionStore {
    * outage, when takeovers may have been missed.
    */
   onResync(listener: () => void): void;
+  /**
+   * Where the fleet's presence records meet, for a store the fleet shares
+   * (see server/fleet/presence.ts); absent for a store of one process.
+   */
+  exchangePresence?(
+    name: string,
+    record: string,
+    stale: readonly string[],
+  ): Promise<Record<string, string>>;
   /** Current state and figures. */
   status(): StoreStatus;
   /** How long each kind of call took (seconds), for the metrics. */

@@ -40,6 +40,8 @@ export class Connection implements Tickable {
     seconds: number,
     /** The connection id of every log line about it. */
     readonly id: string,
+    /** When it was accepted, ms since the epoch. */
+    readonly acceptedAt: number,
   ) {
     this.lastTick = seconds;
   }

@@ -99,7 +99,7 @@ export function welcomeMessage(welcome: Welcome): string {
 }
 
 /** Why a client is asked to move; a metric label, so a fixed set. */
-export const MOVE_REASONS = ["drain"] as const;
+export const MOVE_REASONS = ["drain", "rebalance"] as const;
 
 /** Why a client is asked to move. */
 export type MoveReason = typeof MOVE_REASONS[number];

@@ -65,6 +65,11 @@ export interface LifecycleOptions {
   /** For lines about single connections (gated: see logger.ts). */
   readonly logger: Logger;
   /**
+   * Told when a client asked to move reconnected to this same instance
+   * (the balancer sent it back); optional.
+   */
+  readonly onMoveReturned?: () => void;
+  /**
    * Told once per connection when it leaves the live set; `heldSession`
    * is false when a newer connection had already taken its session over.
    */
@@ -143,6 +148,8 @@ export interface SocketLifecycle {
   ): void;
   /** Connections asked to move that are still here. */
   readonly moving: () => number;
+  /** Whether `conn` was asked to move and is still here. */
+  readonly isMoving: (conn: Connection) => boolean;
   /** Closes every connection with `code` and `reason`. */
   closeAll(code: number, reason: string): void;
   /** Counts so far. */
@@ -273,8 +280,13 @@ export function createSocketLifecycle(
       peer.label,
       seconds,
       peer.id,
+      clock.now(),
     );
     const previous = connections.add(conn);
+    if (previous && moving.has(previous)) {
+      metrics.inc("wstime_moves_returned_total");
+      options.onMoveReturned?.();
+    }
     if (previous) {
       metrics.inc("wstime_takeovers_total", { where: "local" });
       close(previous, CLOSE.takenOver, CLOSE_REASON.takenOver);
@@ -458,6 +470,7 @@ export function createSocketLifecycle(
       moving.set(conn, clock.now() + reconnectAfterMs + options.moveWindowMs);
     },
     moving: () => moving.size,
+    isMoving: (conn) => moving.has(conn),
     closeAll,
     traffic: () => ({ ...counts }),
     tickLateness,

@@ -108,7 +108,7 @@ export function placeOf(path: string): Place | null {
     return { layer: 5, folder: "server/wiring" };
   }
   if (folder === "server/config/") return { layer: 4, folder };
-  if (/^server\/(ws|sessions|health)\/$/.test(folder)) {
+  if (/^server\/(ws|sessions|health|fleet)\/$/.test(folder)) {
     return { layer: 3, folder };
   }
   if (folder === "server/http/") return { layer: 2, folder };
