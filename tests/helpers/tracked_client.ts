@@ -38,6 +38,8 @@ export class TrackedClient {
    * {@link markGaps}, ms: what a user watching the count would notice.
    */
   longestGapMs = 0;
+  /** When that longest gap ended (Date.now()). */
+  longestGapAt = 0;
   #updatedAt = 0;
   #hint: number | null = null;
 
@@ -47,11 +49,9 @@ export class TrackedClient {
     this.client.on("message", (message) => {
       if (message.type === "welcome" || message.type === "tick") {
         const now = performance.now();
-        if (this.#updatedAt > 0) {
-          this.longestGapMs = Math.max(
-            this.longestGapMs,
-            now - this.#updatedAt,
-          );
+        if (this.#updatedAt > 0 && now - this.#updatedAt > this.longestGapMs) {
+          this.longestGapMs = now - this.#updatedAt;
+          this.longestGapAt = Date.now();
         }
         this.#updatedAt = now;
       }
