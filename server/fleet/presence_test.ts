@@ -19,12 +19,17 @@ class Board implements PresenceBoard {
   }
 }
 
-function member(board: Board, clock: ManualClock, name: string) {
+function member(
+  board: Board,
+  clock: ManualClock,
+  name: string,
+  logger = memoryLogger(),
+) {
   let connections = 0;
   const fleet = new Fleet({
     board,
     clock,
-    logger: memoryLogger(),
+    logger,
     self: () => ({
       name,
       version: "1.0.0",
@@ -76,21 +81,7 @@ Deno.test("Fleet: an unreachable board keeps the last view but says so, and warn
   const clock = new ManualClock();
   const board = new Board();
   const logger = memoryLogger();
-  const fleet = new Fleet({
-    board,
-    clock,
-    logger,
-    self: () => ({
-      name: "a",
-      version: "1.0.0",
-      startedAt: 0,
-      connections: 1,
-      capacity: 100,
-      load: 0.01,
-      healthy: true,
-      draining: false,
-    }),
-  });
+  const { fleet } = member(board, clock, "a", logger);
   await fleet.exchange();
   board.down = true;
   await fleet.exchange();
