@@ -86,6 +86,7 @@ export const DEFAULTS = Object.freeze({
   maxHintMs: 300_000,
   silenceMs: 3_500,
   supersededMs: 5_000,
+  hedgeMs: 2_000,
 });
 
 /**
@@ -106,6 +107,7 @@ export const DEFAULTS = Object.freeze({
  * @property {number} [maxHintMs] Server hints above this are clamped to it. Default 300000.
  * @property {number} [silenceMs] A connection with no message for this long is dead; 0 = never. Default 3500 (about three ticks).
  * @property {number} [supersededMs] Least wait after a 4001 or 4002 close (jittered up to twice that). Default 5000.
+ * @property {number} [hedgeMs] A handshake not done by then gets a second one beside it through the balancer; the first to be welcomed wins; 0 = never. Default 2000.
  * @property {readonly number[]} [finalCloseCodes] Default {@link FINAL_CLOSE_CODES}.
  * @property {Probe} [probe] Asked for a delay after a failed handshake. Default none.
  * @property {() => number} [random] Uniform in [0, 1). Default Math.random.
@@ -268,8 +270,10 @@ export class WsTimeClient {
   #drainHint = undefined;
   /** @type {SocketLike | null} The new connection of a move, until welcomed. */
   #candidate = null;
-  /** @type {unknown} Timer of a move not yet begun. */
+  /** @type {unknown} Timer of a move or hedge not yet begun. */
   #moveTimer = undefined;
+  /** @type {"move" | "hedge"} What the candidate is for. */
+  #candidateKind = "move";
   /** Why the server asked the client to move ("" when it did not). */
   #moveReason = "";
   /** The old connection ended while its replacement was under way. */
@@ -316,7 +320,7 @@ export class WsTimeClient {
         throw new RangeError(`Option ${key} must be a positive number`);
       }
     }
-    for (const key of ["silenceMs", "supersededMs"]) {
+    for (const key of ["silenceMs", "supersededMs", "hedgeMs"]) {
       const value = /** @type {Record<string, unknown>} */ (merged)[key];
       if (typeof value !== "number" || !(value >= 0) || !isFinite(value)) {
         throw new RangeError(`Option ${key} must be a number >= 0`);
@@ -412,6 +416,22 @@ export class WsTimeClient {
       return;
     }
     this.#attach(socket, url, generation, false);
+    const { hedgeMs, connectTimeoutMs, setTimeout } = this.#options;
+    if (hedgeMs > 0 && hedgeMs < connectTimeoutMs) {
+      // A handshake routed to a frozen instance hangs until the connect
+      // timeout; a second one beside it lets the balancer pick another
+      // instance, and a slow link keeps its first attempt meanwhile.
+      this.#moveTimer = setTimeout(() => {
+        this.#moveTimer = undefined;
+        if (generation !== this.#generation) return;
+        if (socket.readyState !== CONNECTING) return;
+        this.#openCandidate(
+          "hedge",
+          url,
+          this.#options.now() + connectTimeoutMs - hedgeMs,
+        );
+      }, hedgeMs);
+    }
   }
 
   /**
@@ -438,6 +458,9 @@ export class WsTimeClient {
     const onOpen = () => {
       clear();
       if (generation !== this.#generation) return;
+      // This one made it: any pending or racing second handshake goes.
+      this.#cancelMoveTimer();
+      if (this.#candidateKind === "hedge") this.#dropCandidate();
       if (socket.protocol !== PROTOCOL) {
         this.#end("closed", `the server does not speak ${PROTOCOL}`);
         return;
@@ -480,7 +503,21 @@ export class WsTimeClient {
   #beginMove() {
     this.#moveTimer = undefined;
     if (this.#state !== "connected" || this.#candidate !== null) return;
-    const url = this.#connectUrl();
+    this.#openCandidate("move", this.#connectUrl());
+  }
+
+  /**
+   * Opens a second connection beside the current one: for a move (the
+   * current one is open and still ticks) or a hedge (the current one's
+   * handshake hangs). The first of them to be welcomed is the connection.
+   * A hedge that hangs as well is replaced every `hedgeMs / 2` by a fresh one
+   * (the balancer's checks may have taken the frozen instance out by
+   * then) until `hedgeUntil`; the first handshake is kept throughout.
+   * @param {"move" | "hedge"} kind
+   * @param {string} url
+   * @param {number} [hedgeUntil]
+   */
+  #openCandidate(kind, url, hedgeUntil = 0) {
     /** @type {SocketLike} */
     let socket;
     try {
@@ -489,10 +526,28 @@ export class WsTimeClient {
       return;
     }
     this.#candidate = socket;
-    const timeout = this.#options.setTimeout(() => {
+    this.#candidateKind = kind;
+    const { setTimeout, clearTimeout, connectTimeoutMs, hedgeMs, now } =
+      this.#options;
+    const timeout = setTimeout(() => {
       if (socket.readyState === CONNECTING) socket.close();
-    }, this.#options.connectTimeoutMs);
-    const clear = () => this.#options.clearTimeout(timeout);
+    }, connectTimeoutMs);
+    // Later hedges come twice as often: by then the first one hung too.
+    const every = hedgeMs / 2;
+    const replace = kind === "hedge" && now() + every < hedgeUntil
+      ? setTimeout(() => {
+        if (this.#candidate !== socket) return;
+        // Hung too: a fresh handshake instead, which the balancer may
+        // send elsewhere now.
+        this.#candidate = null;
+        closeQuietly(socket, "raced");
+        this.#openCandidate("hedge", url, hedgeUntil);
+      }, every)
+      : undefined;
+    const clear = () => {
+      clearTimeout(timeout);
+      if (replace !== undefined) clearTimeout(replace);
+    };
     socket.onopen = () => {
       clear();
       if (socket.protocol !== PROTOCOL) socket.close(1000, "");
@@ -531,22 +586,27 @@ export class WsTimeClient {
     const old = this.#socket;
     const from = this.#server;
     const reason = this.#moveReason;
+    const kind = this.#candidateKind;
     this.#candidate = null;
     this.#orphaned = false;
     this.#drainHint = undefined;
     this.#moveReason = "";
     this.#unwatch();
     const generation = ++this.#generation;
-    try {
-      if (old?.readyState === OPEN) old.close(1000, "moved");
-    } catch {
-      // Already closing.
-    }
+    if (old) closeQuietly(old, kind === "move" ? "moved" : "raced");
     this.#attach(socket, url, generation, true);
     this.#onMessage(welcome, socket);
-    if (generation === this.#generation) {
+    if (kind === "move" && generation === this.#generation) {
       this.#emit("move", { reason, from, to: this.#server });
     }
+  }
+
+  /** Closes the candidate, if any, and forgets it. */
+  #dropCandidate() {
+    const candidate = this.#candidate;
+    this.#candidate = null;
+    this.#orphaned = false;
+    if (candidate) closeQuietly(candidate, "raced");
   }
 
   /**
@@ -679,7 +739,7 @@ export class WsTimeClient {
    */
   async #onClose(url, event, opened, uptime) {
     this.#cancelMoveTimer();
-    if (this.#candidate !== null && opened) {
+    if (this.#candidate !== null) {
       // A move is under way: the old connection ending (the new one took
       // the session over, or the server's window ran out) is part of it,
       // not a lost connection. The new connection's welcome, or its
@@ -757,14 +817,7 @@ export class WsTimeClient {
     this.#generation++;
     this.#unwatch();
     this.#cancelMoveTimer();
-    const candidate = this.#candidate;
-    this.#candidate = null;
-    this.#orphaned = false;
-    if (candidate?.readyState === OPEN) {
-      candidate.close(1000, "client stopped");
-    } else if (candidate?.readyState === CONNECTING) {
-      candidate.onopen = () => candidate.close(1000, "client stopped");
-    }
+    this.#dropCandidate();
     if (this.#timer !== undefined) {
       this.#options.clearTimeout(this.#timer);
       this.#timer = undefined;
@@ -833,4 +886,21 @@ function withoutUndefined(options) {
   return /** @type {Partial<T>} */ (Object.fromEntries(
     Object.entries(options).filter(([, value]) => value !== undefined),
   ));
+}
+
+/**
+ * Closes a socket the client no longer wants: at once when open, as soon
+ * as it opens when still connecting (its own handlers are stale by then).
+ * @param {SocketLike} socket
+ * @param {string} reason
+ */
+function closeQuietly(socket, reason) {
+  try {
+    if (socket.readyState === OPEN) socket.close(1000, reason);
+    else if (socket.readyState === CONNECTING) {
+      socket.onopen = () => socket.close(1000, reason);
+    }
+  } catch {
+    // Already closing.
+  }
 }

@@ -112,6 +112,8 @@ function harness(options: ClientOptions = {}) {
     now: () => timers.now,
     setTimeout: timers.setTimeout,
     clearTimeout: timers.clearTimeout,
+    // One handshake at a time, unless a test is about the hedge.
+    hedgeMs: 0,
     WebSocket: class extends FakeSocket {
       constructor(url: string, protocols?: string | string[]) {
         super(url, protocols);
@@ -633,4 +635,86 @@ Deno.test("WsTimeClient.stop() during a move closes both connections", async () 
   assert.deepEqual(old.closedWith?.[0], 1000);
   assert.deepEqual(fresh.closedWith?.[0], 1000);
   assert.equal(timers.pending, 0);
+});
+
+Deno.test("WsTimeClient races a second handshake beside one that hangs, and keeps whichever is welcomed first", () => {
+  const { client, timers, sockets, retries } = harness({ hedgeMs: 3000 });
+  client.start();
+  timers.advance(2999);
+  assert.equal(sockets.length, 1);
+  timers.advance(1);
+  assert.equal(sockets.length, 2, "a second handshake beside the first");
+  const [hung, second] = [sockets[0]!, sockets[1]!];
+  second.open();
+  second.receive({ type: "welcome", server: "b", session: "t", seconds: 4 });
+  assert.equal(client.state, "connected");
+  assert.equal(client.server, "b");
+  // The first never opened: it is closed the moment it does.
+  hung.open();
+  assert.deepEqual(hung.closedWith, [1000, "raced"]);
+  assert.equal(retries.length, 0);
+  void client.stop();
+});
+
+Deno.test("WsTimeClient whose first handshake completes after all drops the second, and hedges nothing once open", () => {
+  const { client, timers, sockets } = harness({ hedgeMs: 3000, silenceMs: 0 });
+  client.start();
+  timers.advance(3000);
+  const [first, second] = [sockets[0]!, sockets[1]!];
+  first.open();
+  assert.equal(client.state, "connected");
+  second.open();
+  assert.deepEqual(second.closedWith, [1000, "raced"]);
+  timers.advance(60_000);
+  assert.equal(sockets.length, 2, "no hedge for an open connection");
+  void client.stop();
+});
+
+Deno.test("WsTimeClient retries only once both handshakes failed; with hedgeMs 0 it makes one", () => {
+  const { client, timers, sockets, retries } = harness({
+    hedgeMs: 3000,
+    connectTimeoutMs: 15_000,
+  });
+  client.start();
+  timers.advance(3000);
+  sockets[0]!.drop(1006);
+  assert.equal(retries.length, 0, "the second may still make it");
+  sockets[1]!.drop(1006);
+  assert.equal(retries.length, 1);
+  void client.stop();
+  const single = harness();
+  single.client.start();
+  single.timers.advance(10_000);
+  assert.equal(single.sockets.length, 1);
+  void single.client.stop();
+});
+
+Deno.test("WsTimeClient replaces a second handshake that hangs too, every hedgeMs / 2, until the connect timeout", () => {
+  const { client, timers, sockets, retries } = harness({
+    hedgeMs: 3000,
+    connectTimeoutMs: 15_000,
+  });
+  client.start();
+  timers.advance(3000);
+  assert.equal(sockets.length, 2);
+  timers.advance(1500);
+  assert.equal(sockets.length, 3, "the hung second one is replaced");
+  sockets[1]!.open();
+  assert.deepEqual(sockets[1]!.closedWith, [1000, "raced"]);
+  timers.advance(10_500);
+  assert.equal(sockets.length, 9);
+  timers.advance(3000);
+  assert.equal(sockets.length, 9, "no hedge past the connect timeout");
+  // A later try from the balancer reaches a live instance.
+  sockets[8]!.open();
+  sockets[8]!.receive({
+    type: "welcome",
+    server: "c",
+    session: "t",
+    seconds: 9,
+  });
+  assert.equal(client.state, "connected");
+  assert.equal(client.server, "c");
+  assert.equal(retries.length, 0);
+  void client.stop();
 });

@@ -82,6 +82,7 @@ Deno.test("docs/configuration.md gives the browser client's DEFAULTS", () => {
       "maxAttempts",
       "stableMs",
       "connectTimeoutMs",
+      "hedgeMs",
       "maxHintMs",
     ] as const
   ) {
