@@ -35,6 +35,8 @@ export interface RenderOptions {
   readonly maxconn?: number;
   /** Also log every request (info), as the deploy config can; default off. */
   readonly trafficLog?: boolean;
+  /** Replaces `hard-stop-after` (how long a reloaded process lingers). */
+  readonly hardStopAfter?: string;
 }
 
 const DROPPED_GLOBALS = /^(user|group|chroot|daemon|stats socket)\b/;
@@ -59,6 +61,13 @@ export function renderHaproxyConfig(
           options.trafficLog ? "info" : "notice"
         }`,
       );
+      continue;
+    }
+    if (
+      section === "global" && trimmed.startsWith("hard-stop-after ") &&
+      options.hardStopAfter
+    ) {
+      out.push(`    hard-stop-after ${options.hardStopAfter}`);
       continue;
     }
     if (section === "global" && trimmed.startsWith("maxconn ")) {
