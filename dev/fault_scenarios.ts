@@ -278,7 +278,17 @@ export async function runStoreFault(
   let records = 0;
   const recordsDeadline = Date.now() + 10_000;
   while (Date.now() < recordsDeadline) {
-    records = Number(await bed.redisCli(now.host, 6379, "DBSIZE"));
+    // Session records only: the fleet's presence hash is a key too.
+    records = Number(
+      await bed.redisCli(
+        now.host,
+        6379,
+        "EVAL",
+        "return #redis.call('KEYS', ARGV[1])",
+        "0",
+        "ws-time:session:*",
+      ),
+    );
     if (records >= bed.clients) break;
     await sleep(500);
   }

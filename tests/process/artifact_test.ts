@@ -53,7 +53,10 @@ async function serveAndCheck(command: string, args: string[], cwd: string) {
   await socket.waitForMessages(2);
   assert.equal(socket.json[0]!.server, "artifact");
   assert.equal(socket.json[1]!.seconds, 1);
-  assert.equal(await redisCall(redis.url, "DBSIZE"), 1);
+  const keys = await redisCall(redis.url, "KEYS", "*") as string[];
+  assert.equal(keys.filter((k) => k.includes(":session:")).length, 1);
+  // The instance also tells the fleet it is there.
+  assert.ok(keys.includes("ws-time:fleet"), keys.join(", "));
 }
 
 Deno.test("deno task bundle: the bundle runs alone from an empty directory and serves client and WebSockets", async () => {
