@@ -111,6 +111,9 @@ function stateText(detail) {
   }
 }
 
+/** Why the server moved the client, in words. @type {Record<string, string>} */
+const MOVE_WORDS = { drain: "a drain", rebalance: "rebalancing" };
+
 /** @param {Message} message */
 function messageText(message) {
   switch (message.type) {
@@ -263,7 +266,7 @@ function main() {
     client.on("move", ({ reason, from, to }) => {
       log(
         `moved by ${
-          reason === "drain" ? "a drain" : reason
+          MOVE_WORDS[reason] ?? reason
         } from ${from} to ${to}, no tick missed`,
         true,
       );

@@ -235,3 +235,18 @@ Deno.test("README's test command is what .ci/run runs, and it checks formatting,
     assert.ok(task.includes(step), `${test} runs ${step}`);
   }
 });
+
+Deno.test("commit subjects since the house was put in order are under 72 characters", async () => {
+  // 30465fc: the last commit before subjects were held to 72 characters.
+  const log = await new Deno.Command("git", {
+    args: ["log", "--format=%s", "30465fc..HEAD"],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.ok(log.success, new TextDecoder().decode(log.stderr));
+  const subjects = new TextDecoder().decode(log.stdout).split("\n")
+    .filter((s) => s !== "");
+  assert.ok(subjects.length >= 20, `only ${subjects.length} commits read`);
+  assert.deepEqual(subjects.filter((s) => s.length >= 72), []);
+});
