@@ -16,6 +16,16 @@ export interface NginxProcess extends AsyncDisposable {
   readonly port: number;
   /** ws:// URL of its frontend. */
   readonly ws: string;
+  /** Reloads the config (SIGHUP to the master; needs `master: true`). */
+  reload(): void;
+}
+
+/** How to run it. */
+export interface NginxOptions {
+  /** A master process with workers, as deployed, so it can reload. */
+  readonly master?: boolean;
+  /** Replaces `worker_shutdown_timeout` (how long old workers linger). */
+  readonly shutdownTimeout?: string;
 }
 
 /** deploy/nginx.conf with loopback addresses and files under `dir`. */
@@ -23,6 +33,7 @@ export function localNginxConfig(
   port: number,
   upstreams: readonly number[],
   dir: string,
+  options: NginxOptions = {},
 ): string {
   let serversWritten = false;
   return Deno.readTextFileSync(`${ROOT}deploy/nginx.conf`).split("\n").flatMap(
@@ -30,6 +41,14 @@ export function localNginxConfig(
       const trimmed = line.trim();
       if (/^user\s/.test(trimmed)) return [];
       if (/^pid\s/.test(trimmed)) return [`pid ${dir}/nginx.pid;`];
+      if (
+        /^worker_shutdown_timeout\s/.test(trimmed) && options.shutdownTimeout
+      ) {
+        return [`worker_shutdown_timeout ${options.shutdownTimeout};`];
+      }
+      if (/^worker_processes\s/.test(trimmed) && options.master) {
+        return ["worker_processes 1;"];
+      }
       if (/^error_log\s/.test(trimmed)) return ["error_log stderr warn;"];
       if (/^listen\s/.test(trimmed)) {
         return [`        listen 127.0.0.1:${port};`];
@@ -48,18 +67,25 @@ export function localNginxConfig(
 /** Starts nginx in front of `upstreams` and waits until it answers. */
 export async function startNginx(
   upstreams: readonly number[],
+  options: NginxOptions = {},
 ): Promise<NginxProcess> {
   const dir = await Deno.makeTempDir();
   const port = freePort();
   const file = `${dir}/nginx.conf`;
-  await Deno.writeTextFile(file, localNginxConfig(port, upstreams, dir));
+  await Deno.writeTextFile(
+    file,
+    localNginxConfig(port, upstreams, dir, options),
+  );
+  // Workers of a root master would run as nobody, who cannot reach the
+  // temporary folder: they run as whoever runs the test.
+  const user = Deno.uid() === 0 ? " user root root;" : "";
   const nginx = new Child("nginx", [
     "-c",
     file,
     "-p",
     dir,
     "-g",
-    "daemon off; master_process off;",
+    options.master ? `daemon off;${user}` : "daemon off; master_process off;",
   ]);
   const stop = async () => {
     nginx.kill("SIGQUIT");
@@ -83,6 +109,7 @@ export async function startNginx(
   return {
     port,
     ws: `ws://127.0.0.1:${port}/`,
+    reload: () => nginx.kill("SIGHUP"),
     [Symbol.asyncDispose]: stop,
   };
 }

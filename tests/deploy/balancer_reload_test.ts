@@ -1,8 +1,9 @@
 /**
  * A balancer reload loses nobody: HAProxy (master-worker, the shipped
- * config with its `hard-stop-after` shortened) reloads while the page's
- * clients tick through it; the old process closes its tunnels at the hard
- * stop and every client resumes through the new one with its count.
+ * config with its `hard-stop-after` shortened) and nginx (master and
+ * workers, `worker_shutdown_timeout` shortened) reload while the page's
+ * clients tick through them; the old process closes its tunnels at the
+ * bound and every client resumes through the new one with its count.
  *
  * @module
  */
@@ -10,6 +11,7 @@
 import assert from "node:assert/strict";
 import { Child } from "../../dev/child.ts";
 import { renderHaproxyConfig } from "../../dev/haproxy_config.ts";
+import { startNginx } from "../../dev/nginx.ts";
 import { ROOT } from "../../dev/paths.ts";
 import { freePort } from "../../dev/ports.ts";
 import { startRedis } from "../../dev/redis.ts";
@@ -109,5 +111,63 @@ Deno.test("deploy/haproxy.cfg bounds a reload: the old process lets go at hard-s
   } finally {
     await Promise.all(clients.map((c) => c.stop()));
     await Deno.remove(file);
+  }
+});
+
+Deno.test("deploy/nginx.conf bounds a reload: old workers let go at worker_shutdown_timeout and every client resumes through the new ones", async () => {
+  const shipped = Deno.readTextFileSync(`${ROOT}deploy/nginx.conf`);
+  assert.match(
+    shipped,
+    /^worker_shutdown_timeout \d+s;$/m,
+    "the shipped bound",
+  );
+  await using redis = await startRedis();
+  const args = [
+    "--session-secret",
+    "reload-test-secret-0123456789abcdef",
+    "--redis",
+    redis.url,
+  ];
+  await using a = await startServer({ name: "nginx-a", args });
+  await using b = await startServer({ name: "nginx-b", args });
+  await using nginx = await startNginx([a.port, b.port], {
+    master: true,
+    shutdownTimeout: "3s",
+  });
+  const clients: TrackedClient[] = [];
+  try {
+    for (let i = 0; i < 20; i++) clients.push(new TrackedClient(nginx.ws));
+    await waitFor(
+      () => clients.every((c) => c.seconds >= 1),
+      20_000,
+      "20 clients ticking",
+    );
+    const before = new Map(clients.map((c) => [c, c.seconds]));
+    const reloadAt = Date.now();
+    nginx.reload();
+    await sleep(2000);
+    assert.ok(clients.every((c) => c.welcomes.length === 1), "held for now");
+    await waitFor(
+      () => clients.every((c) => c.welcomes.length >= 2),
+      10_000,
+      "every client resumed after the old workers let go",
+    );
+    const resumed = clients.map((c) => c.welcomes[1]!.at - reloadAt)
+      .sort((x, y) => x - y);
+    // deno-lint-ignore no-console
+    console.log(
+      `nginx reload, worker_shutdown_timeout 3 s: 20 of 20 resumed, from the reload p50 ${
+        resumed[10]
+      } ms, max ${resumed.at(-1)} ms`,
+    );
+    for (const client of clients) {
+      const welcome = client.welcomes[1]!;
+      assert.ok(welcome.resumed, "the count went on");
+      assert.ok(welcome.seconds >= before.get(client)!);
+    }
+    assert.ok(resumed[0]! >= 2500, `resumed ${resumed[0]} ms in: before it`);
+    assert.ok(resumed.at(-1)! <= 3000 + 3000, `${resumed.at(-1)} ms`);
+  } finally {
+    await Promise.all(clients.map((c) => c.stop()));
   }
 });
