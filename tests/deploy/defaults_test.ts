@@ -9,6 +9,7 @@
 
 import assert from "node:assert/strict";
 import { startHaproxy } from "../../dev/haproxy.ts";
+import { plainHaproxyConfig } from "../../dev/plain_haproxy.ts";
 import { startNginx } from "../../dev/nginx.ts";
 import { freePort } from "../../dev/ports.ts";
 import { RecordingSocket } from "../helpers/recording_socket.ts";
@@ -46,39 +47,6 @@ async function everyoneServed(
   }
 }
 
-/** A plain HAProxy config: roundrobin, HTTP health check, nothing else. */
-function plainHaproxy(
-  port: number,
-  statsPort: number,
-  servers: ServerProcess[],
-  forwardFor: boolean,
-): string {
-  return [
-    "global",
-    "    maxconn 4096",
-    "defaults",
-    "    mode http",
-    "    timeout connect 5s",
-    "    timeout client 60s",
-    "    timeout server 60s",
-    "    timeout tunnel 1h",
-    ...(forwardFor ? ["    option forwardfor"] : []),
-    "frontend stats",
-    `    bind 127.0.0.1:${statsPort}`,
-    "    stats enable",
-    "    stats uri /stats",
-    "frontend web",
-    `    bind 127.0.0.1:${port}`,
-    "    default_backend ws_time",
-    "backend ws_time",
-    "    balance roundrobin",
-    "    option httpchk GET /healthcheck",
-    ...servers.map((s) =>
-      `    server ${s.name} 127.0.0.1:${s.port} check inter 500ms`
-    ),
-  ].join("\n") + "\n";
-}
-
 Deno.test("main.ts defaults: 2,000 clients from one address all get their session", async () => {
   await using server = await startServer();
   await server.child.waitForLine(/per-address limits off/);
@@ -112,7 +80,13 @@ Deno.test("main.ts defaults behind a plain HAProxy, with and without X-Forwarded
       const port = freePort();
       const statsPort = freePort();
       await using haproxy = await startHaproxy(
-        plainHaproxy(port, statsPort, servers, forwardFor),
+        plainHaproxyConfig({
+          port,
+          statsPort,
+          servers,
+          check: "check inter 500ms",
+          forwardFor,
+        }),
         statsPort,
       );
       await waitFor(

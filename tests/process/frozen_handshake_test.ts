@@ -10,41 +10,12 @@
 
 import assert from "node:assert/strict";
 import { startHaproxy } from "../../dev/haproxy.ts";
+import { plainHaproxyConfig } from "../../dev/plain_haproxy.ts";
 import { freePort } from "../../dev/ports.ts";
 import { startRedis } from "../../dev/redis.ts";
 import { startServer } from "../../dev/server_process.ts";
 import { waitFor } from "../../dev/timing.ts";
 import { TrackedClient } from "../helpers/tracked_client.ts";
-
-/** The HAProxy a new user writes: leastconn, default checks (every 2 s, down after 3 failures), long timeouts. */
-function plainConfig(
-  port: number,
-  statsPort: number,
-  servers: ReadonlyArray<{ name: string; port: number }>,
-): string {
-  return [
-    "global",
-    "    maxconn 4000",
-    "defaults",
-    "    mode http",
-    "    timeout connect 5s",
-    "    timeout client 60s",
-    "    timeout server 60s",
-    "    timeout tunnel 1h",
-    "frontend stats",
-    `    bind 127.0.0.1:${statsPort}`,
-    "    stats enable",
-    "    stats uri /stats",
-    "frontend ws",
-    `    bind 127.0.0.1:${port}`,
-    "    default_backend ws_time",
-    "backend ws_time",
-    "    balance leastconn",
-    "    option httpchk GET /healthcheck",
-    ...servers.map((s) => `    server ${s.name} 127.0.0.1:${s.port} check`),
-    "",
-  ].join("\n");
-}
 
 Deno.test("a frozen instance behind a plain HAProxy (timeout server 60 s): its clients resume within 10 s, the hung handshakes raced by a second one", async () => {
   await using redis = await startRedis();
@@ -62,7 +33,13 @@ Deno.test("a frozen instance behind a plain HAProxy (timeout server 60 s): its c
   const port = freePort();
   const statsPort = freePort();
   await using haproxy = await startHaproxy(
-    plainConfig(port, statsPort, [a, b, c]),
+    // Leastconn and HAProxy's default checks (every 2 s, down after 3).
+    plainHaproxyConfig({
+      port,
+      statsPort,
+      servers: [a, b, c],
+      balance: "leastconn",
+    }),
     statsPort,
   );
   await waitFor(
