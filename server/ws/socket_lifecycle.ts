@@ -190,6 +190,11 @@ export function createSocketLifecycle(
   // Connections asked to move, by when they must be gone. Empty but during
   // a drain, so the steady state pays one size check per tick.
   const moving = new Map<Connection, number>();
+  // Moving connections whose session a new connection already took: they
+  // hold nothing, but tick on until their client, welcomed elsewhere,
+  // closes them (or the move window ends), so a slow welcome on the new
+  // instance costs no tick.
+  const lingering = new Map<WebSocket, Connection>();
   const peerTimeoutMs = options.peerTimeoutMs > 0
     ? options.peerTimeoutMs
     : Infinity;
@@ -206,6 +211,10 @@ export function createSocketLifecycle(
    */
   function dropSilent(conn: Connection): void {
     metrics.inc("wstime_silent_peers_closed_total");
+    if (lingering.has(conn.socket)) {
+      close(conn, CLOSE.peerSilent, CLOSE_REASON.peerSilent);
+      return;
+    }
     ticker.remove(conn);
     const held = connections.delete(conn);
     options.onEnded(conn, held && !conn.evicted);
@@ -321,6 +330,10 @@ export function createSocketLifecycle(
     // otherwise end it.
     options.onEnded(conn, false);
     conn.evicted = true;
+    if (moving.has(conn) && conn.socket.readyState === OPEN) {
+      lingering.set(conn.socket, conn);
+      return;
+    }
     close(conn, CLOSE.takenOver, CLOSE_REASON.takenOver);
   }
 
@@ -400,10 +413,17 @@ export function createSocketLifecycle(
   }
 
   function onClose(this: WebSocket, event: CloseEvent): void {
-    const conn = connections.bySocket(this);
+    const conn = connections.bySocket(this) ?? lingering.get(this);
     if (!conn) return;
     ticker.remove(conn);
     moving.delete(conn);
+    if (lingering.delete(this)) {
+      // Its session and address slot went with the takeover.
+      metrics.inc("wstime_disconnects_total", {
+        code: closeCodeLabel(event.code),
+      });
+      return;
+    }
     const heldSession = connections.delete(conn);
     options.onEnded(conn, heldSession && !conn.evicted);
     metrics.inc("wstime_disconnects_total", {
@@ -435,7 +455,9 @@ export function createSocketLifecycle(
   }
 
   function closeAll(code: number, reason: string): void {
-    for (const conn of [...connections.values()]) close(conn, code, reason);
+    for (const conn of [...connections.values(), ...lingering.values()]) {
+      close(conn, code, reason);
+    }
   }
 
   return {

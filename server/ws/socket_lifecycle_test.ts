@@ -293,10 +293,19 @@ Deno.test("createSocketLifecycle().drain() with a move window keeps a JSON clien
   assert.equal(lifecycle.moving(), 1);
   clock.advance(2000);
   assert.equal(socket.json.at(-1)!.type, "tick", "still ticking");
-  // The client's new connection claimed the session on another instance.
+  // The client's new connection claimed the session on another instance:
+  // the old one holds nothing now, but ticks until its client lets go.
   lifecycle.evict("s1", 2);
-  assert.equal(socket.closeCode(), 4001);
+  assert.equal(socket.closeCode(), undefined);
+  assert.equal(lifecycle.connections.size, 0, "holds no session");
+  const sent = socket.sent.length;
+  clock.advance(1000);
+  assert.equal(socket.sent.length, sent + 1, "still ticking");
+  // Welcomed elsewhere, the client closes it.
+  socket.hangUp(1000);
   assert.equal(lifecycle.moving(), 0);
+  clock.advance(10_000);
+  assert.equal(socket.sent.length, sent + 1, "no tick after the close");
   assert.match(
     metrics.render(),
     /wstime_moves_total\{reason="drain",how="overlap"\} 1/,
@@ -320,4 +329,23 @@ Deno.test("createSocketLifecycle().drain() closes with 1001 a JSON client still 
   const text_ = metrics.render();
   assert.match(text_, /wstime_move_window_expired_total 1/);
   assert.match(text_, /wstime_moves_total\{reason="drain",how="close"\} 1/);
+});
+
+Deno.test("createSocketLifecycle() closes a taken-over moving connection with 1001 when the move window ends, and at shutdown", () => {
+  const { clock, lifecycle, accept, ended } = setup(5000);
+  const [socket, conn] = accept("s1", { start: clock.now() });
+  socket.open();
+  lifecycle.drain(conn!, 0);
+  lifecycle.evict("s1", 2);
+  assert.deepEqual(ended, [["s1", false]], "released once, at the takeover");
+  clock.advance(6000);
+  assert.equal(socket.closeCode(), 1001);
+  socket.hangUp(1001);
+  assert.deepEqual(ended, [["s1", false]], "not released twice");
+  const [other, otherConn] = accept("s2", { start: clock.now() });
+  other.open();
+  lifecycle.drain(otherConn!, 0);
+  lifecycle.evict("s2", 2);
+  lifecycle.stop();
+  assert.equal(other.closeCode(), 1001);
 });
