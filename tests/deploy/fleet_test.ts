@@ -133,7 +133,7 @@ Deno.test("fleet through HAProxy: after a scale-out 1 -> 2 the instances even ou
     // moved clients saw no gap over 1.5 s between two count updates. In
     // about one run in four a single client (moved or not) sees one tick
     // come a second late while the moves run; its cause is not found yet,
-    // so the bound for everyone is 2.5 s: late, never a tick skipped.
+    // so the bound for everyone is 2.5 s.
     const p99 = gaps[Math.ceil(gaps.length * 0.99) - 1]!;
     assert.ok(p99 <= 1500, `p99 of moved clients' longest gap ${p99} ms`);
     for (const client of clients) {
