@@ -109,8 +109,9 @@ export interface App {
   traffic(): TrafficCounts;
   /**
    * Leaves gracefully: fails the health check at once, waits the drain
-   * delay for the balancer, then closes every connection with a hint,
-   * spread over the drain period. Resolves with how many it closed.
+   * delay for the balancer, then asks every client to move (a text client
+   * is closed with a hint), spread over the drain period, and waits for
+   * the movers at most the move window. Resolves with how many it asked.
    */
   drain(): Promise<number>;
   /** Fails the health check and closes everyone now, with jittered hints. */
@@ -241,15 +242,16 @@ export function buildApp(options: AppOptions): App {
       clock,
       logger,
       self: () => {
-        const report = monitor.report();
+        // `usage` is the fullest probe's ratio, as the health check uses it.
+        const { usage, healthy } = monitor.report();
         return {
           name: config.name,
           version: VERSION,
           startedAt,
           connections: connections.size,
           capacity: config.maxConnections,
-          load: Math.max(0, ...Object.values(report.ratios)),
-          healthy: report.healthy,
+          load: usage,
+          healthy,
           draining: monitor.draining,
         };
       },
@@ -266,7 +268,7 @@ export function buildApp(options: AppOptions): App {
       self: () => ({
         name: config.name,
         connections: connections.size - lifecycle.moving(),
-        load: Math.max(0, ...Object.values(monitor.report().ratios)),
+        load: monitor.report().usage,
         handshakes: reservations.pending + opening.waiting,
       }),
       move: (count) => moveOldest(count, "rebalance"),
