@@ -21,6 +21,8 @@ export class TrackedClient {
   readonly welcomes: Array<
     { server: string; seconds: number; resumed: boolean; at: number }
   > = [];
+  /** Every drain message (an ask to move), with its arrival time. */
+  readonly drains: Array<{ at: number; hint: number }> = [];
   /** Every move the server asked for and the client completed. */
   readonly moves: Array<
     { reason: string; from: string; to: string; at: number }
@@ -68,6 +70,7 @@ export class TrackedClient {
         this.seconds = Number(message.seconds);
       } else if (message.type === "drain") {
         this.#hint = Number(message.reconnectAfterMs);
+        this.drains.push({ at: Date.now(), hint: this.#hint });
       }
     });
     this.client.on("close", (detail) => {
