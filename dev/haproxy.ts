@@ -12,6 +12,8 @@ export interface HaproxyProcess extends AsyncDisposable {
   readonly child: Child;
   /** Reads the stats page: one row per server of `backend`. */
   servers(backend?: string): Promise<HaproxyServer[]>;
+  /** Reloads the config (SIGUSR2 to the master; needs `masterWorker`). */
+  reload(): void;
 }
 
 /** One server line of HAProxy's CSV stats. */
@@ -27,14 +29,21 @@ export interface HaproxyServer {
 /**
  * Starts Debian's haproxy in the foreground on `config` (written to a
  * temporary file) and waits until its stats frontend on `statsPort` answers.
+ * `masterWorker` runs it as systemd does, so that it can reload.
  */
 export async function startHaproxy(
   config: string,
   statsPort: number,
+  options: { readonly masterWorker?: boolean } = {},
 ): Promise<HaproxyProcess> {
   const file = await Deno.makeTempFile({ suffix: ".cfg" });
   await Deno.writeTextFile(file, config);
-  const child = new Child("haproxy", ["-db", "-f", file]);
+  const child = new Child("haproxy", [
+    ...(options.masterWorker ? ["-W"] : []),
+    "-db",
+    "-f",
+    file,
+  ]);
   const servers = async (backend = "ws_time") => {
     const response = await fetch(`http://127.0.0.1:${statsPort}/stats;csv`);
     const [header = "", ...rows] = (await response.text()).split("\n");
@@ -64,5 +73,10 @@ export async function startHaproxy(
     await stop();
     throw new Error(`${error}\n${child.lines.join("\n")}`);
   }
-  return { child, servers, [Symbol.asyncDispose]: stop };
+  return {
+    child,
+    servers,
+    reload: () => child.kill("SIGUSR2"),
+    [Symbol.asyncDispose]: stop,
+  };
 }

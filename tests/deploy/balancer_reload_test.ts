@@ -9,7 +9,7 @@
  */
 
 import assert from "node:assert/strict";
-import { Child } from "../../dev/child.ts";
+import { startHaproxy } from "../../dev/haproxy.ts";
 import { renderHaproxyConfig } from "../../dev/haproxy_config.ts";
 import { startNginx } from "../../dev/nginx.ts";
 import { ROOT } from "../../dev/paths.ts";
@@ -45,9 +45,8 @@ Deno.test("deploy/haproxy.cfg bounds a reload: the old process lets go at hard-s
   });
   const port = freePort();
   const statsPort = freePort();
-  const file = await Deno.makeTempFile({ suffix: ".cfg" });
-  await Deno.writeTextFile(
-    file,
+  // Master-worker, as systemd runs it: SIGUSR2 reloads.
+  await using haproxy = await startHaproxy(
     renderHaproxyConfig(TEMPLATE, {
       port,
       statsPort,
@@ -58,17 +57,13 @@ Deno.test("deploy/haproxy.cfg bounds a reload: the old process lets go at hard-s
         { name: b.name, port: b.port, agentPort: agents[1]! },
       ],
     }),
+    statsPort,
+    { masterWorker: true },
   );
-  // Master-worker, as systemd runs it: SIGUSR2 reloads.
-  await using haproxy = new Child("haproxy", ["-W", "-db", "-f", file]);
   const clients: TrackedClient[] = [];
   try {
     await waitFor(
-      async () => {
-        const csv = await fetch(`http://127.0.0.1:${statsPort}/stats;csv`)
-          .then((r) => r.text(), () => "");
-        return (csv.match(/,UP,/g) ?? []).length >= 2;
-      },
+      async () => (await haproxy.servers()).every((s) => s.status === "UP"),
       10_000,
       "both instances UP",
     );
@@ -82,7 +77,7 @@ Deno.test("deploy/haproxy.cfg bounds a reload: the old process lets go at hard-s
     );
     const before = new Map(clients.map((c) => [c, c.seconds]));
     const reloadAt = Date.now();
-    haproxy.kill("SIGUSR2");
+    haproxy.reload();
     // The old process keeps every tunnel until the hard stop...
     await sleep(2000);
     assert.ok(clients.every((c) => c.welcomes.length === 1), "held for now");
@@ -110,7 +105,6 @@ Deno.test("deploy/haproxy.cfg bounds a reload: the old process lets go at hard-s
     assert.ok(resumed.at(-1)! <= 3000 + 3000, `${resumed.at(-1)} ms`);
   } finally {
     await Promise.all(clients.map((c) => c.stop()));
-    await Deno.remove(file);
   }
 });
 
