@@ -56,9 +56,15 @@ import { AddressLimits, limitsEnabled } from "./ws/address_limits.ts";
 import type { Connection, ConnectionSet } from "./ws/connections.ts";
 import { OPENING_LIMIT, OpeningGate } from "./ws/opening_gate.ts";
 import { createOriginCheck } from "./ws/origin.ts";
-import { type MoveReason, PROTOCOL } from "./ws/protocol.ts";
+import {
+  CLOSE,
+  CLOSE_REASON,
+  type MoveReason,
+  PROTOCOL,
+} from "./ws/protocol.ts";
 import { Fleet, type PresenceBoard } from "./fleet/presence.ts";
 import { Rebalancer } from "./fleet/rebalance.ts";
+import { handOn, replacementReady, type SteerSelf } from "./fleet/steer.ts";
 import { VERSION } from "./version.ts";
 import {
   createSocketLifecycle,
@@ -300,6 +306,33 @@ export function buildApp(options: AppOptions): App {
     return picked.length;
   }
 
+  function steerSelf(): SteerSelf {
+    return {
+      name: config.name,
+      startedAt,
+      connections: connections.size,
+      draining: monitor.draining,
+    };
+  }
+
+  /**
+   * Upgrades a mover's new connection only to close it with 4004: a
+   * better place exists, and its old connection still ticks while it
+   * tries the balancer again. No session is touched.
+   */
+  function handOnward(
+    request: Request,
+    why: string,
+    cid: string,
+    hop: number,
+  ): Response {
+    const upgraded = Deno.upgradeWebSocket(request, { protocol: PROTOCOL });
+    upgraded.socket.addEventListener("open", closeHandedOn);
+    metrics.inc("wstime_moves_handed_on_total");
+    connLog.info("handed on", { cid, hop, why });
+    return upgraded.response;
+  }
+
   async function upgrade(
     request: Request,
     info?: Deno.ServeHandlerInfo,
@@ -329,7 +362,11 @@ export function buildApp(options: AppOptions): App {
       });
       return response;
     }
-    const { client, json, label, token } = verdict.admitted;
+    const { client, json, label, token, hop } = verdict.admitted;
+    const why = hop > 0 && json && fleet
+      ? handOn(fleet.view, steerSelf(), hop)
+      : null;
+    if (why !== null) return handOnward(request, why, cid, hop);
     using slot = reservations.reserve(client.address);
     await slot.enterGate();
     const session = await resolve(token);
@@ -410,9 +447,30 @@ export function buildApp(options: AppOptions): App {
     periodMs: config.drainPeriodMs,
     connections: () => connections.values(),
     // Everyone at once (SIGINT) leaves no time to move first.
-    close: (conn, hint, now) => lifecycle.drain(conn, hint, "drain", !now),
+    close: (conn, hint, now) =>
+      lifecycle.drain(conn, hint, handedOver ? "deploy" : "drain", !now),
+    ready: () => handover(),
     random,
   });
+  let handedOver = false;
+
+  /**
+   * Resolves when the movers have a place that stays: a younger instance
+   * with room (a deploy's replacement), or once --drain-handover is up.
+   */
+  async function handover(): Promise<void> {
+    if (!fleet) return;
+    const until = clock.now() + config.drainHandoverMs;
+    for (;;) {
+      handedOver = replacementReady(fleet.view, steerSelf());
+      if (handedOver || clock.now() >= until) break;
+      await new Promise((resolve) => clock.setTimeout(() => resolve(0), 250));
+    }
+    logger.info("drain handover", {
+      replacement: handedOver ? "ready" : "none",
+      instances: fleet.view.instances.length,
+    });
+  }
 
   return {
     handler,
@@ -448,6 +506,11 @@ export function buildApp(options: AppOptions): App {
       opening.close();
     },
   };
+}
+
+/** Closes a handed-on connection as soon as it opens. */
+function closeHandedOn(this: WebSocket): void {
+  this.close(CLOSE.handedOn, CLOSE_REASON.handedOn);
 }
 
 /** Beyond the move window: the ticker closes stragglers on a tick. */

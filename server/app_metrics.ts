@@ -184,6 +184,10 @@ export function declareMetrics(metrics: Metrics, from: MetricSources): void {
     },
   );
   metrics.counter(
+    "wstime_moves_handed_on_total",
+    "New connections of moving clients closed at once with 4004 because a better instance had room (they try the balancer again)",
+  );
+  metrics.counter(
     "wstime_moves_returned_total",
     "Clients asked to move whose new connection came back to this instance",
   );

@@ -112,7 +112,11 @@ function stateText(detail) {
 }
 
 /** Why the server moved the client, in words. @type {Record<string, string>} */
-const MOVE_WORDS = { drain: "a drain", rebalance: "rebalancing" };
+const MOVE_WORDS = {
+  drain: "a drain",
+  deploy: "a deploy",
+  rebalance: "rebalancing",
+};
 
 /** @param {Message} message */
 function messageText(message) {

@@ -65,6 +65,19 @@ export const FINAL_CLOSE_CODES = Object.freeze([
  */
 export const SUPERSEDED_CLOSE_CODES = Object.freeze([4001, 4002]);
 
+/**
+ * The close code of a moving client's new connection that the instance
+ * handed on: a better one has room, so the client tries the balancer
+ * again at once (its old connection still ticks).
+ */
+export const HANDED_ON_CLOSE_CODE = 4004;
+
+/** Most tries of one move; the server keeps a mover after far fewer. */
+export const MAX_MOVE_HOPS = 32;
+
+/** Pause before trying a move again after a failed (not handed-on) try. */
+const MOVE_RETRY_MS = 250;
+
 /** The code this client closes a connection with that went silent. */
 export const SILENT_CLOSE_CODE = 4000;
 
@@ -276,6 +289,8 @@ export class WsTimeClient {
   #candidateKind = "move";
   /** Why the server asked the client to move ("" when it did not). */
   #moveReason = "";
+  /** Which try of the current move the candidate is. */
+  #moveHop = 0;
   /** The old connection ended while its replacement was under way. */
   #orphaned = false;
   /** @type {Promise<void>} */
@@ -391,10 +406,12 @@ export class WsTimeClient {
       this.#state === "retrying";
   }
 
-  #connectUrl() {
+  /** @param {number} [hop] Which try of a move this is; 0 for none. */
+  #connectUrl(hop = 0) {
     const url = new URL(this.#url);
     if (this.#options.id) url.searchParams.set("id", this.#options.id);
     if (this.#session) url.searchParams.set("session", this.#session);
+    if (hop > 0) url.searchParams.set("move", String(hop));
     return url.href;
   }
 
@@ -500,10 +517,11 @@ export class WsTimeClient {
    * the new welcome arrives; if the new one fails, the old one stays and
    * the server's close (or a later one) brings the usual reconnect.
    */
-  #beginMove() {
+  #beginMove(hop = 1) {
     this.#moveTimer = undefined;
     if (this.#state !== "connected" || this.#candidate !== null) return;
-    this.#openCandidate("move", this.#connectUrl());
+    this.#moveHop = hop;
+    this.#openCandidate("move", this.#connectUrl(hop));
   }
 
   /**
@@ -561,10 +579,22 @@ export class WsTimeClient {
       this.#promote(socket, url, event.data);
     };
     socket.onerror = () => {};
-    socket.onclose = () => {
+    socket.onclose = (event) => {
       clear();
       if (this.#candidate !== socket) return;
       this.#candidate = null;
+      if (
+        kind === "move" && !this.#orphaned && this.#moveHop < MAX_MOVE_HOPS
+      ) {
+        // The old connection still ticks: try the balancer again, at once
+        // when the instance handed us on, after a pause when it failed.
+        const hop = this.#moveHop + 1;
+        this.#moveTimer = setTimeout(
+          () => this.#beginMove(hop),
+          event.code === HANDED_ON_CLOSE_CODE ? 0 : MOVE_RETRY_MS,
+        );
+        return;
+      }
       if (!this.#orphaned) return;
       // The old connection ended meanwhile and the new one failed: what
       // follows any lost connection.

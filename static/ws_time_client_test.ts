@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import {
   backoffDelay,
   type ClientOptions,
+  MAX_MOVE_HOPS,
   parseRetryAfter,
   type RetryDetail,
   type StateDetail,
@@ -590,17 +591,64 @@ Deno.test("WsTimeClient asked to move waits for the new welcome when the old con
   void client.stop();
 });
 
-Deno.test("WsTimeClient whose move fails keeps the old connection, and reconnects the usual way when that one ends", () => {
+Deno.test("WsTimeClient whose move fails keeps the old connection, tries again after a pause, and reconnects the usual way when the old one ends", () => {
   const { client, timers, sockets, retries, old } = connected();
   old.receive(moveAsk);
   timers.advance(300);
+  assert.match(sockets[1]!.url, /[?&]move=1(&|$)/);
   // The balancer sent the new connection to a full instance: 503.
   sockets[1]!.drop(1006);
   assert.equal(retries.length, 0);
   assert.equal(client.state, "connected", "the old one still serves");
+  timers.advance(249);
+  assert.equal(sockets.length, 2, "a failed try waits a moment");
+  timers.advance(1);
+  assert.equal(sockets.length, 3);
+  assert.match(sockets[2]!.url, /[?&]move=2(&|$)/);
+  sockets[2]!.drop(1006);
   old.drop(1001, "server draining");
   assert.equal(retries.length, 1);
   assert.equal(retries[0]!.hintMs, 300);
+  void client.stop();
+});
+
+Deno.test("WsTimeClient handed on (4004) tries the balancer again at once, counting its tries, and moves once", () => {
+  const { client, timers, sockets, retries, moves, old } = connected();
+  old.receive(moveAsk);
+  timers.advance(300);
+  for (let hop = 1; hop <= 3; hop++) {
+    const fresh = sockets[hop]!;
+    assert.match(fresh.url, new RegExp(`[?&]move=${hop}(&|$)`));
+    assert.match(fresh.url, /session=tok-1/);
+    fresh.open();
+    fresh.drop(4004, "try another instance");
+    timers.advance(0);
+  }
+  const last = sockets[4]!;
+  last.open();
+  last.receive({ type: "welcome", server: "d", session: "t2", seconds: 1 });
+  assert.deepEqual(moves, [{ reason: "drain", from: "a", to: "d" }]);
+  assert.deepEqual(old.closedWith, [1000, "moved"]);
+  assert.equal(retries.length, 0);
+  // A later reconnect is no move: no move parameter.
+  last.drop(1006);
+  timers.advance(retries[0]!.delayMs);
+  assert.doesNotMatch(sockets[5]!.url, /move=/);
+  void client.stop();
+});
+
+Deno.test("WsTimeClient stops trying a move after MAX_MOVE_HOPS and waits for the old connection's end", () => {
+  const { client, timers, sockets, retries, old } = connected();
+  old.receive(moveAsk);
+  timers.advance(300);
+  for (let hop = 1; hop <= MAX_MOVE_HOPS; hop++) {
+    sockets[hop]!.open();
+    sockets[hop]!.drop(4004, "try another instance");
+    timers.advance(0);
+  }
+  assert.equal(sockets.length, MAX_MOVE_HOPS + 1);
+  old.drop(1001, "server draining");
+  assert.equal(retries.length, 1);
   void client.stop();
 });
 

@@ -60,6 +60,8 @@ export interface Config {
   readonly drainPeriodMs: number;
   /** How long a client asked to move may keep its old connection, ms. */
   readonly moveWindowMs: number;
+  /** How long a drain waits for a younger instance with room, ms. */
+  readonly drainHandoverMs: number;
   /** Move clients towards the fleet's mean (needs a shared store). */
   readonly rebalance: boolean;
   /** Share above the fleet's mean tolerated before rebalancing. */
@@ -349,6 +351,18 @@ export const OPTIONS: readonly OptionSpec[] = [
     help: "how long a moving client keeps its old connection",
     doc:
       "make before break: a `ws-time.v1` client asked to leave (a drain) keeps its old connection, still ticking, for this long after the hint while it opens its new one through the balancer; then the old one is closed with 1001. 0 closes at once, as plain-text clients always are ([protocol.md](protocol.md#moving-without-missing-a-tick))",
+  },
+  {
+    flag: "drain-handover",
+    env: "DRAIN_HANDOVER",
+    key: "drainHandoverMs",
+    kind: "duration",
+    fallback: "10s",
+    min: 0,
+    max: 120_000,
+    help: "how long a drain waits for a replacement before moving clients",
+    doc:
+      "with a shared store, a drain waits at most this long after `--drain-delay` for a younger instance with room (a replacement started as this one stops) before it asks its clients to move, so they move once, onto an instance that stays; no wait when one is there already or the store is memory; 0 = never wait ([load_balancers.md](load_balancers.md#rolling-deploys))",
   },
   {
     flag: "rebalance",

@@ -28,6 +28,11 @@ export interface DrainOptions<T> {
    * `now` is true when everyone goes at once (no time to move first).
    */
   readonly close: (conn: T, reconnectAfterMs: number, now: boolean) => void;
+  /**
+   * Awaited after the delay, before the first close: a wait for the
+   * movers' destination (a deploy's replacement). Default: none.
+   */
+  readonly ready?: () => Promise<void>;
   /** Random numbers in [0, 1), for the jitter. Default Math.random. */
   readonly random?: () => number;
   /** Smallest gap between two close batches, in ms. Default 50. */
@@ -40,6 +45,8 @@ export class Drainer<T> {
   readonly #done = Promise.withResolvers<void>();
   #timer: TimerHandle | undefined;
   #started = false;
+  /** Set once everyone was closed at once. */
+  #closing = false;
   #closed = 0;
 
   /** A drainer that has not started. */
@@ -61,8 +68,9 @@ export class Drainer<T> {
   start(): Promise<void> {
     if (!this.#started) {
       this.#started = true;
+      const ready = this.#options.ready;
       this.#timer = this.#options.clock.setTimeout(
-        () => this.#beginClosing(),
+        () => ready ? void this.#afterReady(ready) : this.#beginClosing(),
         this.#options.delayMs,
       );
     }
@@ -72,11 +80,20 @@ export class Drainer<T> {
   /** Closes every remaining connection at once and ends the drain. */
   closeAllNow(): void {
     this.#started = true;
+    this.#closing = true;
     this.#cancel();
     for (const conn of [...this.#options.connections()]) {
       this.#close(conn, true);
     }
     this.#done.resolve();
+  }
+
+  async #afterReady(ready: () => Promise<void>): Promise<void> {
+    this.#timer = undefined;
+    await ready();
+    // closeAllNow() may have ended the drain meanwhile.
+    if (this.#closing) return;
+    this.#beginClosing();
   }
 
   #beginClosing(): void {

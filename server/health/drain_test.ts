@@ -81,3 +81,51 @@ Deno.test("Drainer.closeAllNow() closes everyone at once and cancels the schedul
   assert.equal(env.closes.length, 5);
   assert.equal(env.clock.pending, 0);
 });
+
+Deno.test("Drainer with `ready` closes nothing until it resolves, and nothing at all once everyone was closed at once", async () => {
+  const clock = new ManualClock();
+  const live = new Set([1, 2, 3]);
+  const closes: Array<{ conn: number; now: boolean }> = [];
+  const waited = Promise.withResolvers<void>();
+  const drainer = new Drainer<number>({
+    clock,
+    delayMs: 1000,
+    periodMs: 0,
+    connections: () => live,
+    close(conn, _hint, now) {
+      live.delete(conn);
+      closes.push({ conn, now });
+    },
+    ready: () => waited.promise,
+  });
+  const finished = drainer.start();
+  clock.advance(5000);
+  await Promise.resolve();
+  assert.equal(closes.length, 0, "waiting for the movers' destination");
+  waited.resolve();
+  await finished;
+  assert.deepEqual(closes.map((c) => c.conn), [1, 2, 3]);
+  assert.ok(closes.every((c) => !c.now));
+
+  // SIGINT during the wait: everyone goes at once, and only once.
+  const second = Promise.withResolvers<void>();
+  live.add(4);
+  const other = new Drainer<number>({
+    clock,
+    delayMs: 0,
+    periodMs: 0,
+    connections: () => live,
+    close(conn, _hint, now) {
+      live.delete(conn);
+      closes.push({ conn, now });
+    },
+    ready: () => second.promise,
+  });
+  void other.start();
+  clock.advance(0);
+  other.closeAllNow();
+  second.resolve();
+  await second.promise;
+  await Promise.resolve();
+  assert.deepEqual(closes.slice(3), [{ conn: 4, now: true }]);
+});

@@ -28,6 +28,11 @@ export const CLOSE = {
   superseded: 4002,
   /** A client that had sent heartbeats went silent. */
   peerSilent: 4003,
+  /**
+   * A moving client's new connection, closed at once: a better place for
+   * it exists (server/fleet/steer.ts); try the balancer again.
+   */
+  handedOn: 4004,
 } as const;
 
 /** The reason sent with each close of ours that has a fixed one. */
@@ -37,6 +42,7 @@ export const CLOSE_REASON = {
   takenOver: "session resumed elsewhere",
   superseded: "a newer connection holds this session",
   peerSilent: "no heartbeat",
+  handedOn: "try another instance",
   notReading: "client is not reading",
   binary: "binary messages not accepted",
 } as const;
@@ -59,6 +65,7 @@ export const CLOSE_CODE_LABELS: readonly string[] = [
   "4001",
   "4002",
   "4003",
+  "4004",
   "other",
 ];
 
@@ -99,7 +106,7 @@ export function welcomeMessage(welcome: Welcome): string {
 }
 
 /** Why a client is asked to move; a metric label, so a fixed set. */
-export const MOVE_REASONS = ["drain", "rebalance"] as const;
+export const MOVE_REASONS = ["drain", "deploy", "rebalance"] as const;
 
 /** Why a client is asked to move. */
 export type MoveReason = typeof MOVE_REASONS[number];

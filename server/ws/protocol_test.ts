@@ -17,6 +17,7 @@ Deno.test("protocol: the browser client speaks the server's subprotocol and clos
     [CLOSE.takenOver, CLOSE.superseded],
   );
   assert.equal(client.SILENT_CLOSE_CODE, CLOSE.clientSilent);
+  assert.equal(client.HANDED_ON_CLOSE_CODE, CLOSE.handedOn);
   // What the server closes with for a bad message must end the client, and
   // nothing the server closes with on a move or drain may end it.
   for (const code of [CLOSE.unsupported, CLOSE.policy, CLOSE.tooBig]) {
@@ -28,6 +29,7 @@ Deno.test("protocol: the browser client speaks the server's subprotocol and clos
       CLOSE.takenOver,
       CLOSE.superseded,
       CLOSE.peerSilent,
+      CLOSE.handedOn,
     ]
   ) {
     assert.ok(!client.FINAL_CLOSE_CODES.includes(code), `${code} retries`);

@@ -78,6 +78,11 @@ export interface AdmittedUpgrade {
   readonly label: string;
   /** The presented resume token, or "". */
   readonly token: string;
+  /**
+   * Which try of a move this is (the `move` query parameter: 1 for the
+   * first), or 0 for any other connection.
+   */
+  readonly hop: number;
 }
 
 /** The guard's answer: exactly one of the two. */
@@ -92,6 +97,7 @@ export type GuardVerdict =
 
 const KEY_PATTERN = /^[A-Za-z0-9+/]{22}==$/;
 const LABEL_PATTERN = /^[\w.:-]{1,64}$/;
+const HOP_PATTERN = /^[1-9][0-9]{0,2}$/;
 
 /** Builds the guard. */
 export function createUpgradeGuard(
@@ -134,6 +140,10 @@ export function createUpgradeGuard(
         "id must be 1-64 letters, digits, '.', ':', '_' or '-'",
       );
     }
+    const move = query.get("move");
+    if (move !== null && !HOP_PATTERN.test(move)) {
+      return refuse("query", 400, "move must be a whole number from 1 to 999");
+    }
     const client = options.clientInfo(request, info);
     if (options.draining()) {
       const { refusal: refused } = refuse(
@@ -163,6 +173,7 @@ export function createUpgradeGuard(
         json: offersProtocol(headers.get("sec-websocket-protocol")),
         label,
         token: query.get("session") ?? "",
+        hop: move === null ? 0 : Number(move),
       },
     };
   };

@@ -53,6 +53,7 @@ Deno.test("createUpgradeGuard() admits a complete handshake with its label, toke
     json: true,
     label: "tab-1",
     token: "abc",
+    hop: 0,
   });
   assert.equal(guardWith()(request()).admitted?.json, false);
 });
@@ -84,10 +85,22 @@ Deno.test("createUpgradeGuard() refuses each broken precondition with its status
       request({}, { url: "http://time.example/?id=a%20b" }),
       "400 query: id must be 1-64 letters, digits, '.', ':', '_' or '-'",
     ],
+    ...["0", "1000", "-1", "1e2", "x", ""].map((move): [Request, string] => [
+      request({}, { url: `http://time.example/?move=${move}` }),
+      "400 query: move must be a whole number from 1 to 999",
+    ]),
   ];
   for (const [input, expected] of cases) {
     assert.equal(await outcome(guard(input)), expected);
   }
+});
+
+Deno.test("createUpgradeGuard() reads a move's try from `move`, 0 when absent", () => {
+  const guard = guardWith();
+  const hop = (url: string) => guard(request({}, { url })).admitted?.hop;
+  assert.equal(hop("http://time.example/"), 0);
+  assert.equal(hop("http://time.example/?session=t&move=7"), 7);
+  assert.equal(hop("http://time.example/?move=999"), 999);
 });
 
 Deno.test("createUpgradeGuard() checks the handshake before the instance's state, and that before admissions", async () => {
