@@ -58,13 +58,27 @@ export class Ticker<T extends Tickable> {
     return this.#size;
   }
 
-  /** Schedules `item` from its next due tick on. */
+  /**
+   * Schedules `item` from its next due tick on; a tick already due (its
+   * instant passed between the caller counting `lastTick` and now) goes
+   * out at once.
+   */
   add(item: T): void {
     const bucket = this.#buckets[phase(item.start)]!;
     if (bucket.has(item)) return;
     bucket.add(item);
     this.#size++;
     this.#arm();
+    // The bucket's instant this second may be served already: without
+    // this, the tick would wait for the next round and the client would
+    // see one count skipped after a 2 s wait (a handshake that crossed a
+    // second boundary, common on a busy or freshly started instance).
+    const now = Math.floor(this.#clock.now());
+    const seconds = Math.floor((now - item.start) / PERIOD);
+    if (seconds > item.lastTick) {
+      item.lastTick = seconds;
+      this.#sink(item, seconds, now);
+    }
   }
 
   /** Stops ticking `item`. */

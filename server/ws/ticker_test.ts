@@ -117,3 +117,22 @@ Deno.test("Ticker with minGapMs 2 serves neighbouring buckets in one wake, never
   assert.ok(wakes.size <= 4, `${wakes.size} wakes for 6 adjacent buckets`);
   ticker.stop();
 });
+
+Deno.test("Ticker sends a tick that fell due between counting and add() at once, then keeps the phase", () => {
+  const { clock, sent, ticker } = setup();
+  const other: Item = { name: "other", start: clock.now() - 500, lastTick: 0 };
+  ticker.add(other);
+  // Counted at 4.990 s (lastTick 4), added at 5.010 s: the bucket of its
+  // phase was served 10 ms ago in this second.
+  const start = clock.now() - 4_990;
+  clock.advance(20);
+  const late: Item = { name: "late", start, lastTick: 4 };
+  ticker.add(late);
+  assert.deepEqual(sent.at(-1), ["late", 5, clock.now()]);
+  clock.advance(1_000);
+  assert.deepEqual(
+    sent.filter(([name]) => name === "late"),
+    [["late", 5, 1_000_020], ["late", 6, start + 6_000]],
+  );
+  ticker.stop();
+});
