@@ -22,7 +22,7 @@ import type { FleetView, PresenceRecord } from "./presence.ts";
  * instances started together (a fleet's first start) prefer none of
  * each other; a replacement starts well after the one it replaces.
  */
-export const YOUNGER_MS = 5000;
+export const YOUNGER_MS = 2000;
 
 /** Fewest tries a mover gets handed on for, whatever the fleet's size. */
 export const MIN_HOPS = 6;
