@@ -118,7 +118,10 @@ export class Ticker<T extends Tickable> {
   #arm(): void {
     if (this.#size === 0) return;
     const now = this.#clock.now();
-    let at = Math.max(this.#servedUntil, Math.floor(now)) + 1;
+    // From the first instant not served, even if it has passed already
+    // (a run that took a few ms): starting at now would skip those
+    // buckets until their next round, a second late.
+    let at = this.#servedUntil + 1;
     for (let i = 0; i < PERIOD; i++, at++) {
       if (this.#buckets[phase(at)]!.size > 0) break;
     }

@@ -136,3 +136,20 @@ Deno.test("Ticker sends a tick that fell due between counting and add() at once,
   );
   ticker.stop();
 });
+
+Deno.test("Ticker serves the buckets that fell due while it was sending, not a second later", () => {
+  const clock = new ManualClock(1_000_000);
+  const sent: Array<[string, number, number]> = [];
+  // Sending to "a" takes 3 ms (a busy instance): b's instant passes meanwhile.
+  const ticker = new Ticker<Item>(clock, (item, seconds) => {
+    sent.push([item.name, seconds, clock.now()]);
+    if (item.name === "a") clock.jump(3);
+  });
+  const a: Item = { name: "a", start: clock.now() + 100, lastTick: 0 };
+  const b: Item = { name: "b", start: clock.now() + 102, lastTick: 0 };
+  ticker.add(a);
+  ticker.add(b);
+  clock.advance(1_200);
+  assert.deepEqual(sent, [["a", 1, 1_001_100], ["b", 1, 1_001_103]]);
+  ticker.stop();
+});
