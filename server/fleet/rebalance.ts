@@ -85,12 +85,26 @@ export function decide(
     r.load < options.threshold && r.healthy
   );
   const overThreshold = self.load >= options.threshold && roomElsewhere;
-  if (!overThreshold && self.connections <= mean * (1 + options.tolerance)) {
+  // Within the tolerance an instance moves nobody, unless another is
+  // short of the mean by more than it: after a scale-out 3 -> 4 each old
+  // instance stops 10% above the mean and the new one would stay 30%
+  // short. Then the excess over the mean goes too (never below it).
+  const short = others.some((r) =>
+    !r.draining && r.healthy && r.connections < mean * (1 - options.tolerance)
+  );
+  if (
+    !overThreshold && !short &&
+    self.connections <= mean * (1 + options.tolerance)
+  ) {
     return { move: 0, why: "within tolerance" };
   }
   return {
     move: Math.min(above, options.rate),
-    why: overThreshold ? "over capacity threshold" : "above the mean",
+    why: overThreshold
+      ? "over capacity threshold"
+      : self.connections > mean * (1 + options.tolerance)
+      ? "above the mean"
+      : "another instance is short",
   };
 }
 

@@ -64,6 +64,29 @@ Deno.test("decide() leaves a balanced fleet alone: within the tolerance nobody m
   assert.equal(decide(fleet, self(58), OPTIONS).why, "at or below the mean");
 });
 
+Deno.test("decide() after a scale-out 3 -> 4 sheds down to the mean while the new instance is short, not just into the tolerance", () => {
+  // Each old instance is within 10% of the mean (75); the new one is 30%
+  // short of it.
+  const fleet = view(
+    record("a", 82),
+    record("b", 82),
+    record("c", 82),
+    record("d", 54),
+  );
+  assert.deepEqual(decide(fleet, self(82), OPTIONS), {
+    move: 5,
+    why: "another instance is short",
+  });
+  // Close enough everywhere: nobody moves.
+  const even = view(
+    record("a", 77),
+    record("b", 77),
+    record("c", 77),
+    record("d", 69),
+  );
+  assert.equal(decide(even, self(77), OPTIONS).move, 0);
+});
+
 Deno.test("decide() moves from an instance over its health threshold while others have room, even within the tolerance", () => {
   const fleet = view(record("a", 100), record("b", 95));
   const busy = self(100, { load: 0.7 });
