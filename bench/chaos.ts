@@ -25,6 +25,15 @@ import {
   type StoreFaultFigures,
   type StoreFaultKind,
 } from "../dev/fault_scenarios.ts";
+import {
+  FLEET_SCENARIOS,
+  type FleetFigures,
+  fleetLine,
+  type FleetScenario,
+  fleetVerdict,
+  runFleetScenario,
+  SPARES,
+} from "../dev/fleet_scenarios.ts";
 import { netnsUnavailable } from "../dev/netns.ts";
 import { ROOT } from "../dev/paths.ts";
 import { machine } from "./machine.ts";
@@ -40,9 +49,19 @@ const HELP = `Usage: deno task chaos [options]
                     the store faults ${STORE_FAULTS.join(", ")} [redis]
   --window <s>      store faults: Redis commands per connection per minute
                     are counted over this long before and after [60]
+  --fleet <list>    instead of faults, the fleet's changes, each on a bed
+                    of its own: ${FLEET_SCENARIOS.join(", ")}
+                    (or "all")
+  --balance <list>  HAProxy algorithms for --fleet: the shipped config's
+                    leastconn and/or roundrobin [leastconn,roundrobin]
+  --balanced <s>    how long the balanced fleet is watched [600]
   --tag <word>      label in the result file name
 Targets: 100% resumed; p99 <= 5 s after kill, freeze or partition;
-0 duplicates, 0 failed handshakes, 0 stale takeovers, 0 clients ended.`;
+0 duplicates, 0 failed handshakes, 0 stale takeovers, 0 clients ended.
+Fleet targets: scale-out even within 2 min, nobody moved twice; a balanced
+fleet moves nobody; a deploy costs <= 1.05 moves per client that moved,
+at most 2; a moved client's longest tick gap <= 1.5 s (p99); no count
+breaks, no client ends.`;
 
 /** Whether a fault's figures meet the targets, and what misses. */
 export function verdict(f: FaultFigures): string[] {
@@ -97,6 +116,9 @@ export async function main(args: string[]): Promise<number> {
       tag: { type: "string", default: "" },
       store: { type: "string", default: "redis" },
       window: { type: "string", default: "60" },
+      fleet: { type: "string" },
+      balance: { type: "string", default: "leastconn,roundrobin" },
+      balanced: { type: "string", default: "600" },
       help: { type: "boolean" },
     },
   });
@@ -123,6 +145,40 @@ export async function main(args: string[]): Promise<number> {
   }
   if (values.store === "sentinel") {
     return await storeChaos(args, clients, Number(values.window), values.tag);
+  }
+  if (values.fleet !== undefined) {
+    const scenarios = values.fleet === "all"
+      ? [...FLEET_SCENARIOS]
+      : values.fleet.split(",").map((f) => f.trim());
+    const wrong = scenarios.find((f) =>
+      !(FLEET_SCENARIOS as readonly string[]).includes(f)
+    );
+    if (wrong !== undefined) {
+      say(
+        `chaos: Invalid --fleet "${wrong}": expected all or ${
+          FLEET_SCENARIOS.join(", ")
+        }`,
+      );
+      return 2;
+    }
+    const balances = values.balance.split(",").map((b) => b.trim());
+    const odd = balances.find((b) => b !== "leastconn" && b !== "roundrobin");
+    if (odd !== undefined) {
+      say(`chaos: Invalid --balance "${odd}": expected leastconn, roundrobin`);
+      return 2;
+    }
+    const balancedS = Number(values.balanced);
+    if (!Number.isFinite(balancedS) || balancedS < 1) {
+      say(`chaos: Invalid --balanced "${values.balanced}": expected seconds`);
+      return 2;
+    }
+    return await fleetChaos(args, {
+      clients,
+      scenarios: scenarios as FleetScenario[],
+      balances,
+      balancedMs: balancedS * 1000,
+      tag: values.tag,
+    });
   }
   const unavailable = netnsUnavailable();
   if (unavailable !== null) {
@@ -185,6 +241,82 @@ export async function main(args: string[]): Promise<number> {
     ) + "\n",
   );
   await Deno.writeTextFile(`${base}-resumed.svg`, chart(rows));
+  say(`results: ${base}.json`);
+  return met ? 0 : 1;
+}
+
+/** The fleet scenarios, each on a bed of its own; returns the exit code. */
+async function fleetChaos(
+  args: string[],
+  options: {
+    clients: number;
+    scenarios: readonly FleetScenario[];
+    balances: readonly string[];
+    balancedMs: number;
+    tag: string;
+  },
+): Promise<number> {
+  // deno-lint-ignore no-console
+  const say = (text: string) => console.log(text);
+  const unavailable = netnsUnavailable();
+  if (unavailable !== null) {
+    say(`chaos: cannot create network namespaces here: ${unavailable}`);
+    return 2;
+  }
+  const { clients } = options;
+  const rows: FleetFigures[] = [];
+  let met = true;
+  for (const balance of options.balances) {
+    for (const scenario of options.scenarios) {
+      say(`chaos: ${scenario} behind ${balance}, ${clients} clients...`);
+      try {
+        await using bed = await FaultBed.start({
+          clients,
+          rampMs: Math.max(2000, clients),
+          spares: SPARES[scenario],
+          ...(balance === "leastconn" ? {} : { balance }),
+        });
+        const row = await runFleetScenario(bed, scenario, {
+          balance,
+          clients,
+          balancedMs: options.balancedMs,
+        });
+        rows.push(row);
+        const misses = fleetVerdict(row);
+        if (misses.length > 0) met = false;
+        say(fleetLine(row));
+        say(
+          misses.length === 0
+            ? "  targets met"
+            : `  missed: ${misses.join(", ")}`,
+        );
+      } catch (error) {
+        met = false;
+        say(
+          `chaos: ${scenario} behind ${balance} failed: ${
+            (error as Error).message
+          }`,
+        );
+      }
+    }
+  }
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
+  const base = `${ROOT}bench/results/chaos-fleet-${stamp}${
+    options.tag ? "-" + options.tag : ""
+  }`;
+  await Deno.writeTextFile(
+    `${base}.json`,
+    JSON.stringify(
+      {
+        scenario: "chaos-fleet",
+        command: `deno task chaos ${args.join(" ")}`,
+        machine: machine(),
+        results: rows,
+      },
+      null,
+      2,
+    ) + "\n",
+  );
   say(`results: ${base}.json`);
   return met ? 0 : 1;
 }

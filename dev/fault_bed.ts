@@ -32,6 +32,8 @@ export interface BedInstance {
   readonly name: string;
   readonly host: Host;
   child: Child;
+  /** Set once it was told to leave (SIGTERM) and exited. */
+  stopped?: boolean;
 }
 
 /** A Redis node of the bed. */
@@ -53,6 +55,16 @@ export interface BedOptions {
   readonly instanceArgs?: readonly string[];
   /** HAProxy check interval (the shipped config says 2s). */
   readonly checkInterval?: string;
+  /**
+   * Hosts for instances started later (a scale-out, a deploy's new
+   * instances), in HAProxy's config from the start as a target group or a
+   * Service's endpoints are: a slot with nothing on it is DOWN. Default 0.
+   */
+  readonly spares?: number;
+  /** Replaces the shipped config's `balance leastconn`. */
+  readonly balance?: string;
+  /** Replaces the shipped `hard-stop-after` (how long a reload lingers). */
+  readonly hardStopAfter?: string;
 }
 
 /** A running bed. */
@@ -67,6 +79,10 @@ export class FaultBed implements AsyncDisposable {
   readonly #replicaHost: Host | undefined;
   #tempDir = "";
   #added = 0;
+  /** Hosts not yet running an instance, in order. */
+  readonly #spares: Array<{ name: string; host: Host }> = [];
+  #haproxy: Child | undefined;
+  #haproxyConfig = "";
   readonly #lb: Host;
   readonly #clients: Host;
   readonly #options: BedOptions;
@@ -111,6 +127,11 @@ export class FaultBed implements AsyncDisposable {
       ];
       const lossy = await net.addLossyHost("ws3", 13);
       hosts.push(lossy);
+      const spares: Array<{ name: string; host: Host }> = [];
+      for (let k = 0; k < (options.spares ?? 0); k++) {
+        const name = `ws${4 + k}`;
+        spares.push({ name, host: await net.addHost(name, 14 + k) });
+      }
       const sentinel = options.store === "sentinel";
       const replica = sentinel ? await net.addHost("replica", 5) : undefined;
       const sentinels = sentinel ? await net.addHost("sentinel", 6) : undefined;
@@ -122,6 +143,7 @@ export class FaultBed implements AsyncDisposable {
         ...(replica ? { replica } : {}),
         ...(sentinels ? { sentinels } : {}),
       }, options);
+      bed.#spares.push(...spares);
       bed.#tempDir = await Deno.makeTempDir({ prefix: "ws-time-bed-" });
       await bed.#startRedis();
       for (const [i, host] of hosts.entries()) {
@@ -172,6 +194,7 @@ export class FaultBed implements AsyncDisposable {
   async connections(): Promise<Record<string, number>> {
     const out: Record<string, number> = {};
     for (const instance of this.instances) {
+      if (instance.stopped) continue;
       const { status, body } = await this.fetch(
         `http://${instance.host.address}:${WS_PORT}/metrics`,
       );
@@ -201,6 +224,61 @@ export class FaultBed implements AsyncDisposable {
     const instance = this.instances[i]!;
     instance.child.kill("SIGKILL");
     await instance.child.finished();
+  }
+
+  /** Starts an instance on the next spare host; resolves with its index. */
+  async addInstance(): Promise<number> {
+    const spare = this.#spares.shift();
+    if (!spare) throw new Error("no spare host left");
+    const instance = { ...spare } as BedInstance;
+    instance.child = await this.#startInstance(instance);
+    this.instances.push(instance);
+    return this.instances.length - 1;
+  }
+
+  /** Tells instance `i` to leave (SIGTERM) and waits until it exits. */
+  async stop(i: number): Promise<Deno.CommandStatus> {
+    const instance = this.instances[i]!;
+    instance.child.kill("SIGTERM");
+    const status = await instance.child.finished();
+    instance.stopped = true;
+    return status;
+  }
+
+  /** Whether HAProxy has instance `i` UP. */
+  async isUp(i: number): Promise<boolean> {
+    const { body } = await this.fetch(
+      `http://${this.#lb.address}:${STATS_PORT}/stats;csv`,
+    );
+    const name = this.instances[i]!.name;
+    return body.split("\n").some((row) =>
+      row.startsWith(`ws_time,${name},`) && /,UP[, ]/.test(row)
+    );
+  }
+
+  /** Reloads HAProxy (SIGUSR2 to its master), as `systemctl reload` does. */
+  reloadBalancer(): void {
+    this.#haproxy!.kill("SIGUSR2");
+  }
+
+  /** Restarts every client's gap measurement. */
+  async mark(): Promise<void> {
+    await this.#command("mark");
+  }
+
+  /** Each client's longest wait for its count since {@link mark}, ms. */
+  async gaps(): Promise<number[]> {
+    const before = this.events().length;
+    await this.#command("gaps");
+    const reply = await waitFor(
+      () =>
+        this.events().slice(before).find((e) => e.type === "gaps") as
+          | Extract<DriverEvent, { type: "gaps" }>
+          | undefined,
+      10_000,
+      "the clients' gaps",
+    );
+    return reply.gaps;
   }
 
   /** Starts instance `i` again, as after a crash. */
@@ -434,20 +512,32 @@ export class FaultBed implements AsyncDisposable {
       ...(this.#options.checkInterval
         ? { checkInterval: this.#options.checkInterval }
         : {}),
-      backends: this.instances.map((instance) => ({
-        name: instance.name,
-        host: instance.host.address,
+      ...(this.#options.balance ? { balance: this.#options.balance } : {}),
+      ...(this.#options.hardStopAfter
+        ? { hardStopAfter: this.#options.hardStopAfter }
+        : {}),
+      backends: [...this.instances, ...this.#spares].map(({ name, host }) => ({
+        name,
+        host: host.address,
         port: WS_PORT,
         agentPort: AGENT_PORT,
       })),
     });
     const file = await Deno.makeTempFile({ suffix: ".cfg" });
     await Deno.writeTextFile(file, config);
-    const child = this.#net.spawn(this.#lb.ns, "haproxy", ["-db", "-f", file]);
+    // Master-worker, as systemd runs it, so that it can be reloaded; the
+    // file stays until the bed is gone (a reload reads it again).
+    const child = this.#net.spawn(this.#lb.ns, "haproxy", [
+      "-W",
+      "-db",
+      "-f",
+      file,
+    ]);
+    this.#haproxy = child;
+    this.#haproxyConfig = file;
     // HAProxy reads its config at once; the driver's wait for every
     // instance UP (below) is the real readiness check.
     await new Promise((resolve) => setTimeout(resolve, 300));
-    await Deno.remove(file).catch(() => {});
     if (child.status !== undefined) {
       throw new Error(`haproxy exited:\n${child.lines.join("\n")}`);
     }
@@ -476,7 +566,7 @@ export class FaultBed implements AsyncDisposable {
         const up = body.split("\n").filter((row) =>
           row.startsWith("ws_time,ws") && /,UP[, ]/.test(row)
         );
-        return up.length === this.instances.length;
+        return up.length >= this.instances.length;
       },
       20_000,
       "every instance UP in haproxy",
@@ -500,6 +590,9 @@ export class FaultBed implements AsyncDisposable {
     await this.#net[Symbol.asyncDispose]();
     if (this.#tempDir) {
       await Deno.remove(this.#tempDir, { recursive: true }).catch(() => {});
+    }
+    if (this.#haproxyConfig) {
+      await Deno.remove(this.#haproxyConfig).catch(() => {});
     }
   }
 }

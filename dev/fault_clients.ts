@@ -3,12 +3,14 @@
  * reconnecting clients ({@link WsTimeClient}, default options) against one
  * URL, inside the clients' network namespace. It reports on stdout, one
  * JSON object per line, what a user would notice: every welcome (which
- * server, resumed or not, the count), every close, a client that ends, and
- * any count that went back or started over. Commands on stdin, one per
- * line: `start` (the clients connect, spread over `rampMs`), `add <n>` (n
- * more clients connect, with new sessions), `status` (who
- * is connected where), `fetch <url>` (an HTTP GET from inside the
- * namespace, for the instances' metrics and HAProxy's stats), `stop`.
+ * server, resumed or not, the count), every close, every move a server
+ * asked for, a client that ends, and any count that went back or started
+ * over. Commands on stdin, one per line: `start` (the clients connect,
+ * spread over `rampMs`), `add <n>` (n more clients connect, with new
+ * sessions), `status` (who is connected where), `mark` and `gaps` (each
+ * client's longest wait for its count since the mark), `fetch <url>` (an
+ * HTTP GET from inside the namespace, for the instances' metrics and
+ * HAProxy's stats), `stop`.
  *
  * Usage: deno run --allow-net fault_clients.ts '{"url":...,"count":300}'
  *
@@ -56,6 +58,19 @@ export type DriverEvent =
     states: Record<string, number>;
     at: number;
   }
+  | {
+    type: "move";
+    i: number;
+    reason: string;
+    from: string;
+    to: string;
+    at: number;
+  }
+  | {
+    type: "gaps";
+    /** Each client's longest time between two count updates since the mark, ms. */
+    gaps: number[];
+  }
   | { type: "fetched"; url: string; status: number; body: string }
   | { type: "stopped" };
 
@@ -66,6 +81,10 @@ interface Tracked {
   seconds: number;
   heardAt: number;
   server: string;
+  /** Longest time between two count updates since the last mark, ms. */
+  gap: number;
+  /** When the count last changed (performance.now()). */
+  updatedAt: number;
 }
 
 const emit = (event: DriverEvent) =>
@@ -84,6 +103,8 @@ export async function runDriver(plan: DriverPlan): Promise<void> {
       seconds: -1,
       heardAt: 0,
       server: "",
+      gap: 0,
+      updatedAt: 0,
     };
     tracked.push(t);
     client.on("message", (message) => {
@@ -92,6 +113,9 @@ export async function runDriver(plan: DriverPlan): Promise<void> {
       if (typeof message.server === "string") t.server = message.server;
       const seconds = Number(message.seconds);
       if (!Number.isFinite(seconds)) return;
+      const now = performance.now();
+      if (t.updatedAt > 0) t.gap = Math.max(t.gap, now - t.updatedAt);
+      t.updatedAt = now;
       if (message.type === "welcome") {
         const resumed = message.resumed === true;
         emit({ type: "welcome", i, server: t.server, seconds, resumed, at });
@@ -134,6 +158,9 @@ export async function runDriver(plan: DriverPlan): Promise<void> {
     client.on("close", ({ code, opened }) => {
       emit({ type: "close", i, code, opened, at: Date.now() });
     });
+    client.on("move", ({ reason, from, to }) => {
+      emit({ type: "move", i, reason, from, to, at: Date.now() });
+    });
     client.on("state", ({ state, reason }) => {
       if (state === "closed" || state === "gave-up") {
         emit({ type: "ended", i, state, reason, at: Date.now() });
@@ -162,7 +189,11 @@ export async function runDriver(plan: DriverPlan): Promise<void> {
       else if (command === "add") {
         for (let n = 0; n < Number(arg); n++) add().start();
       } else if (command === "status") status(tracked);
-      else if (command === "fetch") await fetchOne(arg);
+      else if (command === "mark") {
+        for (const t of tracked) t.gap = 0;
+      } else if (command === "gaps") {
+        emit({ type: "gaps", gaps: tracked.map((t) => Math.round(t.gap)) });
+      } else if (command === "fetch") await fetchOne(arg);
       else if (command === "stop") {
         await Promise.all(tracked.map((t) => t.client.stop()));
         emit({ type: "stopped" });

@@ -37,6 +37,8 @@ export interface RenderOptions {
   readonly trafficLog?: boolean;
   /** Replaces `hard-stop-after` (how long a reloaded process lingers). */
   readonly hardStopAfter?: string;
+  /** Replaces the template's `balance` algorithm (e.g. "roundrobin"). */
+  readonly balance?: string;
 }
 
 const DROPPED_GLOBALS = /^(user|group|chroot|daemon|stats socket)\b/;
@@ -73,6 +75,10 @@ export function renderHaproxyConfig(
     if (section === "global" && trimmed.startsWith("maxconn ")) {
       // Within the process's file limit (two descriptors a connection).
       out.push(`    maxconn ${options.maxconn ?? 4000}`);
+      continue;
+    }
+    if (trimmed.startsWith("balance ") && options.balance) {
+      out.push(`    balance ${options.balance}`);
       continue;
     }
     if (trimmed.startsWith("bind ")) {
