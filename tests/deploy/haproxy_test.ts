@@ -362,15 +362,12 @@ Deno.test("main.ts on SIGTERM through HAProxy: health and agent turn at once, mo
     } ms`,
   );
   assert.ok(busiest <= fair + 2, `busiest second held ${busiest} of ${n}`);
-  // No moved client missed a tick. One may see a single tick come a second
-  // late (an effect seen in about one run in eight, cause not yet found;
-  // see tests/deploy/fleet_test.ts): never two clients, never 2.5 s.
+  // No moved client missed a tick (the once-seen late tick came from the
+  // ticker, server/ws/ticker.ts).
   const late = drained.filter((c) => c.longestGapMs > 1500);
-  assert.ok(
-    late.length <= 1,
-    `${late.length} moved clients waited over 1.5 s: ${
-      late.map((c) => c.longestGapMs.toFixed(0)).join(", ")
-    } ms`,
+  assert.deepEqual(
+    late.map((c) => c.longestGapMs.toFixed(0)),
+    [],
+    "moved clients that waited over 1.5 s (ms)",
   );
-  assert.ok(gaps.at(-1)! <= 2500, `a moved client waited ${gaps.at(-1)} ms`);
 });

@@ -54,11 +54,14 @@ Deno.test("deploy/ws-time.service binds port 80 unprivileged and outlasts the dr
   assert.ok(Number(settings("LimitNOFILE")[0]) >= 65536);
   const env = environment(UNIT);
   assert.equal(env.PORT, "80");
-  // Delay, period, then the last movers' hint (up to 1 s) and window.
-  const moveWindow = env.MOVE_WINDOW ??
-    OPTIONS.find((o) => o.env === "MOVE_WINDOW")!.fallback;
-  const drain = parseDuration(env.DRAIN_DELAY!)! +
-    parseDuration(env.DRAIN_PERIOD!)! + 1000 + parseDuration(moveWindow)!;
+  // Delay, the wait for a replacement, period, then the last movers' hint
+  // (up to 1 s) and window.
+  const setting = (name: string) =>
+    parseDuration(
+      env[name] ?? OPTIONS.find((o) => o.env === name)!.fallback,
+    )!;
+  const drain = setting("DRAIN_DELAY") + setting("DRAIN_HANDOVER") +
+    setting("DRAIN_PERIOD") + 1000 + setting("MOVE_WINDOW");
   const stop = parseDuration(settings("TimeoutStopSec")[0]!)!;
   assert.ok(stop > drain, `TimeoutStopSec ${stop} ms > drain ${drain} ms`);
   assert.deepEqual(settings("KillSignal"), ["SIGTERM"]);
