@@ -181,7 +181,14 @@ export class Rebalancer {
       ? { move: 0, why: "paused: moved clients came back" }
       : behind
       ? { move: 0, why: "waiting for the last moves to show" }
-      : decide(fleet.view, self, this.#options);
+      : decide(fleet.view, self, {
+        ...this.#options,
+        // A batch waits for the last one to show in the others' records
+        // (a second or two): the next one makes up for the wait, so the
+        // rate holds per second, up to three seconds' worth.
+        rate: this.#options.rate *
+          Math.min(3, Math.max(1, Math.round((now - this.#lastMoveAt) / 1000))),
+      });
     const moved = decision.move > 0 ? this.#options.move(decision.move) : 0;
     if (moved > 0) this.#lastMoveAt = now;
     this.moved += moved;

@@ -152,13 +152,14 @@ Deno.test("Rebalancer moves a batch, waits until the others' counts show it, and
   rebalancer.start();
   clock.advance(30_000);
   rebalancer.stop();
-  // 80 and 0: mean 40, 5 at a time (a batch every 2 s, once the last one
-  // shows in the records), down to the mean and no further.
-  assert.deepEqual(asked, [5, 5, 5, 5, 5, 5, 5, 5]);
+  // 80 and 0: mean 40, 5 a second: a batch every 2 s, once the last one
+  // shows in the records, with two seconds' worth (the first one three),
+  // down to the mean and no further.
+  assert.deepEqual(asked, [15, 10, 10, 5]);
   assert.equal(rebalancer.moved, 40);
   assert.equal(rebalancer.state, "at or below the mean");
   const batches = logger.lines.filter((l) => /rebalancing/.test(l));
-  assert.equal(batches.length, 8);
+  assert.equal(batches.length, 4);
   assert.ok(logger.lines.some((l) => /waiting for the last moves/.test(l)));
 });
 
@@ -183,12 +184,12 @@ Deno.test("Rebalancer pauses when a moved client came back: the balancer does no
       return count;
     },
   });
-  assert.equal(rebalancer.step(), 5);
+  assert.equal(rebalancer.step(), 15);
   clock.advance(2000);
   rebalancer.returned();
   clock.advance(RETURN_PAUSE_MS - 1);
   assert.equal(rebalancer.step(), 0);
   assert.match(rebalancer.state, /came back/);
   clock.advance(1);
-  assert.equal(rebalancer.step(), 5);
+  assert.equal(rebalancer.step(), 15, "at most three seconds' worth");
 });
