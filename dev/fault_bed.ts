@@ -275,7 +275,7 @@ export class FaultBed implements AsyncDisposable {
         this.events().slice(before).find((e) => e.type === "gaps") as
           | Extract<DriverEvent, { type: "gaps" }>
           | undefined,
-      10_000,
+      30_000,
       "the clients' gaps",
     );
     return reply.gaps;
