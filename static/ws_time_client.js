@@ -512,10 +512,12 @@ export class WsTimeClient {
   }
 
   /**
-   * Begins the move the server asked for: a new connection through the
-   * balancer while the old one still ticks. The old one is dropped when
-   * the new welcome arrives; if the new one fails, the old one stays and
-   * the server's close (or a later one) brings the usual reconnect.
+   * Begins the move the server asked for (or its next try): a new
+   * connection through the balancer, carrying `move=hop`, while the old one
+   * still ticks. The old one is dropped when the new welcome arrives; a
+   * new one handed on (4004) or failed is tried again; once the old one
+   * ends as well, the usual reconnect follows.
+   * @param {number} [hop]
    */
   #beginMove(hop = 1) {
     this.#moveTimer = undefined;
