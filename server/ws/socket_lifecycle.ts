@@ -344,6 +344,13 @@ export function createSocketLifecycle(
       this.close(CLOSE.takenOver, CLOSE_REASON.takenOver);
       return;
     }
+    // Counted now, not when the upgrade was accepted: a second may have
+    // passed since, and a moving client's old connection may already have
+    // shown it; a welcome with the older count would set it back by one.
+    conn.lastTick = Math.max(
+      conn.lastTick,
+      Math.floor((clock.now() - conn.start) / 1000),
+    );
     if (conn.json) {
       sendJson(
         conn,

@@ -125,6 +125,19 @@ Deno.test("createSocketLifecycle() welcomes on open, then ticks each second with
   });
 });
 
+Deno.test("createSocketLifecycle() welcomes with the count at open, not at the upgrade, so a moving client's count never goes back", () => {
+  const { clock, lifecycle, accept } = setup();
+  // Accepted at 4.990 s into the session; the open comes 20 ms later, when
+  // the old connection elsewhere may already have shown 5.
+  const [socket] = accept("s1", { start: clock.now() - 4_990 });
+  clock.jump(20);
+  socket.open();
+  assert.equal(socket.json[0]!.seconds, 5);
+  clock.advance(1_000);
+  assert.deepEqual(socket.json.map((m) => m.seconds), [5, 6]);
+  lifecycle.stop();
+});
+
 Deno.test("createSocketLifecycle() sends text clients the original lines", () => {
   const { clock, lifecycle, accept } = setup();
   const [socket] = accept("t1", { json: false });
