@@ -59,6 +59,8 @@ export interface FleetFigures {
   /** Connections lost (closed without a move) during the scenario. */
   readonly lost: number;
   readonly continuityViolations: number;
+  /** The first few violations, in words (kind, detail). */
+  readonly violations: readonly string[];
   readonly ended: number;
   /** Reload: the clients the old balancer process closed, and their resume. */
   readonly reload?: FaultFigures;
@@ -228,12 +230,18 @@ function moves(
   const count = new Map<number, number>();
   const server = new Map<number, string>();
   let lost = 0, continuityViolations = 0, ended = 0;
+  const violations: string[] = [];
   for (const e of events) {
     if (!("at" in e)) continue;
     if (e.type === "welcome" && e.at < from) server.set(e.i, e.server);
     if (e.at < from || e.at > until) continue;
     if (e.type === "close" && e.opened && e.code !== 1000) lost++;
-    if (e.type === "violation") continuityViolations++;
+    if (e.type === "violation") {
+      continuityViolations++;
+      if (violations.length < 5) {
+        violations.push(`client ${e.i} ${e.kind} ${e.detail}`);
+      }
+    }
     if (e.type === "ended") ended++;
     if (e.type === "welcome") {
       // A welcome from another server is a move: a seamless one (the
@@ -262,6 +270,7 @@ function moves(
     gapMax: Math.max(0, ...gaps),
     lost,
     continuityViolations,
+    violations,
     ended,
   };
 }
@@ -312,5 +321,6 @@ export function fleetLine(f: FleetFigures): string {
   const reload = f.reload
     ? `; reload: ${f.reload.resumed} of ${f.reload.affected} resumed, p50 ${f.reload.resumeMs.p50} ms, p99 ${f.reload.resumeMs.p99} ms after hard-stop-after`
     : "";
-  return `${head}: ${even}${movers}; ends ${spread}${reload}`;
+  const broke = f.violations.length > 0 ? ` (${f.violations.join("; ")})` : "";
+  return `${head}: ${even}${movers}${broke}; ends ${spread}${reload}`;
 }
