@@ -104,6 +104,36 @@ function chart(rows: readonly FaultFigures[]): string {
   });
 }
 
+/**
+ * Writes `bench/results/<scenario>-<time>[-tag].json` with the command and
+ * the machine beside `fields`; returns the path without ".json".
+ */
+async function writeResult(
+  scenario: string,
+  args: readonly string[],
+  tag: string,
+  fields: Record<string, unknown>,
+): Promise<string> {
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
+  const base = `${ROOT}bench/results/${scenario}-${stamp}${
+    tag ? "-" + tag : ""
+  }`;
+  await Deno.writeTextFile(
+    `${base}.json`,
+    JSON.stringify(
+      {
+        scenario,
+        command: `deno task chaos ${args.join(" ")}`,
+        machine: machine(),
+        ...fields,
+      },
+      null,
+      2,
+    ) + "\n",
+  );
+  return base;
+}
+
 /** Runs the chaos scenarios; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -222,24 +252,10 @@ export async function main(args: string[]): Promise<number> {
       }${row.evidence ? ` (${row.evidence})` : ""}`,
     );
   }
-  const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
-  const base = `${ROOT}bench/results/chaos-${stamp}${
-    values.tag ? "-" + values.tag : ""
-  }`;
-  await Deno.writeTextFile(
-    `${base}.json`,
-    JSON.stringify(
-      {
-        scenario: "chaos",
-        command: `deno task chaos ${args.join(" ")}`,
-        machine: machine(),
-        timing,
-        results: rows,
-      },
-      null,
-      2,
-    ) + "\n",
-  );
+  const base = await writeResult("chaos", args, values.tag, {
+    timing,
+    results: rows,
+  });
   await Deno.writeTextFile(`${base}-resumed.svg`, chart(rows));
   say(`results: ${base}.json`);
   return met ? 0 : 1;
@@ -300,23 +316,9 @@ async function fleetChaos(
       }
     }
   }
-  const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
-  const base = `${ROOT}bench/results/chaos-fleet-${stamp}${
-    options.tag ? "-" + options.tag : ""
-  }`;
-  await Deno.writeTextFile(
-    `${base}.json`,
-    JSON.stringify(
-      {
-        scenario: "chaos-fleet",
-        command: `deno task chaos ${args.join(" ")}`,
-        machine: machine(),
-        results: rows,
-      },
-      null,
-      2,
-    ) + "\n",
-  );
+  const base = await writeResult("chaos-fleet", args, options.tag, {
+    results: rows,
+  });
   say(`results: ${base}.json`);
   return met ? 0 : 1;
 }
@@ -394,24 +396,10 @@ async function storeChaos(
   say(
     `Redis commands per connection per minute: ${before} before, ${after} after`,
   );
-  const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
-  const base = `${ROOT}bench/results/chaos-store-${stamp}${
-    tag ? "-" + tag : ""
-  }`;
-  await Deno.writeTextFile(
-    `${base}.json`,
-    JSON.stringify(
-      {
-        scenario: "chaos-store",
-        command: `deno task chaos ${args.join(" ")}`,
-        machine: machine(),
-        commandsPerConnectionMinute: { before, after },
-        results: rows,
-      },
-      null,
-      2,
-    ) + "\n",
-  );
+  const base = await writeResult("chaos-store", args, tag, {
+    commandsPerConnectionMinute: { before, after },
+    results: rows,
+  });
   say(`results: ${base}.json`);
   return met ? 0 : 1;
 }
