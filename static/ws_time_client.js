@@ -291,6 +291,8 @@ export class WsTimeClient {
   #moveReason = "";
   /** Which try of the current move the candidate is. */
   #moveHop = 0;
+  /** The highest count of this session shown so far (-1 before any). */
+  #seconds = -1;
   /** The old connection ended while its replacement was under way. */
   #orphaned = false;
   /** @type {Promise<void>} */
@@ -726,6 +728,18 @@ export class WsTimeClient {
     }
     if (typeof parsed !== "object" || parsed === null) return;
     const message = /** @type {Message} */ (parsed);
+    if (typeof message.seconds === "number") {
+      if (message.type === "welcome" && message.resumed !== true) {
+        this.#seconds = message.seconds;
+      } else if (message.seconds < this.#seconds) {
+        // The same session's count, counted a moment earlier: a move's
+        // welcome can be overtaken by the old connection's next tick. The
+        // count shown never goes back.
+        message.seconds = this.#seconds;
+      } else {
+        this.#seconds = message.seconds;
+      }
+    }
     if (typeof message.server === "string") this.#server = message.server;
     if (typeof message.session === "string" && message.session !== "") {
       this.#session = message.session;

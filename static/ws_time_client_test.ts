@@ -572,6 +572,43 @@ Deno.test("WsTimeClient asked to move opens its new connection after the hint wh
   void client.stop();
 });
 
+Deno.test("WsTimeClient never shows a resumed session's count going back, even when a move's welcome is overtaken by the old connection's tick", () => {
+  const { client, timers, sockets, old } = connected();
+  const shown: number[] = [];
+  client.on("message", (m) => {
+    if (typeof m.seconds === "number") shown.push(m.seconds);
+  });
+  old.receive(moveAsk);
+  timers.advance(300);
+  const fresh = sockets[1]!;
+  fresh.open();
+  old.receive({ type: "tick", server: "a", seconds: 5 });
+  // Counted at 4.99 s on the new instance, arriving after the old tick.
+  fresh.receive({
+    type: "welcome",
+    server: "b",
+    session: "t2",
+    resumed: true,
+    seconds: 4,
+  });
+  fresh.receive({ type: "tick", server: "b", seconds: 6 });
+  assert.deepEqual(shown, [5, 5, 6]);
+  // A new session starts from its own count.
+  fresh.drop(1006);
+  timers.advance(60_000);
+  const next = sockets.at(-1)!;
+  next.open();
+  next.receive({
+    type: "welcome",
+    server: "c",
+    session: "t3",
+    resumed: false,
+    seconds: 0,
+  });
+  assert.equal(shown.at(-1), 0);
+  void client.stop();
+});
+
 Deno.test("WsTimeClient asked to move waits for the new welcome when the old connection is taken over first (4001)", () => {
   const { client, timers, sockets, retries, moves, old } = connected();
   const closes: unknown[] = [];
