@@ -113,6 +113,8 @@ async function writeResult(
   args: readonly string[],
   tag: string,
   fields: Record<string, unknown>,
+  // Read when the run began: the commit may move on during a long run.
+  machineInfo: ReturnType<typeof machine> = machine(),
 ): Promise<string> {
   const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
   const base = `${ROOT}bench/results/${scenario}-${stamp}${
@@ -124,7 +126,7 @@ async function writeResult(
       {
         scenario,
         command: `deno task chaos ${args.join(" ")}`,
-        machine: machine(),
+        machine: machineInfo,
         ...fields,
       },
       null,
@@ -280,6 +282,7 @@ async function fleetChaos(
     return 2;
   }
   const { clients } = options;
+  const began = machine();
   const rows: FleetFigures[] = [];
   let met = true;
   for (const balance of options.balances) {
@@ -318,7 +321,7 @@ async function fleetChaos(
   }
   const base = await writeResult("chaos-fleet", args, options.tag, {
     results: rows,
-  });
+  }, began);
   say(`results: ${base}.json`);
   return met ? 0 : 1;
 }
