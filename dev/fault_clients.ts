@@ -76,7 +76,7 @@ export type DriverEvent =
 
 interface Tracked {
   readonly client: WsTimeClient;
-  /** Session start as first seen: welcome time - seconds (ms). */
+  /** Session start as seen: the earliest arrival - its count (ms). */
   start: number;
   seconds: number;
   heardAt: number;
@@ -143,6 +143,13 @@ export async function runDriver(plan: DriverPlan): Promise<void> {
         } else {
           t.start = at - seconds * 1000;
         }
+      }
+      // The session's start as this client sees it: the earliest arrival
+      // of any count, less that count. A first welcome that waited in a
+      // busy driver (3,000 clients connecting) would otherwise place the
+      // start late and make every later welcome look ahead of the clock.
+      if (Number.isFinite(t.start)) {
+        t.start = Math.min(t.start, at - seconds * 1000);
       }
       if (seconds < t.seconds) {
         emit({
