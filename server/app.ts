@@ -247,6 +247,10 @@ export function buildApp(options: AppOptions): App {
       board: options.fleetBoard,
       clock,
       logger,
+      // A new instance gets traffic once the balancer's checks pass: about
+      // as long as they take to notice a failing one, which --drain-delay
+      // is set to cover (5 s at least).
+      settleMs: Math.max(5000, config.drainDelayMs),
       self: () => {
         // `usage` is the fullest probe's ratio, as the health check uses it.
         const { usage, healthy } = monitor.report();
