@@ -284,10 +284,13 @@ Deno.test("deploy/haproxy.cfg: an instance over its threshold gets no new connec
   }
 });
 
-Deno.test("main.ts on SIGTERM through HAProxy: health and agent turn at once, moves wait for the delay, spread over the period, and every client moves without missing a tick", async () => {
+Deno.test("main.ts on SIGTERM through HAProxy: health and agent turn at once, moves wait for the delay and the handover, spread over the period, and every client moves without missing a tick", async () => {
   await using cluster = await startCluster([
     "--drain-delay",
     "2s",
+    // No replacement comes (a scale-in): the drain waits this long for one.
+    "--drain-handover",
+    "1s",
     "--drain-period",
     "4s",
   ]);
@@ -332,9 +335,10 @@ Deno.test("main.ts on SIGTERM through HAProxy: health and agent turn at once, mo
     assert.equal(move.reason, "drain");
     assert.equal(move.from, leaving.name);
     assert.notEqual(move.to, leaving.name);
-    assert.ok(move.at - termAt >= 1900, `moved ${move.at - termAt} ms in`);
+    assert.ok(move.at - termAt >= 2900, `moved ${move.at - termAt} ms in`);
+    // Delay, handover (polled every 250 ms), period, hint and handshake.
     assert.ok(
-      move.at - termAt <= 6000 + 1500,
+      move.at - termAt <= 2000 + 1250 + 4000 + 1500,
       `moved ${move.at - termAt} ms in`,
     );
     const resumed = client.welcomes.at(-1)!;
@@ -347,8 +351,8 @@ Deno.test("main.ts on SIGTERM through HAProxy: health and agent turn at once, mo
   const perSecond = new Map<number, number>();
   for (const client of drained) {
     const asked = client.drains[0]!.at - termAt;
-    assert.ok(asked >= 1900, `asked ${asked} ms in: before the delay`);
-    const second = Math.floor((asked - 2000) / 1000);
+    assert.ok(asked >= 2900, `asked ${asked} ms in: before delay + handover`);
+    const second = Math.floor((asked - 3000) / 1000);
     perSecond.set(second, (perSecond.get(second) ?? 0) + 1);
   }
   const fair = Math.ceil(n / 4);
