@@ -175,47 +175,24 @@ export async function main(args: string[]): Promise<number> {
     say(`chaos: Invalid --store "${values.store}": expected redis or sentinel`);
     return 2;
   }
-  if (values.store === "sentinel") {
-    return await storeChaos(args, clients, Number(values.window), values.tag);
+  const sentinel = values.store === "sentinel";
+  const fleet = !sentinel && values.fleet !== undefined;
+  const plan = fleet ? fleetPlan(values) : null;
+  if (typeof plan === "string") {
+    say(plan);
+    return 2;
   }
-  if (values.fleet !== undefined) {
-    const scenarios = values.fleet === "all"
-      ? [...FLEET_SCENARIOS]
-      : values.fleet.split(",").map((f) => f.trim());
-    const wrong = scenarios.find((f) =>
-      !(FLEET_SCENARIOS as readonly string[]).includes(f)
-    );
-    if (wrong !== undefined) {
-      say(
-        `chaos: Invalid --fleet "${wrong}": expected all or ${
-          FLEET_SCENARIOS.join(", ")
-        }`,
-      );
-      return 2;
-    }
-    const balances = values.balance.split(",").map((b) => b.trim());
-    const odd = balances.find((b) => b !== "leastconn" && b !== "roundrobin");
-    if (odd !== undefined) {
-      say(`chaos: Invalid --balance "${odd}": expected leastconn, roundrobin`);
-      return 2;
-    }
-    const balancedS = Number(values.balanced);
-    if (!Number.isFinite(balancedS) || balancedS < 1) {
-      say(`chaos: Invalid --balanced "${values.balanced}": expected seconds`);
-      return 2;
-    }
-    return await fleetChaos(args, {
-      clients,
-      scenarios: scenarios as FleetScenario[],
-      balances,
-      balancedMs: balancedS * 1000,
-      tag: values.tag,
-    });
-  }
+  // Every scenario builds hosts of its own.
   const unavailable = netnsUnavailable();
   if (unavailable !== null) {
     say(`chaos: cannot create network namespaces here: ${unavailable}`);
     return 2;
+  }
+  if (sentinel) {
+    return await storeChaos(args, clients, Number(values.window), values.tag);
+  }
+  if (plan) {
+    return await fleetChaos(args, { clients, ...plan, tag: values.tag });
   }
   const timing = {
     holdMs: Number(values.hold) * 1000,
@@ -263,6 +240,41 @@ export async function main(args: string[]): Promise<number> {
   return met ? 0 : 1;
 }
 
+/** The fleet scenarios' plan from the flags, or the error to print. */
+function fleetPlan(
+  values: { fleet?: string; balance: string; balanced: string },
+): {
+  scenarios: FleetScenario[];
+  balances: string[];
+  balancedMs: number;
+} | string {
+  const scenarios = values.fleet === "all"
+    ? [...FLEET_SCENARIOS]
+    : (values.fleet ?? "").split(",").map((f) => f.trim());
+  const wrong = scenarios.find((f) =>
+    !(FLEET_SCENARIOS as readonly string[]).includes(f)
+  );
+  if (wrong !== undefined) {
+    return `chaos: Invalid --fleet "${wrong}": expected all or ${
+      FLEET_SCENARIOS.join(", ")
+    }`;
+  }
+  const balances = values.balance.split(",").map((b) => b.trim());
+  const odd = balances.find((b) => b !== "leastconn" && b !== "roundrobin");
+  if (odd !== undefined) {
+    return `chaos: Invalid --balance "${odd}": expected leastconn, roundrobin`;
+  }
+  const balancedS = Number(values.balanced);
+  if (!Number.isFinite(balancedS) || balancedS < 1) {
+    return `chaos: Invalid --balanced "${values.balanced}": expected seconds`;
+  }
+  return {
+    scenarios: scenarios as FleetScenario[],
+    balances,
+    balancedMs: balancedS * 1000,
+  };
+}
+
 /** The fleet scenarios, each on a bed of its own; returns the exit code. */
 async function fleetChaos(
   args: string[],
@@ -276,11 +288,6 @@ async function fleetChaos(
 ): Promise<number> {
   // deno-lint-ignore no-console
   const say = (text: string) => console.log(text);
-  const unavailable = netnsUnavailable();
-  if (unavailable !== null) {
-    say(`chaos: cannot create network namespaces here: ${unavailable}`);
-    return 2;
-  }
   const { clients } = options;
   const began = machine();
   const rows: FleetFigures[] = [];
@@ -352,11 +359,6 @@ async function storeChaos(
 ): Promise<number> {
   // deno-lint-ignore no-console
   const say = (text: string) => console.log(text);
-  const unavailable = netnsUnavailable();
-  if (unavailable !== null) {
-    say(`chaos: cannot create network namespaces here: ${unavailable}`);
-    return 2;
-  }
   const rows: Array<StoreFaultFigures & { instance: string }> = [];
   let before = NaN, after = NaN;
   {
