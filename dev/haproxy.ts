@@ -5,6 +5,9 @@
  */
 
 import { Child } from "./child.ts";
+import { renderHaproxyConfig, type RenderOptions } from "./haproxy_config.ts";
+import { ROOT } from "./paths.ts";
+import { freePort } from "./ports.ts";
 import { waitFor } from "./timing.ts";
 
 /** A HAProxy process started by {@link startHaproxy}. */
@@ -79,4 +82,29 @@ export async function startHaproxy(
     reload: () => child.kill("SIGUSR2"),
     [Symbol.asyncDispose]: stop,
   };
+}
+
+/** A HAProxy on the shipped config, with the port its frontend listens on. */
+export interface ShippedHaproxy extends HaproxyProcess {
+  readonly port: number;
+}
+
+/**
+ * Starts HAProxy on `deploy/haproxy.cfg` as rendered for loopback (see
+ * haproxy_config.ts), its frontend and stats on free ports; `render`
+ * holds everything else the rendering takes.
+ */
+export async function startShippedHaproxy(
+  render: Omit<RenderOptions, "port" | "statsPort">,
+  options: { readonly masterWorker?: boolean } = {},
+): Promise<ShippedHaproxy> {
+  const port = freePort();
+  const statsPort = freePort();
+  const template = await Deno.readTextFile(`${ROOT}deploy/haproxy.cfg`);
+  const haproxy = await startHaproxy(
+    renderHaproxyConfig(template, { ...render, port, statsPort }),
+    statsPort,
+    options,
+  );
+  return Object.assign(haproxy, { port });
 }

@@ -9,8 +9,7 @@
  */
 
 import assert from "node:assert/strict";
-import { startHaproxy } from "../../dev/haproxy.ts";
-import { renderHaproxyConfig } from "../../dev/haproxy_config.ts";
+import { startShippedHaproxy } from "../../dev/haproxy.ts";
 import { startNginx } from "../../dev/nginx.ts";
 import { ROOT } from "../../dev/paths.ts";
 import { freePort } from "../../dev/ports.ts";
@@ -43,23 +42,16 @@ Deno.test("deploy/haproxy.cfg bounds a reload: the old process lets go at hard-s
     name: "reload-b",
     args: args(agents[1]!),
   });
-  const port = freePort();
-  const statsPort = freePort();
   // Master-worker, as systemd runs it: SIGUSR2 reloads.
-  await using haproxy = await startHaproxy(
-    renderHaproxyConfig(TEMPLATE, {
-      port,
-      statsPort,
-      checkInterval: "500ms",
-      hardStopAfter: "3s",
-      backends: [
-        { name: a.name, port: a.port, agentPort: agents[0]! },
-        { name: b.name, port: b.port, agentPort: agents[1]! },
-      ],
-    }),
-    statsPort,
-    { masterWorker: true },
-  );
+  await using haproxy = await startShippedHaproxy({
+    checkInterval: "500ms",
+    hardStopAfter: "3s",
+    backends: [
+      { name: a.name, port: a.port, agentPort: agents[0]! },
+      { name: b.name, port: b.port, agentPort: agents[1]! },
+    ],
+  }, { masterWorker: true });
+  const { port } = haproxy;
   const clients: TrackedClient[] = [];
   try {
     await waitFor(

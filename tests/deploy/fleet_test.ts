@@ -8,16 +8,12 @@
  */
 
 import assert from "node:assert/strict";
-import { renderHaproxyConfig } from "../../dev/haproxy_config.ts";
-import { startHaproxy } from "../../dev/haproxy.ts";
-import { ROOT } from "../../dev/paths.ts";
+import { startShippedHaproxy } from "../../dev/haproxy.ts";
 import { freePort } from "../../dev/ports.ts";
 import { startRedis } from "../../dev/redis.ts";
 import { type ServerProcess, startServer } from "../../dev/server_process.ts";
 import { sleep, waitFor } from "../../dev/timing.ts";
 import { TrackedClient } from "../helpers/tracked_client.ts";
-
-const TEMPLATE = Deno.readTextFileSync(`${ROOT}deploy/haproxy.cfg`);
 
 /** A counter's value in an instance's /metrics, summed over its labels. */
 async function counter(server: ServerProcess, family: string) {
@@ -53,21 +49,15 @@ Deno.test("fleet through HAProxy: after a scale-out 1 -> 2 the instances even ou
     name: "fleet-a",
     args: args(agents[0]!),
   });
-  const port = freePort();
-  const statsPort = freePort();
   // B's slot is in the config from the start, as a scale-out target is.
-  await using haproxy = await startHaproxy(
-    renderHaproxyConfig(TEMPLATE, {
-      port,
-      statsPort,
-      checkInterval: "500ms",
-      backends: [
-        { name: "fleet-a", port: ports[0]!, agentPort: agents[0]! },
-        { name: "fleet-b", port: ports[1]!, agentPort: agents[1]! },
-      ],
-    }),
-    statsPort,
-  );
+  await using haproxy = await startShippedHaproxy({
+    checkInterval: "500ms",
+    backends: [
+      { name: "fleet-a", port: ports[0]!, agentPort: agents[0]! },
+      { name: "fleet-b", port: ports[1]!, agentPort: agents[1]! },
+    ],
+  });
+  const { port } = haproxy;
   await waitFor(
     async () =>
       (await haproxy.servers()).find((s) => s.name === "fleet-a")?.status ===

@@ -13,16 +13,13 @@
  */
 
 import assert from "node:assert/strict";
-import { renderHaproxyConfig } from "../../dev/haproxy_config.ts";
-import { type HaproxyProcess, startHaproxy } from "../../dev/haproxy.ts";
-import { ROOT } from "../../dev/paths.ts";
+import { type HaproxyProcess, startShippedHaproxy } from "../../dev/haproxy.ts";
 import { freePort } from "../../dev/ports.ts";
 import { startRedis } from "../../dev/redis.ts";
 import { type ServerProcess, startServer } from "../../dev/server_process.ts";
 import { waitFor } from "../../dev/timing.ts";
 import { TrackedClient } from "../helpers/tracked_client.ts";
 
-const TEMPLATE = Deno.readTextFileSync(`${ROOT}deploy/haproxy.cfg`);
 const CLIENTS = 90;
 
 interface Slot {
@@ -95,21 +92,15 @@ Deno.test("rolling deploys through HAProxy round robin move each client once, to
         "3s",
       ],
     });
-  const port = freePort();
-  const statsPort = freePort();
   // Every slot is in the config from the start, as a Kubernetes Service's
   // endpoints or a cloud target group would be updated: a slot with no
   // instance yet is down.
-  await using haproxy = await startHaproxy(
-    renderHaproxyConfig(TEMPLATE, {
-      port,
-      statsPort,
-      checkInterval: "500ms",
-      balance: "roundrobin",
-      backends: generations.flat(),
-    }),
-    statsPort,
-  );
+  await using haproxy = await startShippedHaproxy({
+    checkInterval: "500ms",
+    balance: "roundrobin",
+    backends: generations.flat(),
+  });
+  const { port } = haproxy;
   const live = new Map<string, ServerProcess>();
   for (const s of generations[0]!) live.set(s.name, await start(s));
   await waitFor(
