@@ -26,6 +26,10 @@ const AGENT_PORT = 8081;
 const LB_PORT = 8080;
 const STATS_PORT = 8404;
 const SENTINEL_PORTS = [26379, 26380, 26381];
+// Sentinel beds run with authentication on, as the shipped sentinel.conf
+// requires: the sentinels' own password and the data nodes'.
+const SENTINEL_PASSWORD = `sentinel-${crypto.randomUUID()}`;
+const DATA_PASSWORD = `data-${crypto.randomUUID()}`;
 
 /** One ws-time instance of the bed. */
 export interface BedInstance {
@@ -335,8 +339,30 @@ export class FaultBed implements AsyncDisposable {
     return node;
   }
 
-  /** Runs redis-cli against `host`:`port` from inside `host`'s namespace. */
+  /**
+   * Runs redis-cli against `host`:`port` from inside `host`'s namespace,
+   * with the password the node requires (none with `anonymous`).
+   */
   async redisCli(host: Host, port: number, ...args: string[]): Promise<string> {
+    return await this.#redisCli(host, port, true, args);
+  }
+
+  /** The reply of a sentinel to a client without its password. */
+  async anonymousSentinelReply(...args: string[]): Promise<string> {
+    return await this.#redisCli(this.#sentinelHost!, 26379, false, args);
+  }
+
+  async #redisCli(
+    host: Host,
+    port: number,
+    authenticate: boolean,
+    args: string[],
+  ): Promise<string> {
+    const password = this.#options.store !== "sentinel" || !authenticate
+      ? undefined
+      : SENTINEL_PORTS.includes(port)
+      ? SENTINEL_PASSWORD
+      : DATA_PASSWORD;
     const out = await new Deno.Command("ip", {
       args: [
         "netns",
@@ -347,6 +373,7 @@ export class FaultBed implements AsyncDisposable {
         host.address,
         "-p",
         String(port),
+        ...(password ? ["--no-auth-warning", "-a", password] : []),
         ...args,
       ],
       stdout: "piped",
@@ -435,7 +462,9 @@ export class FaultBed implements AsyncDisposable {
           .replace(
             /^sentinel monitor wstime \S+ 6379 2$/m,
             `sentinel monitor wstime ${this.#redis.address} 6379 2`,
-          ),
+          )
+          .replace("CHANGE-ME-sentinel-password", SENTINEL_PASSWORD)
+          .replace("CHANGE-ME-data-password", DATA_PASSWORD),
       );
       const sentinel = this.#net.spawn(
         this.#sentinelHost!.ns,
@@ -463,6 +492,9 @@ export class FaultBed implements AsyncDisposable {
       "no",
       "--protected-mode",
       "no",
+      ...(this.#options.store === "sentinel"
+        ? ["--requirepass", DATA_PASSWORD, "--masterauth", DATA_PASSWORD]
+        : []),
       ...args,
     ]);
     await child.waitForLine(/Ready to accept connections/);
@@ -489,10 +521,14 @@ export class FaultBed implements AsyncDisposable {
             .join(","),
           "--redis-master-name",
           "wstime",
+          "--redis-sentinel-password",
+          SENTINEL_PASSWORD,
+          "--redis",
+          `redis://:${DATA_PASSWORD}@wstime`,
         ]
         : ["--redis", `redis://${this.#redis.address}:6379`]),
       "--session-secret",
-      "fault-bed-secret-0123456789",
+      "fault-bed-secret-0123456789abcdefgh",
       ...(this.#options.instanceArgs ?? []),
     ], { env: { NO_COLOR: "1" } });
     await child.waitForLine(/listening on/, 30_000);

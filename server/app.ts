@@ -41,9 +41,14 @@ import {
   type ClientInfo,
   createClientInfo,
   peerAddress,
+  peerTrusted,
   warnUntrustedForwarding,
 } from "./http/client_address.ts";
-import { createRouter, type Handler } from "./http/router.ts";
+import {
+  createOperatorRouter,
+  createRouter,
+  type Handler,
+} from "./http/router.ts";
 import { createStaticHandler } from "./http/static.ts";
 import { gatedLogger, type Logger } from "./logger.ts";
 import { requestIds } from "./http/request_id.ts";
@@ -107,6 +112,8 @@ export interface ListenerState {
 export interface App {
   /** The Deno.serve handler. */
   readonly handler: Handler;
+  /** The operator listener's handler (`--metrics-port`). */
+  readonly operatorHandler: Handler;
   readonly connections: ConnectionSet;
   readonly monitor: CapacityMonitor;
   readonly metrics: Metrics;
@@ -145,12 +152,14 @@ export function buildApp(options: AppOptions): App {
     now,
     what: "refusal lines",
   });
+  const trustedProxies = new AddressSet(config.trustedProxies);
   const connectionId = requestIds(
     `${config.name.slice(0, 8)}-${
       Math.floor(random() * 36 ** 4).toString(36)
     }-`,
   );
-  const tokens = options.tokens ?? new TokenSigner(config.sessionSecret);
+  const tokens = options.tokens ??
+    new TokenSigner(config.sessionSecret, config.sessionSecretPrevious);
   const metrics = new Metrics();
   // Off by default (one address is often many users); when off, nothing is
   // tracked per address at all.
@@ -205,6 +214,7 @@ export function buildApp(options: AppOptions): App {
     logger,
     onRejected: (reason) =>
       metrics.inc("wstime_tokens_rejected_total", { reason }),
+    onPreviousKey: () => metrics.inc("wstime_tokens_previous_key_total"),
     undelivered: (id, epoch) => lifecycle.undelivered(id, epoch),
   });
 
@@ -227,7 +237,8 @@ export function buildApp(options: AppOptions): App {
     occupancy: () => reservations.occupancy(),
     draining: () => monitor.draining,
     clientInfo: createClientInfo(
-      new AddressSet(config.trustedProxies),
+      trustedProxies,
+      config.forwardedHeader,
       warnUntrustedForwarding(logger, 16),
     ),
     admissions: [
@@ -353,7 +364,10 @@ export function buildApp(options: AppOptions): App {
     request: Request,
     info?: Deno.ServeHandlerInfo,
   ): Promise<Response> {
-    const cid = connectionId(request.headers);
+    const cid = connectionId(
+      request.headers,
+      peerTrusted(trustedProxies, info),
+    );
     const verdict = guard(request, info);
     if (verdict.refusal) {
       const { reason, response } = verdict.refusal;
@@ -429,9 +443,8 @@ export function buildApp(options: AppOptions): App {
     storeCalls: () => store.callDurations(),
     fleet: () => fleet?.view.instances.map((r) => r.connections) ?? [],
   });
-  const handler = createRouter({
-    upgrade,
-    healthcheck: createHealthEndpoint({
+  const health = (details: boolean) =>
+    createHealthEndpoint({
       monitor,
       threshold: config.healthThreshold,
       recover: config.healthRecover,
@@ -441,9 +454,21 @@ export function buildApp(options: AppOptions): App {
       figures: options.capacityFigures ?? (() => ({})),
       store: () => store.status(),
       random,
-    }),
-    metrics: () => metrics.render(),
+      details,
+    });
+  const renderMetrics = () => metrics.render();
+  // With an operator port, the public one serves neither the metrics nor
+  // the health details: they are for operators, not for anyone online.
+  const operatorPort = config.metricsPort > 0;
+  const handler = createRouter({
+    upgrade,
+    healthcheck: health(!operatorPort),
+    metrics: operatorPort ? null : renderMetrics,
     assets: createStaticHandler(),
+  });
+  const operatorHandler = createOperatorRouter({
+    healthcheck: health(true),
+    metrics: renderMetrics,
   });
   const drainer = new Drainer<Connection>({
     clock,
@@ -478,6 +503,7 @@ export function buildApp(options: AppOptions): App {
 
   return {
     handler,
+    operatorHandler,
     connections,
     monitor,
     metrics,

@@ -198,7 +198,12 @@ export function declareMetrics(metrics: Metrics, from: MetricSources): void {
   metrics.counter(
     "wstime_tokens_rejected_total",
     "Presented tokens that resumed nothing, by reason",
-    each("reason", ["invalid", "expired"]),
+    each("reason", ["invalid", "expired", "future"]),
+  );
+  metrics.counter(
+    "wstime_tokens_previous_key_total",
+    "Authentic tokens signed with a --session-secret-previous secret",
+    [{}],
   );
   metrics.gauge(
     "wstime_ticks_sent_total",

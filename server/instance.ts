@@ -129,6 +129,8 @@ export async function startInstance(
     redisUrl: config.redisUrl,
     sentinels: config.redisSentinels.map((s) => parseHostPort(s)!),
     masterName: config.redisMasterName,
+    sentinelPassword: config.redisSentinelPassword,
+    sentinelTls: config.redisSentinelTls,
     prefix: config.redisPrefix,
     ttlMs: config.sessionTtlMs,
     timeoutMs: config.storeTimeoutMs,
@@ -200,17 +202,37 @@ export async function startInstance(
       );
     },
   });
+  let operator: Deno.HttpServer | undefined;
   const close = async () => {
     app.close();
     sampler.stop();
     await agent?.close();
+    await operator?.shutdown();
     await listeners.shutdown();
     await store.close();
   };
   try {
+    operator = config.metricsPort > 0
+      ? Deno.serve({
+        hostname: config.metricsHostname,
+        port: config.metricsPort,
+        onListen({ hostname, port }) {
+          logger.info("operator endpoints listening", { hostname, port });
+        },
+      }, app.operatorHandler)
+      : undefined;
+  } catch (error) {
+    await close();
+    throw new StartupError(
+      `Cannot listen on --metrics-hostname ${config.metricsHostname} --metrics-port ${config.metricsPort}: ${
+        (error as Error).message
+      }`,
+    );
+  }
+  try {
     agent = config.agentPort > 0
       ? startAgent({
-        hostname: config.hostname,
+        hostname: config.agentHostname || config.hostname,
         port: config.agentPort,
         report: () => app.monitor.report(),
         logger,

@@ -35,6 +35,7 @@ export function parseConfig(
   args: readonly string[],
   env: Readonly<Record<string, string | undefined>>,
   makeName: () => string = () => "ws-time",
+  readFile: (path: string) => string = Deno.readTextFileSync,
 ): ParseResult {
   const options: Record<string, { type: "string" | "boolean" }> = {
     help: { type: "boolean" },
@@ -67,6 +68,9 @@ export function parseConfig(
     out[spec.key] = convert(spec, raw, source);
   }
   if (out.name === "") out.name = makeName();
+  if (out.sessionSecretFile !== "") {
+    Object.assign(out, secretsFrom(out, readFile));
+  }
   return {
     help: false,
     config: Object.freeze(validate(out as unknown as Config)),
@@ -194,10 +198,24 @@ function validate(config: Config): Config {
       "Missing --session-secret (SESSION_SECRET): expected a secret shared by every process when --reuse-port is set",
     );
   }
-  if (config.sessionSecret !== "" && config.sessionSecret.length < 16) {
+  const flag = config.sessionSecretFile === ""
+    ? "--session-secret"
+    : `--session-secret-file ${config.sessionSecretFile}`;
+  if (config.sessionSecret !== "") {
+    const weak = secretWeakness(config.sessionSecret);
+    if (weak) throw new ConfigError(`Invalid ${flag}: ${weak}`);
+  } else if (config.sessionSecretPrevious.length > 0) {
     throw new ConfigError(
-      "Invalid --session-secret: expected at least 16 characters",
+      "Invalid --session-secret-previous: expected --session-secret too (previous secrets only verify)",
     );
+  }
+  for (const [i, previous] of config.sessionSecretPrevious.entries()) {
+    const weak = secretWeakness(previous);
+    if (weak) {
+      throw new ConfigError(
+        `Invalid --session-secret-previous (secret ${i + 1}): ${weak}`,
+      );
+    }
   }
   try {
     new AddressSet(config.trustedProxies);
@@ -214,6 +232,71 @@ function validate(config: Config): Config {
     }
   }
   return config;
+}
+
+/**
+ * The secret and previous secrets of `--session-secret-file`: line 1 and
+ * any further non-blank lines. The file replaces --session-secret, and its
+ * previous secrets join --session-secret-previous.
+ */
+function secretsFrom(
+  out: Record<string, unknown>,
+  readFile: (path: string) => string,
+): { sessionSecret: string; sessionSecretPrevious: string[] } {
+  const path = out.sessionSecretFile as string;
+  if (out.sessionSecret !== "") {
+    throw new ConfigError(
+      "Invalid --session-secret-file: expected it or --session-secret, not both",
+    );
+  }
+  let text: string;
+  try {
+    text = readFile(path);
+  } catch (error) {
+    // The message says what failed (missing, permission) without content.
+    throw new ConfigError(
+      `Cannot read --session-secret-file ${path}: ${
+        (error as Error).message.split("\n")[0]
+      }`,
+    );
+  }
+  const [secret = "", ...previous] = text.split("\n").map((l) => l.trim())
+    .filter((l) => l !== "");
+  if (secret === "") {
+    throw new ConfigError(
+      `Invalid --session-secret-file ${path}: the file is empty`,
+    );
+  }
+  return {
+    sessionSecret: secret,
+    sessionSecretPrevious: [
+      ...(out.sessionSecretPrevious as string[]),
+      ...previous,
+    ],
+  };
+}
+
+/** Shortest secret accepted: 32 characters of base64 are 192 bits. */
+export const MIN_SECRET_LENGTH = 32;
+
+/**
+ * Why a token secret is obviously weak, or null. Every client gets a token
+ * signed with it, so a guessable secret can be cracked offline and then
+ * mints any session: refuse the short, the repetitive and placeholders.
+ */
+export function secretWeakness(secret: string): string | null {
+  const advice = "generate one with `openssl rand -base64 32`";
+  if (secret.length < MIN_SECRET_LENGTH) {
+    return `expected at least ${MIN_SECRET_LENGTH} characters (got ${secret.length}); ${advice}`;
+  }
+  const distinct = new Set(secret).size;
+  if (distinct < 12) {
+    return `only ${distinct} distinct characters, too predictable; ${advice}`;
+  }
+  if (/^(changeme|change-me|secret|password|example|xxx)/i.test(secret)) {
+    return `looks like a placeholder; ${advice}`;
+  }
+  return null;
 }
 
 /** `host:port` split, or null when it is not one (IPv6 in brackets). */

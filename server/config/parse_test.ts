@@ -64,7 +64,7 @@ Deno.test("parseConfig() names the flag, the value and the expectation", () => {
     ],
     [
       ["--redis", "http://x"],
-      { SESSION_SECRET: "0123456789abcdef" },
+      { SESSION_SECRET: "k3Vq9x2LmZ8rT4wYbN6pC1sD7fG0hJ5e" },
       /--redis/,
     ],
     [["--redis", "redis://127.0.0.1:1"], {}, /--session-secret/],
@@ -98,7 +98,7 @@ Deno.test("parseConfig() never echoes a Redis password in its errors", () => {
   assert.throws(
     () =>
       configOf(["--redis", "http://user:hunter2@host"], {
-        SESSION_SECRET: "0123456789abcdef",
+        SESSION_SECRET: "k3Vq9x2LmZ8rT4wYbN6pC1sD7fG0hJ5e",
       }),
     (error: Error) => !error.message.includes("hunter2"),
   );
@@ -118,6 +118,7 @@ Deno.test("--help lists every option with its variable and default", () => {
 Deno.test("parseConfig() refuses a value outside an enum option's choices, naming them", () => {
   const enums = OPTIONS.filter((spec) => spec.kind === "enum");
   assert.deepEqual(enums.map((spec) => spec.flag), [
+    "forwarded-header",
     "log-level",
     "log-format",
     "log-connections",
@@ -168,5 +169,96 @@ Deno.test("deno task start and compile allow exactly the documented variables", 
       expected,
       task,
     );
+  }
+});
+
+Deno.test("parseConfig() refuses weak session secrets at startup, naming the flag and how to make a strong one", () => {
+  const strong = "k3Vq9x2LmZ8rT4wYbN6pC1sD7fG0hJ5e";
+  assert.equal(
+    configOf(["--session-secret", strong], {}).sessionSecret,
+    strong,
+  );
+  const weak: Array<[string[], Record<string, string>, RegExp]> = [
+    [["--session-secret", "0123456789abcdef"], {}, /at least 32 characters/],
+    [[], { SESSION_SECRET: "ab".repeat(20) }, /only 2 distinct/],
+    [
+      ["--session-secret", "changeme-0123456789abcdefghijklmnop"],
+      {},
+      /placeholder/,
+    ],
+    [
+      ["--session-secret", strong, "--session-secret-previous", "short"],
+      {},
+      /--session-secret-previous \(secret 1\): expected at least 32/,
+    ],
+    [
+      ["--session-secret-previous", strong],
+      {},
+      /--session-secret-previous: expected --session-secret too/,
+    ],
+  ];
+  for (const [args, env, message] of weak) {
+    assert.throws(() => configOf(args, env), (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.match(error.message, message);
+      assert.match(error.message, /openssl rand|--session-secret/);
+      assert.ok(!error.message.includes('0123456789abcdef"'));
+      return true;
+    });
+  }
+});
+
+Deno.test("--session-secret-file gives the secret on line 1 and previous secrets after it, and errors name the file", () => {
+  const a = "k3Vq9x2LmZ8rT4wYbN6pC1sD7fG0hJ5e";
+  const b = "Pz8Yw1Xc4Vb7Nm0Qa3Sd6Fg9Hj2Kl5Ro";
+  const c = "u7Iy4Tr1Ew8Qz5Xc2Vb9Nm6Lk3Jh0GfA";
+  const files: Record<string, string> = {
+    "/run/credentials/ws-time.service/session-secret": `${a}\n\n${b}\n`,
+    "/etc/ws-time/empty": "\n \n",
+    "/etc/ws-time/weak": "password123\n",
+  };
+  const read = (path: string) => {
+    const text = files[path];
+    if (text === undefined) {
+      throw new Deno.errors.NotFound(`No such file: ${path}`);
+    }
+    return text;
+  };
+  const parse = (args: string[], env: Record<string, string> = {}) => {
+    const parsed = parseConfig(args, env, () => "n", read);
+    assert.ok(!parsed.help);
+    return parsed.config;
+  };
+  const config = parse([], {
+    SESSION_SECRET_FILE: "/run/credentials/ws-time.service/session-secret",
+    SESSION_SECRET_PREVIOUS: c,
+  });
+  assert.equal(config.sessionSecret, a);
+  assert.deepEqual(config.sessionSecretPrevious, [c, b]);
+  const refused: Array<[string[], RegExp]> = [
+    [
+      ["--session-secret-file", "/etc/ws-time/missing"],
+      /Cannot read --session-secret-file \/etc\/ws-time\/missing: No such file/,
+    ],
+    [
+      ["--session-secret-file", "/etc/ws-time/empty"],
+      /--session-secret-file \/etc\/ws-time\/empty: the file is empty/,
+    ],
+    [
+      ["--session-secret-file", "/etc/ws-time/weak"],
+      /Invalid --session-secret-file \/etc\/ws-time\/weak: expected at least 32/,
+    ],
+    [
+      ["--session-secret-file", "/etc/ws-time/weak", "--session-secret", a],
+      /it or --session-secret, not both/,
+    ],
+  ];
+  for (const [args, message] of refused) {
+    assert.throws(() => parse(args), (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.match(error.message, message);
+      assert.ok(!error.message.includes("password123"), "no secret echoed");
+      return true;
+    });
   }
 });

@@ -9,6 +9,10 @@
  */
 
 import {
+  FORWARDED_HEADERS,
+  type ForwardedHeader,
+} from "../http/client_address.ts";
+import {
   GATE_MODES,
   type GateMode,
   LOG_FORMATS,
@@ -42,10 +46,18 @@ export interface Config {
   readonly redisSentinels: readonly string[];
   /** The primary's name the sentinels know it by. */
   readonly redisMasterName: string;
+  /** Password of the sentinels (their `requirepass`); empty for none. */
+  readonly redisSentinelPassword: string;
+  /** Speak TLS to the sentinels. */
+  readonly redisSentinelTls: boolean;
   /** Prefix of every Redis key and channel. */
   readonly redisPrefix: string;
   /** Secret that signs session tokens; shared by all instances. */
   readonly sessionSecret: string;
+  /** Older (or announced) secrets whose tokens still verify. */
+  readonly sessionSecretPrevious: readonly string[];
+  /** File holding the secret (line 1) and previous ones (later lines). */
+  readonly sessionSecretFile: string;
   /** Timeout of one store call, in ms. */
   readonly storeTimeoutMs: number;
   /** Link capacity in Mbit/s; 0 reads it from the interface. */
@@ -54,6 +66,12 @@ export interface Config {
   readonly memoryLimitMb: number;
   /** TCP port of the HAProxy agent-check listener; 0 disables it. */
   readonly agentPort: number;
+  /** Interface of the agent listener; empty = `hostname`. */
+  readonly agentHostname: string;
+  /** Port of the operator listener (/metrics, health JSON); 0 = none. */
+  readonly metricsPort: number;
+  /** Interface of the operator listener. */
+  readonly metricsHostname: string;
   /** Time between SIGTERM and the first drain close, in ms. */
   readonly drainDelayMs: number;
   /** Window over which drain closes are spread, in ms. */
@@ -76,6 +94,8 @@ export interface Config {
   readonly requireOrigin: boolean;
   /** Peers whose X-Forwarded-For / Forwarded headers are believed. */
   readonly trustedProxies: readonly string[];
+  /** The one header trusted proxies name the client in. */
+  readonly forwardedHeader: ForwardedHeader;
   /** Open connections allowed per client address; 0 = no limit. */
   readonly maxPerAddress: number;
   /** New connections per second allowed per client address; 0 = no limit. */
@@ -253,6 +273,27 @@ export const OPTIONS: readonly OptionSpec[] = [
       "the name the sentinels know the primary by (`sentinel monitor <name> ...`)",
   },
   {
+    flag: "redis-sentinel-password",
+    env: "REDIS_SENTINEL_PASSWORD",
+    key: "redisSentinelPassword",
+    kind: "string",
+    fallback: "",
+    fallbackDoc: "none",
+    help: "password of the sentinels (their requirepass)",
+    doc:
+      "password the sentinels require (`requirepass` in sentinel.conf): without one, anyone who reaches a sentinel can point ws-time at a Redis of their own ([sessions.md](sessions.md#high-availability-sentinel))",
+  },
+  {
+    flag: "redis-sentinel-tls",
+    env: "REDIS_SENTINEL_TLS",
+    key: "redisSentinelTls",
+    kind: "bool",
+    fallback: "false",
+    help: "speak TLS to the sentinels",
+    doc:
+      "speak TLS to the sentinels (`tls-port` in sentinel.conf); the data nodes' TLS follows `--redis rediss://`",
+  },
+  {
     flag: "redis-prefix",
     env: "REDIS_PREFIX",
     key: "redisPrefix",
@@ -269,7 +310,30 @@ export const OPTIONS: readonly OptionSpec[] = [
     fallback: "",
     fallbackDoc: "random per process",
     help: "token signing secret (random)",
-    doc: "signs session tokens; share it between instances",
+    doc:
+      "signs session tokens; share it between instances. At least 32 characters of random (`openssl rand -base64 32`); weak ones are refused at startup. Prefer `--session-secret-file`, which keeps it off command lines and out of the environment ([security.md](security.md#rotating-the-session-secret))",
+  },
+  {
+    flag: "session-secret-previous",
+    env: "SESSION_SECRET_PREVIOUS",
+    key: "sessionSecretPrevious",
+    kind: "list",
+    fallback: "",
+    fallbackDoc: "none",
+    help: "secrets whose tokens still verify, comma-separated",
+    doc:
+      "secrets whose tokens still verify but that never sign: the previous ones during a rotation, so no count restarts; a resumed session gets a token under `--session-secret`. Remove them once `wstime_tokens_previous_key_total` stops rising ([security.md](security.md#rotating-the-session-secret))",
+  },
+  {
+    flag: "session-secret-file",
+    env: "SESSION_SECRET_FILE",
+    key: "sessionSecretFile",
+    kind: "string",
+    fallback: "",
+    fallbackDoc: "none",
+    help: "file with the secret (line 1) and previous ones (more lines)",
+    doc:
+      "file read at startup instead of `--session-secret`: its first line is the secret, any further lines are previous secrets (as `--session-secret-previous`). The units pass it with systemd's `LoadCredential=`",
   },
   {
     flag: "store-timeout",
@@ -316,6 +380,40 @@ export const OPTIONS: readonly OptionSpec[] = [
     max: 65535,
     help: "HAProxy agent-check port, 0 = off",
     doc: "TCP port of the HAProxy agent-check listener; 0 = off",
+  },
+  {
+    flag: "agent-hostname",
+    env: "AGENT_HOST",
+    key: "agentHostname",
+    kind: "string",
+    fallback: "",
+    fallbackDoc: "`--hostname`",
+    help: "interface of the agent-check listener",
+    doc:
+      "interface of the agent-check listener: the private address the balancer reaches it on, so it is not on every interface",
+  },
+  {
+    flag: "metrics-port",
+    env: "METRICS_PORT",
+    key: "metricsPort",
+    kind: "int",
+    fallback: "0",
+    fallbackDoc: "0 (on the public port)",
+    min: 0,
+    max: 65535,
+    help: "operator port for /metrics and health JSON, 0 = public port",
+    doc:
+      "TCP port of an operator listener serving `/metrics`, `/healthcheck` (with its JSON details) and `/healthz`; once set, the public port serves neither `/metrics` nor the JSON details. 0 = both on the public port, for a quick start; the shipped units and configs set it ([security.md](security.md#operator-endpoints))",
+  },
+  {
+    flag: "metrics-hostname",
+    env: "METRICS_HOST",
+    key: "metricsHostname",
+    kind: "string",
+    fallback: "127.0.0.1",
+    help: "interface of the operator listener",
+    doc:
+      "interface of the operator listener: loopback by default; a private address for a Prometheus on another host",
   },
   {
     flag: "drain-delay",
@@ -439,7 +537,18 @@ export const OPTIONS: readonly OptionSpec[] = [
     fallbackDoc: "none",
     help: "proxy addresses trusted for X-Forwarded-For",
     doc:
-      "addresses or CIDR ranges of proxies whose `Forwarded` / `X-Forwarded-For` / `X-Forwarded-Proto` are believed",
+      "addresses or CIDR ranges of the proxies whose `--forwarded-header` and `X-Forwarded-Proto` are believed: list the balancers' own addresses, not their whole network",
+  },
+  {
+    flag: "forwarded-header",
+    env: "FORWARDED_HEADER",
+    key: "forwardedHeader",
+    kind: "enum",
+    choices: FORWARDED_HEADERS,
+    fallback: "x-forwarded-for",
+    help: "header trusted proxies name the client in",
+    doc:
+      "the one header a trusted proxy names the client in: `X-Forwarded-For` (with `X-Forwarded-Proto`), or RFC 7239 `Forwarded` for a proxy that writes that instead. The other is ignored, so a client cannot add an address the balancer did not see ([security.md](security.md#client-addresses))",
   },
   {
     flag: "max-per-address",

@@ -28,6 +28,12 @@ export interface HealthEndpointOptions {
   readonly store: () => object;
   /** Random numbers in [0, 1), for the Retry-After jitter. */
   readonly random: () => number;
+  /**
+   * Whether `Accept: application/json` gets the details (figures, the
+   * store's target): not on a public port when an operator port serves
+   * them.
+   */
+  readonly details: boolean;
 }
 
 /** Builds the `/healthcheck` handler. */
@@ -39,9 +45,8 @@ export function createHealthEndpoint(
     if (refused) return refused;
     const report = options.monitor.report();
     const status = report.healthy ? 200 : 503;
-    const wantsJson = (request.headers.get("accept") ?? "").includes(
-      "application/json",
-    );
+    const wantsJson = options.details &&
+      (request.headers.get("accept") ?? "").includes("application/json");
     const body = wantsJson
       ? JSON.stringify({
         ...report,

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { createHealthEndpoint } from "./endpoint.ts";
 import { CapacityMonitor } from "./monitor.ts";
 
-function endpoint(load: { use: number }) {
+function endpoint(load: { use: number }, details = true) {
   const monitor = new CapacityMonitor({
     threshold: 0.6,
     recover: 0.5,
@@ -18,6 +18,7 @@ function endpoint(load: { use: number }) {
     figures: () => ({ lagMs: 1 }),
     store: () => ({ kind: "memory", state: "up" }),
     random: () => 0.99,
+    details,
   });
   return { monitor, handle };
 }
@@ -59,4 +60,16 @@ Deno.test("createHealthEndpoint() gives JSON details on request and an empty bod
   assert.deepEqual([head.status, await head.text()], [503, ""]);
   const post = handle(new Request("http://h/healthcheck", { method: "POST" }));
   assert.equal(post.status, 405);
+});
+
+Deno.test("createHealthEndpoint() without details answers JSON requests with the plain verdict only", async () => {
+  const { handle } = endpoint({ use: 0.2 }, false);
+  const response = handle(
+    new Request("http://h/healthcheck", {
+      headers: { accept: "application/json" },
+    }),
+  );
+  assert.equal(response.status, 200);
+  assert.equal(response.headers.get("content-type"), "text/plain");
+  assert.equal(await response.text(), "ok\n");
 });

@@ -1,16 +1,23 @@
 /**
  * Who is on the other end of a request. The socket peer is the truth,
  * unless the peer is one of `--trusted-proxies`: then, and only then, the
- * `Forwarded` or `X-Forwarded-For` header names the client (the rightmost
- * entry not itself a trusted proxy, since everything left of it was written
- * by the client and can be forged) and `X-Forwarded-Proto` / `proto=` says
- * whether the client's page was served over TLS.
+ * one header `--forwarded-header` names (`X-Forwarded-For`, or RFC 7239
+ * `Forwarded`) says who the client is (the rightmost entry not itself a
+ * trusted proxy, since everything left of it was written by the client and
+ * can be forged) and `X-Forwarded-Proto` / `proto=` says whether the
+ * client's page was served over TLS. The other header is never read: a
+ * balancer that writes one passes the other through from the client.
  *
  * @module
  */
 
 import { BlockList, isIP } from "node:net";
 import type { Logger } from "../logger.ts";
+
+/** Headers a trusted proxy may name the client in. */
+export const FORWARDED_HEADERS = ["x-forwarded-for", "forwarded"] as const;
+/** One of {@link FORWARDED_HEADERS}. */
+export type ForwardedHeader = typeof FORWARDED_HEADERS[number];
 
 /** Where a request came from, as far as the handler is concerned. */
 export interface ClientInfo {
@@ -25,6 +32,14 @@ export type ClientInfoFn = (
   request: Request,
   info: Deno.ServeHandlerInfo | undefined,
 ) => ClientInfo;
+
+/** Whether the socket peer of a request is one of the trusted proxies. */
+export function peerTrusted(
+  trusted: AddressSet,
+  info: Deno.ServeHandlerInfo | undefined,
+): boolean {
+  return trusted.has(normalize(peerAddress(info)));
+}
 
 /** A set of addresses and CIDR ranges ("10.0.0.0/8", "::1", "fd00::/8"). */
 export class AddressSet {
@@ -68,6 +83,7 @@ export class AddressSet {
  */
 export function createClientInfo(
   trusted: AddressSet,
+  header: ForwardedHeader = "x-forwarded-for",
   onIgnored: (peer: string) => void = () => {},
 ): ClientInfoFn {
   return (request, info) => {
@@ -83,7 +99,9 @@ export function createClientInfo(
       }
       return { address: peer === "" ? "unknown" : peer };
     }
-    const hops = forwardedHops(request.headers);
+    const hops = header === "forwarded"
+      ? forwardedHops(request.headers)
+      : xForwardedHops(request.headers);
     let address = peer;
     let proto: string | undefined;
     for (let i = hops.length - 1; i >= 0; i--) {
@@ -105,15 +123,16 @@ interface Hop {
   readonly proto: string | undefined;
 }
 
-/** The hops a proxy chain recorded, leftmost (client) first. */
+/** The hops of `Forwarded` (RFC 7239), leftmost (client) first. */
 function forwardedHops(headers: Headers): Hop[] {
-  const forwarded = headers.get("forwarded");
-  if (forwarded !== null) {
-    return forwarded.split(",").map((element) => ({
-      for: param(element, "for") ?? "",
-      proto: param(element, "proto")?.toLowerCase(),
-    }));
-  }
+  return (headers.get("forwarded") ?? "").split(",").map((element) => ({
+    for: param(element, "for") ?? "",
+    proto: param(element, "proto")?.toLowerCase(),
+  }));
+}
+
+/** The hops of `X-Forwarded-For`, leftmost (client) first. */
+function xForwardedHops(headers: Headers): Hop[] {
   const hops = (headers.get("x-forwarded-for") ?? "").split(",");
   const protos = (headers.get("x-forwarded-proto") ?? "").split(",").map((p) =>
     p.trim().toLowerCase()

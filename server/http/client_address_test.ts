@@ -12,7 +12,9 @@ function request(headers: Record<string, string>): Request {
   return new Request("http://time.example/", { headers });
 }
 
-const viaProxy = createClientInfo(new AddressSet(["10.0.0.0/8", "fd00::/8"]));
+const proxies = new AddressSet(["10.0.0.0/8", "fd00::/8"]);
+const viaProxy = createClientInfo(proxies);
+const viaRfcProxy = createClientInfo(proxies, "forwarded");
 const direct = createClientInfo(new AddressSet([]));
 
 Deno.test("createClientInfo() uses the socket peer and ignores headers from untrusted peers", () => {
@@ -44,13 +46,13 @@ Deno.test("createClientInfo() believes X-Forwarded-For from a trusted proxy, rig
   assert.deepEqual(client, { address: "198.51.100.20", proto: "https" });
 });
 
-Deno.test("createClientInfo() reads the Forwarded header, quoted IPv6 and ports included", () => {
-  const client = viaProxy(
+Deno.test("createClientInfo() reads the Forwarded header when asked to, quoted IPv6 and ports included", () => {
+  const client = viaRfcProxy(
     request({ forwarded: 'for="[2001:db8::7]:4711";proto=http, for=10.2.2.2' }),
     info("10.0.0.2"),
   );
   assert.deepEqual(client, { address: "2001:db8::7", proto: "http" });
-  const v4 = viaProxy(
+  const v4 = viaRfcProxy(
     request({ forwarded: "for=192.0.2.60:1234" }),
     info("fd00::1"),
   );
@@ -65,7 +67,8 @@ Deno.test("createClientInfo() falls back to the proxy when the header is garbage
     "10.0.0.2",
   );
   assert.equal(
-    viaProxy(request({ forwarded: "for=unknown" }), info("10.0.0.2")).address,
+    viaRfcProxy(request({ forwarded: "for=unknown" }), info("10.0.0.2"))
+      .address,
     "10.0.0.2",
   );
 });
@@ -92,6 +95,7 @@ Deno.test("createClientInfo() reports forwarding headers from an untrusted peer"
   const ignored: string[] = [];
   const clientInfo = createClientInfo(
     new AddressSet([]),
+    "x-forwarded-for",
     (peer) => ignored.push(peer),
   );
   const info = {
@@ -105,4 +109,24 @@ Deno.test("createClientInfo() reports forwarding headers from an untrusted peer"
   });
   assert.deepEqual(clientInfo(forwarded, info), { address: "10.1.2.3" });
   assert.deepEqual(ignored, ["10.1.2.3"]);
+});
+
+Deno.test("createClientInfo() reads only the configured header: a client's Forwarded cannot replace the balancer's X-Forwarded-For", () => {
+  // The balancer appended the client's real address to X-Forwarded-For and
+  // passed the client's own Forwarded header through untouched.
+  const spoofed = request({
+    forwarded: "for=203.0.113.66",
+    "x-forwarded-for": "198.51.100.20",
+  });
+  assert.equal(viaProxy(spoofed, info("10.0.0.2")).address, "198.51.100.20");
+  // And the other way round, for a proxy that writes Forwarded.
+  const spoofedXff = request({
+    forwarded: "for=198.51.100.20;proto=https",
+    "x-forwarded-for": "203.0.113.66",
+    "x-forwarded-proto": "http",
+  });
+  assert.deepEqual(viaRfcProxy(spoofedXff, info("10.0.0.2")), {
+    address: "198.51.100.20",
+    proto: "https",
+  });
 });

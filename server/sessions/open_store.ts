@@ -20,6 +20,9 @@ export interface StoreChoice {
   readonly sentinels: ReadonlyArray<{ host: string; port: number }>;
   /** The primary's name in Sentinel. */
   readonly masterName: string;
+  /** The sentinels' own password ("" for none) and whether they speak TLS. */
+  readonly sentinelPassword?: string;
+  readonly sentinelTls?: boolean;
   readonly prefix: string;
   readonly ttlMs: number;
   readonly timeoutMs: number;
@@ -39,6 +42,8 @@ export async function openStore(choice: StoreChoice): Promise<SessionStore> {
         sentinels: choice.sentinels,
         masterName: choice.masterName,
         url: choice.redisUrl,
+        sentinelPassword: choice.sentinelPassword ?? "",
+        sentinelTls: choice.sentinelTls ?? false,
       }
       : { kind: "url", url: choice.redisUrl },
     prefix: choice.prefix,

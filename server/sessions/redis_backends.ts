@@ -57,6 +57,13 @@ export interface SentinelTarget {
    * whose host is ignored; "" for none.
    */
   readonly url: string;
+  /**
+   * The sentinels' `requirepass` ("" for none): an open sentinel lets
+   * anyone name the primary, and so receive the data nodes' password.
+   */
+  readonly sentinelPassword: string;
+  /** Speak TLS to the sentinels. */
+  readonly sentinelTls: boolean;
 }
 
 /** What to connect to. */
@@ -148,8 +155,13 @@ function sentinelBackend(
     sentinelRootNodes: [...target.sentinels],
     nodeClientOptions: credentials,
     sentinelClientOptions: {
-      socket: { connectTimeout: connectTimeoutMs },
+      socket: target.sentinelTls
+        ? { connectTimeout: connectTimeoutMs, tls: true as const }
+        : { connectTimeout: connectTimeoutMs },
       disableClientInfo: true,
+      ...(target.sentinelPassword !== ""
+        ? { password: target.sentinelPassword }
+        : {}),
     },
     masterPoolSize: 1,
   });

@@ -42,7 +42,14 @@ import type { SessionStore } from "./store.ts";
 import type { TokenSigner } from "./token.ts";
 
 /** Why a presented token could not resume anything. */
-export type RejectedToken = "invalid" | "expired";
+export type RejectedToken = "invalid" | "expired" | "future";
+
+/**
+ * How far ahead of this instance's clock a token's issue time may be: the
+ * skew between two NTP-synced hosts is milliseconds, so anything beyond
+ * this was minted with a leaked secret to live forever, and is refused.
+ */
+export const MAX_CLOCK_SKEW_MS = 30_000;
 
 /** What the resolver needs. */
 export interface ResolverOptions {
@@ -54,6 +61,8 @@ export interface ResolverOptions {
   readonly logger: Logger;
   /** Told of each presented token that resumes nothing, and why. */
   readonly onRejected: (reason: RejectedToken) => void;
+  /** Told of each authentic token signed with a previous secret. */
+  readonly onPreviousKey?: () => void;
   /**
    * Whether the connection of `epoch`, which holds session `id` live, never
    * handed its token to anyone (it is on this instance and was not welcomed,
@@ -97,6 +106,11 @@ export function createSessionResolver(
       options.onRejected("expired");
       claims = null;
     }
+    if (claims && claims.issued > now + MAX_CLOCK_SKEW_MS) {
+      options.onRejected("future");
+      claims = null;
+    }
+    if (claims?.previous) options.onPreviousKey?.();
     if (claims) {
       const { id } = claims;
       let claim = await store.claim(id, claims.epoch).catch(() => null);

@@ -18,7 +18,7 @@ import { type ServerProcess, startServer } from "../../dev/server_process.ts";
 import { waitFor } from "../../dev/timing.ts";
 import { TrackedClient } from "../helpers/tracked_client.ts";
 
-const SECRET = ["--session-secret", "defaults-test-secret-0123456789"];
+const SECRET = ["--session-secret", "defaults-test-secret-0123456789abcdef"];
 
 /** Starts `count` clients on `url` and waits until each has a session. */
 async function everyoneServed(

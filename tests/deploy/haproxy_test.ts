@@ -11,7 +11,7 @@ import { waitFor } from "../../dev/timing.ts";
 import { TrackedClient } from "../helpers/tracked_client.ts";
 
 const TEMPLATE = Deno.readTextFileSync(`${ROOT}deploy/haproxy.cfg`);
-const SECRET = "haproxy-test-secret-0123456789";
+const SECRET = "haproxy-test-secret-0123456789abcdef";
 
 interface Cluster extends AsyncDisposable {
   readonly servers: ServerProcess[];

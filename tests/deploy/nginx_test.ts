@@ -16,7 +16,7 @@ Deno.test("nginx -t accepts deploy/nginx.conf", async () => {
 });
 
 Deno.test("nginx with deploy/nginx.conf proxies WebSockets and retries a draining instance's 503 on the next one", async () => {
-  const secret = ["--session-secret", "nginx-test-secret-0123456789"];
+  const secret = ["--session-secret", "nginx-test-secret-0123456789abcdef"];
   await using draining = await startServer({
     args: [...secret, "--drain-delay", "1m"],
   });

@@ -94,7 +94,7 @@ Deno.test("deploy/grafana: every panel query returns data from a real Prometheus
           name: `prom-${i}`,
           env: {
             REDIS_URL: redis.url,
-            SESSION_SECRET: "dashboard-test-secret",
+            SESSION_SECRET: "dashboard-test-secret-0123456789abcdef",
           },
           args: ["--agent-port", String(agentPort)],
         }),

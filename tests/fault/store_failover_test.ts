@@ -31,6 +31,16 @@ Deno.test({
       clients: 300,
       store: "sentinel",
     });
+    // Authentication is on, as the shipped sentinel.conf has it: a client
+    // without the sentinels' password learns nothing, not even the primary.
+    assert.match(
+      await bed.anonymousSentinelReply(
+        "SENTINEL",
+        "get-master-addr-by-name",
+        "wstime",
+      ),
+      /NOAUTH/,
+    );
     const rows: StoreFaultFigures[] = [];
     for (const kind of STORE_FAULTS) {
       await t.step(kind, async () => {

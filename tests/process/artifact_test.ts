@@ -36,7 +36,10 @@ async function serveAndCheck(command: string, args: string[], cwd: string) {
     "artifact",
   ], {
     cwd,
-    env: { REDIS_URL: redis.url, SESSION_SECRET: "artifact-test-secret-0123" },
+    env: {
+      REDIS_URL: redis.url,
+      SESSION_SECRET: "artifact-test-secret-0123456789abcdef",
+    },
   });
   await child.waitForLine(/listening on/, 20_000);
   await child.waitForLine(/redis connected/);

@@ -127,7 +127,7 @@ Deno.test("GET / (the page) explains invalid addresses instead of connecting", a
 
 Deno.test("GET / (the page) shows its retries across a restart on the same port and keeps counting", async () => {
   await Deno.mkdir(OUTPUT, { recursive: true });
-  const env = { SESSION_SECRET: "browser-failover-test-secret" };
+  const env = { SESSION_SECRET: "browser-failover-test-secret-0123456789" };
   await using first = await startServer({ env, name: "first" });
   await using browser = await startBrowser();
   const { page } = browser;

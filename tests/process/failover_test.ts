@@ -13,7 +13,7 @@ import { RecordingSocket } from "../helpers/recording_socket.ts";
 import { startSharedPair } from "../../dev/redis.ts";
 
 const PROTOCOL = "ws-time.v1";
-const SECRET = "failover-test-secret-0123456789";
+const SECRET = "failover-test-secret-0123456789abcdef";
 const signer = new TokenSigner(SECRET);
 
 /** Session start carried by a token the servers issued. */

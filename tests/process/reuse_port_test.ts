@@ -12,7 +12,7 @@ function startSibling(port: number, name: string, args: string[] = []) {
       "--reuse-port",
       "true",
       "--session-secret",
-      "shared-by-both-processes",
+      "shared-by-both-processes-0123456789",
       "--name",
       name,
       ...args,

@@ -42,7 +42,7 @@ function recordingClient(
 }
 
 Deno.test("WsTimeClient carries on counting on a new instance on the same port", async () => {
-  const env = { SESSION_SECRET: "shared-secret-for-failover-test" };
+  const env = { SESSION_SECRET: "shared-secret-for-failover-test-0123456789" };
   const first = await startServer({ env });
   await using rc = recordingClient(first.ws, {
     id: "failover",
