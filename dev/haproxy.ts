@@ -15,6 +15,8 @@ export interface HaproxyProcess extends AsyncDisposable {
   readonly child: Child;
   /** Reads the stats page: one row per server of `backend`. */
   servers(backend?: string): Promise<HaproxyServer[]>;
+  /** Reads the stats page's row of frontend `name` (default ws_time). */
+  frontend(name?: string): Promise<HaproxyFrontend>;
   /** Reloads the config (SIGUSR2 to the master; needs `masterWorker`). */
   reload(): void;
 }
@@ -27,6 +29,19 @@ export interface HaproxyServer {
   readonly weight: number;
   /** Current sessions (connections) on the server. */
   readonly sessions: number;
+}
+
+/** What the stats page says of a frontend. */
+export interface HaproxyFrontend {
+  /** Connections open now, and the most at once since the start. */
+  readonly current: number;
+  readonly max: number;
+  /** Connections accepted since the start. */
+  readonly total: number;
+  /** Requests answered 4xx by HAProxy itself or a server. */
+  readonly responses4xx: number;
+  /** Requests denied by an http-request rule. */
+  readonly denied: number;
 }
 
 /**
@@ -47,11 +62,30 @@ export async function startHaproxy(
     "-f",
     file,
   ]);
-  const servers = async (backend = "ws_time") => {
+  const table = async () => {
     const response = await fetch(`http://127.0.0.1:${statsPort}/stats;csv`);
     const [header = "", ...rows] = (await response.text()).split("\n");
     const columns = header.replace(/^# /, "").split(",");
     const col = (name: string) => columns.indexOf(name);
+    return { rows, col };
+  };
+  const frontend = async (name = "ws_time"): Promise<HaproxyFrontend> => {
+    const { rows, col } = await table();
+    const cells = rows.map((row) => row.split(",")).find((c) =>
+      c[0] === name && c[1] === "FRONTEND"
+    );
+    if (!cells) throw new Error(`no frontend ${name}`);
+    const n = (column: string) => Number(cells[col(column)] || 0);
+    return {
+      current: n("scur"),
+      max: n("smax"),
+      total: n("stot"),
+      responses4xx: n("hrsp_4xx"),
+      denied: n("dreq"),
+    };
+  };
+  const servers = async (backend = "ws_time") => {
+    const { rows, col } = await table();
     return rows.map((row) => row.split(",")).filter((cells) =>
       cells[0] === backend && !["FRONTEND", "BACKEND"].includes(cells[1]!)
     ).map((cells) => ({
@@ -79,6 +113,7 @@ export async function startHaproxy(
   return {
     child,
     servers,
+    frontend,
     reload: () => child.kill("SIGUSR2"),
     [Symbol.asyncDispose]: stop,
   };

@@ -39,6 +39,8 @@ export interface RenderOptions {
   readonly hardStopAfter?: string;
   /** Replaces the template's `balance` algorithm (e.g. "roundrobin"). */
   readonly balance?: string;
+  /** Replaces the per-source limits (open and new per 10 s), for a test. */
+  readonly perSourceLimit?: number;
 }
 
 const DROPPED_GLOBALS = /^(user|group|chroot|daemon|stats socket)\b/;
@@ -75,6 +77,10 @@ export function renderHaproxyConfig(
     if (section === "global" && trimmed.startsWith("maxconn ")) {
       // Within the process's file limit (two descriptors a connection).
       out.push(`    maxconn ${options.maxconn ?? 4000}`);
+      continue;
+    }
+    if (/sc0_conn_(cur|rate) gt \d+/.test(trimmed) && options.perSourceLimit) {
+      out.push(line.replace(/ gt \d+/, ` gt ${options.perSourceLimit}`));
       continue;
     }
     if (trimmed.startsWith("balance ") && options.balance) {

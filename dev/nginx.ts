@@ -14,6 +14,8 @@ import { waitFor } from "./timing.ts";
 /** A running nginx. */
 export interface NginxProcess extends AsyncDisposable {
   readonly port: number;
+  /** The process; its lines are nginx's error log (stderr, warn and up). */
+  readonly child: Child;
   /** ws:// URL of its frontend. */
   readonly ws: string;
   /** Reloads the config (SIGHUP to the master; needs `master: true`). */
@@ -26,6 +28,8 @@ export interface NginxOptions {
   readonly master?: boolean;
   /** Replaces `worker_shutdown_timeout` (how long old workers linger). */
   readonly shutdownTimeout?: string;
+  /** Replaces the per-source limits (open, and the burst of new), a test's. */
+  readonly perSourceLimit?: number;
 }
 
 /** deploy/nginx.conf with loopback addresses and files under `dir`. */
@@ -50,6 +54,18 @@ export function localNginxConfig(
         return ["worker_processes 1;"];
       }
       if (/^error_log\s/.test(trimmed)) return ["error_log stderr warn;"];
+      if (
+        /^limit_(conn per_source|req zone)/.test(trimmed) &&
+        options.perSourceLimit
+      ) {
+        return [
+          line.replace(/(per_source|burst=)\d+/, `$1${options.perSourceLimit}`)
+            .replace(
+              /per_source (\d+)/,
+              `per_source ${options.perSourceLimit}`,
+            ),
+        ];
+      }
       if (/^listen\s/.test(trimmed)) {
         return [`        listen 127.0.0.1:${port};`];
       }
@@ -108,6 +124,7 @@ export async function startNginx(
   }
   return {
     port,
+    child: nginx,
     ws: `ws://127.0.0.1:${port}/`,
     reload: () => nginx.kill("SIGHUP"),
     [Symbol.asyncDispose]: stop,

@@ -31,6 +31,9 @@ const METRICS_SPELLINGS = [
   "/healthcheck/%2e%2e/metrics",
   "/x/../metrics?y=1",
   "//metrics",
+  "/x\\..\\metrics",
+  "/healthcheck\\..\\metrics",
+  "/x/%2E%2e\\metrics",
 ];
 
 const get = (port: number, path: string) =>
@@ -64,16 +67,18 @@ async function haproxyFor(server: ServerProcess, trafficLog = false) {
   return Object.assign(haproxy, { port });
 }
 
-Deno.test("main.ts reads /metrics in every listed spelling (so a balancer must stop them all)", async () => {
+Deno.test("main.ts serves /metrics under its one spelling and refuses every other spelling that URL parsing turns into it", async () => {
   await using server = await startServer();
-  // The instance serves /metrics exactly; these are the spellings its URL
-  // parsing turns into that.
-  const normalised = METRICS_SPELLINGS.filter((p) =>
-    p !== "//metrics" && p !== "/metrics/"
+  assert.match((await get(server.port, "/metrics")).body, /^# HELP wstime_/m);
+  // Each of these, parsed as WHATWG URLs, is /metrics (nginx passes the
+  // backslash ones on as written): they are refused, not served.
+  const rewritten = METRICS_SPELLINGS.filter((p) =>
+    !["/metrics", "//metrics", "/metrics/"].includes(p)
   );
-  for (const path of normalised) {
+  for (const path of rewritten) {
     const response = await get(server.port, path);
-    assert.match(response.body, /^# HELP wstime_/m, path);
+    assert.equal(response.status, 400, path);
+    assert.match(response.body, /not in canonical form/, path);
   }
 });
 
@@ -105,15 +110,20 @@ Deno.test("deploy/haproxy.cfg allows exactly the assets the instance serves, and
 
 Deno.test("deploy/nginx.conf lets the client's paths through and no spelling of /metrics, and passes its request id", async () => {
   await using server = await startServer({
-    args: ["--log-connections", "on"],
+    args: ["--log-connections", "on", "--trusted-proxies", "127.0.0.1"],
   });
   await using nginx = await startNginx([server.port]);
   for (const path of ["/", "/app.js", "/healthcheck"]) {
     assert.equal((await get(nginx.port, path)).status, 200, path);
   }
   for (const path of METRICS_SPELLINGS) {
+    // nginx's own 404, or the instance's 400 for the spellings nginx
+    // passes on (it keeps a backslash as a byte).
     const response = await get(nginx.port, path);
-    assert.equal(response.status, 404, path);
+    assert.ok(
+      [400, 404].includes(response.status),
+      `${path}: ${response.status}`,
+    );
     assert.doesNotMatch(response.body, /wstime_/, path);
   }
   await using client = new RecordingSocket(nginx.ws, "ws-time.v1");
@@ -123,7 +133,9 @@ Deno.test("deploy/nginx.conf lets the client's paths through and no spelling of 
 });
 
 Deno.test("deploy/haproxy.cfg and main.ts log the same request id for a connection", async () => {
-  await using server = await startServer({ args: ["--log-connections", "on"] });
+  await using server = await startServer({
+    args: ["--log-connections", "on", "--trusted-proxies", "127.0.0.1"],
+  });
   await using haproxy = await haproxyFor(server, true);
   const { port } = haproxy;
   await using client = new RecordingSocket(
@@ -141,4 +153,29 @@ Deno.test("deploy/haproxy.cfg and main.ts log the same request id for a connecti
     throw new Error(`${error}\n${haproxy.child.lines.join("\n")}`);
   });
   assert.doesNotMatch(line.input, /secret-looking-token/, "query logged");
+});
+
+Deno.test("with --metrics-port the public port serves no metrics and no health details, in any spelling; the operator port serves both", async () => {
+  const metricsPort = freePort();
+  await using server = await startServer({
+    args: ["--metrics-port", String(metricsPort)],
+  });
+  await server.child.waitForLine(/operator endpoints listening/);
+  for (const path of METRICS_SPELLINGS) {
+    const response = await get(server.port, path);
+    assert.ok(
+      [400, 404].includes(response.status),
+      `${path}: ${response.status}`,
+    );
+    assert.doesNotMatch(response.body, /wstime_/, path);
+  }
+  const json = { headers: { accept: "application/json" } };
+  const publicHealth = await fetch(`${server.http}/healthcheck`, json);
+  assert.equal(await publicHealth.text(), "ok\n");
+  const operator = `http://127.0.0.1:${metricsPort}`;
+  assert.match(await (await fetch(`${operator}/metrics`)).text(), /^# HELP/m);
+  const details = await (await fetch(`${operator}/healthcheck`, json)).json();
+  assert.ok("figures" in details && "store" in details);
+  assert.equal((await get(metricsPort, "/")).status, 404, "no page there");
+  assert.equal((await get(metricsPort, "/x\\..\\metrics")).status, 400);
 });
