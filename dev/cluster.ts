@@ -7,7 +7,8 @@
  * session carry on elsewhere. Ctrl-C stops everything.
  *
  * Ports, from `--port` P (default 8080): HAProxy P, its stats page P+1,
- * instance i (1..N) on P+10+i with its agent on P+20+i, Redis on P+30.
+ * instance i (1..N) on P+10+i with its agent on P+20+i and its operator
+ * port (/metrics, health details) on P+40+i, Redis on P+30.
  * Arguments after `--` go to every instance. Stop it with Ctrl-C or SIGTERM:
  * a SIGKILLed cluster cannot stop its children.
  *
@@ -152,6 +153,7 @@ async function main(argv: string[]): Promise<number> {
     name: `ws${i + 1}`,
     port: base + 11 + i,
     agentPort: base + 21 + i,
+    metricsPort: base + 41 + i,
   }));
   const permissions = await serverPermissions();
   for (const b of backends) {
@@ -165,6 +167,9 @@ async function main(argv: string[]): Promise<number> {
       String(b.port),
       "--agent-port",
       String(b.agentPort),
+      // As the shipped units run it: metrics off the public port.
+      "--metrics-port",
+      String(b.metricsPort),
       "--name",
       b.name,
       "--session-secret",
@@ -215,7 +220,7 @@ async function main(argv: string[]): Promise<number> {
     for (const [i, b] of backends.entries()) {
       const proc = procs.find((p) => p.label === b.name)!;
       say(
-        `cluster: ${b.name} pid ${proc.process.pid} on :${b.port} (agent :${b.agentPort})${
+        `cluster: ${b.name} pid ${proc.process.pid} on :${b.port} (agent :${b.agentPort}, metrics :${b.metricsPort})${
           up[i] ? "" : " NOT UP"
         }`,
       );

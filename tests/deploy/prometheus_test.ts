@@ -88,6 +88,7 @@ Deno.test("deploy/grafana: every panel query returns data from a real Prometheus
   let stopChurn = () => {};
   try {
     const agentPorts = [freePort(), freePort(), freePort()];
+    const metricsPorts = [freePort(), freePort(), freePort()];
     for (const [i, agentPort] of agentPorts.entries()) {
       servers.push(
         await startServer({
@@ -96,7 +97,12 @@ Deno.test("deploy/grafana: every panel query returns data from a real Prometheus
             REDIS_URL: redis.url,
             SESSION_SECRET: "dashboard-test-secret-0123456789abcdef",
           },
-          args: ["--agent-port", String(agentPort)],
+          args: [
+            "--agent-port",
+            String(agentPort),
+            "--metrics-port",
+            String(metricsPorts[i]),
+          ],
         }),
       );
     }
@@ -128,7 +134,8 @@ Deno.test("deploy/grafana: every panel query returns data from a real Prometheus
     // The shipped scrape config with this fleet's addresses and a 1 s
     // interval; rules, jobs and paths stay as shipped.
     const shipped = await Deno.readTextFile(`${KIT}/prometheus.yml`);
-    const instances = servers.map((s) => `"127.0.0.1:${s.port}"`).join(", ");
+    // Prometheus scrapes the operator ports, as the shipped units set them.
+    const instances = metricsPorts.map((p) => `"127.0.0.1:${p}"`).join(", ");
     const config = shipped
       .replace(/scrape_interval: \S+/, "scrape_interval: 1s")
       .replace(/evaluation_interval: \S+/, "evaluation_interval: 1s")

@@ -15,6 +15,10 @@ export interface MemoryCgroup extends AsyncDisposable {
   readonly version: 1 | 2;
   /** A command prefix that moves the process in before it execs. */
   readonly wrap: readonly string[];
+  /** The most memory its processes held at once, in bytes. */
+  peak(): Promise<number>;
+  /** How many of its processes the kernel's OOM killer has ended. */
+  oomKills(): Promise<number>;
 }
 
 /** Runs `script` in sh; its exit code and output. */
@@ -63,9 +67,24 @@ export async function memoryCgroup(
     await sh(`rmdir '${dir}'`);
     return `cannot set the cgroup's memory limit (${set.out.trim()})`;
   }
+  const read = async (file: string) => (await sh(`cat '${dir}/${file}'`)).out;
   return {
     version,
     wrap: ["sh", "-c", `echo $$ > '${dir}/cgroup.procs' && exec "$@"`, "sh"],
+    async peak() {
+      return Number(
+        await read(
+          version === 1 ? "memory.max_usage_in_bytes" : "memory.peak",
+        ),
+      );
+    },
+    async oomKills() {
+      // v1 kernels since 4.13 count kills in memory.oom_control.
+      const text = await read(
+        version === 1 ? "memory.oom_control" : "memory.events",
+      );
+      return Number(/^oom_kill (\d+)$/m.exec(text)?.[1] ?? 0);
+    },
     async [Symbol.asyncDispose]() {
       // A cgroup can be removed once its last process has exited.
       for (let i = 0; i < 50; i++) {

@@ -145,6 +145,34 @@ Deno.test("buildApp() resume: a token older than twice the grace period is refus
   await store.close();
 });
 
+Deno.test("buildApp() resume: a token issued in the future (a leaked secret's eternal token) is refused before any store call", async () => {
+  const { clock, store, app, upgrade, resumed } = setup();
+  // Minted with the secret, dated an hour ahead so it would never expire.
+  const { token, id } = app.tokens.issue(
+    clock.now() - 60_000,
+    clock.now() + 3600_000,
+  );
+  await store.create(id, clock.now() - 60_000, 1);
+  const before = store.calls.claim ?? 0;
+  assert.equal(await upgrade(token), 101);
+  assert.equal((store.calls.claim ?? 0) - before, 0);
+  assert.equal(resumed(), 0);
+  assert.equal(
+    app.metrics.value("wstime_tokens_rejected_total", { reason: "future" }),
+    1,
+  );
+  // Within the clock skew allowed between hosts it still resumes.
+  const { token: skewed, id: id2 } = app.tokens.issue(
+    clock.now(),
+    clock.now() + 20_000,
+  );
+  await store.create(id2, clock.now(), 1);
+  assert.equal(await upgrade(skewed), 101);
+  assert.equal(resumed(), 1);
+  app.close();
+  await store.close();
+});
+
 Deno.test("buildApp() resume: a client returning late in the grace period with its last token still resumes", async () => {
   const { clock, config, store, app, upgrade, resumed } = setup();
   // Its newest token came with a tick half a grace period before it left.

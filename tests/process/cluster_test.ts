@@ -11,7 +11,7 @@ import { TrackedClient } from "../helpers/tracked_client.ts";
 function freeBlock(): number {
   for (let attempt = 0; attempt < 50; attempt++) {
     const base = 20_000 + Math.floor(Math.random() * 30_000);
-    const ports = [0, 1, 11, 12, 21, 22, 30].map((offset) => base + offset);
+    const ports = [0, 1, 11, 12, 21, 22, 30, 41, 42].map((offset) => base + offset);
     if (ports.every(isFree)) return base;
   }
   throw new Error("No free block of ports for the cluster");
@@ -46,6 +46,12 @@ Deno.test("deno task cluster serves through HAProxy, survives losing an instance
     const page = await fetch(url!);
     assert.equal(page.status, 200);
     assert.match(await page.text(), /<html/i);
+    // Metrics on the operator ports, none through the balancer.
+    const metrics = await fetch(`http://127.0.0.1:${base + 41}/metrics`);
+    assert.match(await metrics.text(), /^wstime_connections /m);
+    const hidden = await fetch(`${url}metrics`);
+    assert.equal(hidden.status, 404);
+    await hidden.body?.cancel();
     client = new TrackedClient(url!.replace(/^http/, "ws"));
     await waitFor(() => client!.seconds >= 1, 10_000, "a ticking client");
     const [, pid] = await cluster.waitForLine(

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { Child } from "../../dev/child.ts";
 import { ROOT } from "../../dev/paths.ts";
+import { freePort } from "../../dev/ports.ts";
+import { rawRequest } from "../helpers/raw_http.ts";
 import { RecordingSocket } from "../helpers/recording_socket.ts";
 import { SERVER_PERMISSIONS, startServer } from "../../dev/server_process.ts";
 
@@ -70,3 +72,55 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
     assert.match(server.child.lines.join("\n"), /stopped/);
   });
 }
+
+Deno.test("main.ts: --agent-hostname puts the agent on that interface only", async () => {
+  const agentPort = freePort();
+  await using server = await startServer({
+    args: ["--agent-port", String(agentPort), "--agent-hostname", "127.0.0.2"],
+  });
+  const reply = await rawRequest({ port: agentPort, host: "127.0.0.2" }, "");
+  assert.match(reply.head, /^ready up \d+%/);
+  await assert.rejects(
+    Deno.connect({ hostname: "127.0.0.1", port: agentPort }),
+    Deno.errors.ConnectionRefused,
+  );
+  assert.ok(
+    server.child.lines.some((l) =>
+      /agent-check listening.*127\.0\.0\.2/.test(l)
+    ),
+  );
+});
+
+Deno.test("main.ts: the secret comes from --session-secret-file as the task's permissions allow, and a weak one stops startup", async () => {
+  // The tasks may read /etc/ws-time and /run/credentials (the units'
+  // LoadCredential=); a secret file elsewhere is refused by name.
+  const dir = "/run/credentials/ws-time-test";
+  await Deno.mkdir(dir, { recursive: true });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/session-secret`,
+      "k3Vq9x2LmZ8rT4wYbN6pC1sD7fG0hJ5e\nPz8Yw1Xc4Vb7Nm0Qa3Sd6Fg9Hj2Kl5Ro\n",
+    );
+    await using server = await startServer({
+      env: { SESSION_SECRET_FILE: `${dir}/session-secret` },
+    });
+    await using client = new RecordingSocket(server.ws, "ws-time.v1");
+    await client.waitForMessages(1);
+    await Deno.writeTextFile(`${dir}/weak`, "changeme\n");
+    await using weak = run(["--session-secret-file", `${dir}/weak`]);
+    assert.equal((await weak.finished()).code, 2);
+    assert.match(
+      weak.lines.join("\n"),
+      /^ws-time: Invalid --session-secret-file \/run\/credentials\/ws-time-test\/weak: expected at least 32 characters .*openssl rand/m,
+    );
+    assert.ok(!weak.lines.join("\n").includes("changeme"), "secret echoed");
+    await using elsewhere = run(["--session-secret-file", "/tmp/secret"]);
+    assert.equal((await elsewhere.finished()).code, 2);
+    assert.match(
+      elsewhere.lines.join("\n"),
+      /^ws-time: Cannot read --session-secret-file \/tmp\/secret: .*read access/m,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
