@@ -11,7 +11,9 @@ import { TrackedClient } from "../helpers/tracked_client.ts";
 function freeBlock(): number {
   for (let attempt = 0; attempt < 50; attempt++) {
     const base = 20_000 + Math.floor(Math.random() * 30_000);
-    const ports = [0, 1, 11, 12, 21, 22, 30, 41, 42].map((offset) => base + offset);
+    const ports = [0, 1, 11, 12, 21, 22, 30, 41, 42].map((offset) =>
+      base + offset
+    );
     if (ports.every(isFree)) return base;
   }
   throw new Error("No free block of ports for the cluster");
