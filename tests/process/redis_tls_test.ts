@@ -88,3 +88,86 @@ Deno.test("rediss:// connects when the CA is trusted and refuses an unknown cert
   assert.equal(store.figures.buffered, 0);
   assert.ok(store.figures.rtt_ms! >= 0);
 });
+
+Deno.test("--redis-sentinels over TLS with passwords: connects with --redis-sentinel-tls and the sentinels' password, and not without", async () => {
+  const dataPassword = `data-${crypto.randomUUID()}`;
+  const sentinelPassword = `sentinel-${crypto.randomUUID()}`;
+  const dataPort = freePort();
+  const sentinelPort = freePort();
+  await using data = new Child("redis-server", [
+    "--port",
+    String(dataPort),
+    "--bind",
+    "127.0.0.1",
+    "--requirepass",
+    dataPassword,
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+  ]);
+  await data.waitForLine(/Ready to accept connections/);
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(
+      `${dir}/sentinel.conf`,
+      [
+        "port 0",
+        `tls-port ${sentinelPort}`,
+        "bind 127.0.0.1",
+        `tls-cert-file ${FIXTURES}server.crt`,
+        `tls-key-file ${FIXTURES}server.key`,
+        `tls-ca-cert-file ${FIXTURES}ca.crt`,
+        "tls-auth-clients no",
+        "protected-mode yes",
+        `requirepass ${sentinelPassword}`,
+        `sentinel monitor wstime 127.0.0.1 ${dataPort} 1`,
+        `sentinel auth-pass wstime ${dataPassword}`,
+        "",
+      ].join("\n"),
+    );
+    await using sentinel = new Child("redis-sentinel", [
+      `${dir}/sentinel.conf`,
+    ]);
+    await sentinel.waitForLine(/\+monitor master wstime/);
+    const env = (extra: Record<string, string>) => ({
+      REDIS_SENTINELS: `127.0.0.1:${sentinelPort}`,
+      REDIS_MASTER_NAME: "wstime",
+      REDIS_URL: `redis://:${dataPassword}@wstime`,
+      SESSION_SECRET: SECRET,
+      DENO_CERT: `${FIXTURES}ca.crt`,
+      ...extra,
+    });
+    for (
+      const missing of [
+        { REDIS_SENTINEL_TLS: "true" },
+        { REDIS_SENTINEL_PASSWORD: sentinelPassword },
+      ]
+    ) {
+      await using refused = await startServer({ env: env(missing) });
+      await refused.child.waitForLine(/redis unreachable/);
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.ok(
+        !refused.child.lines.some((l) => /redis connected/.test(l)),
+        `connected with only ${Object.keys(missing)}`,
+      );
+    }
+    await using server = await startServer({
+      env: env({
+        REDIS_SENTINEL_TLS: "true",
+        REDIS_SENTINEL_PASSWORD: sentinelPassword,
+      }),
+    });
+    await server.child.waitForLine(/redis connected/);
+    const store = (await healthDetail(server.http)).body.store as {
+      state: string;
+    };
+    assert.equal(store.state, "up");
+    assert.ok(
+      !server.child.lines.join("\n").includes(sentinelPassword),
+      "the sentinels' password reached the log",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
