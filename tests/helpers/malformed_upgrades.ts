@@ -80,8 +80,18 @@ const DEFECTS: readonly Defect[] = [
         "/healthcheck",
         "//",
         "/ws",
-        "/a/../b",
+        "/a/b",
       ]);
+    },
+  },
+  {
+    // After "path", which it overrides: a path in a spelling URL parsing
+    // would rewrite is refused before any route.
+    name: "path-spelling",
+    rank: 0.5,
+    status: 400,
+    apply: (d, pick) => {
+      d.path = pick(["/a/../b", "/./", "/x\\..\\", "/%2e%2e/"]);
     },
   },
   headerDefect("upgrade-value", 2, 400, "upgrade", [
@@ -204,7 +214,11 @@ export function malformedUpgrades(
     const defects = new Set<Defect>();
     const wanted = 1 + Math.floor(random() * random() * 3);
     while (defects.size < wanted) defects.add(pick(DEFECTS));
-    for (const defect of defects) defect.apply(draft, pick);
+    // In table order, so a defect listed later overrides an earlier one on
+    // the same field (the path's spelling over the path).
+    for (const defect of DEFECTS.filter((d) => defects.has(d))) {
+      defect.apply(draft, pick);
+    }
     const first = [...defects].sort((a, b) => a.rank - b.rank)[0]!;
     const target = draft.path +
       (draft.query.length ? `?${draft.query.join("&")}` : "");

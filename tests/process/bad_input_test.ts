@@ -115,7 +115,10 @@ Deno.test(`buildApp().handler: ${HANDLER_CASES} generated malformed upgrades, 0 
     remoteAddr: { transport: "tcp", hostname: "192.0.2.1", port: 1 },
     completed: Promise.resolve(),
   } as Deno.ServeHandlerInfo;
-  const cases = malformedUpgrades(20261125, HANDLER_CASES, "time.example");
+  // A Request object holds its URL parsed, so a path's raw spelling cannot
+  // reach the handler this way; the wire test below covers those.
+  const cases = malformedUpgrades(20261125, HANDLER_CASES, "time.example")
+    .filter((item) => !item.defects.includes("path-spelling"));
   const statuses: number[] = [];
   for (const item of cases) {
     const response = await app.handler(toRequest(item), info);

@@ -124,3 +124,17 @@ Deno.test("main.ts: the secret comes from --session-secret-file as the task's pe
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("main.ts: an operator port that cannot be bound stops startup with one line naming the flags", async () => {
+  await using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (taken.addr as Deno.NetAddr).port;
+  await using child = run(["--port", "0", "--metrics-port", String(port)]);
+  assert.equal((await child.finished()).code, 2);
+  assert.match(
+    child.lines.join("\n"),
+    new RegExp(
+      `^ws-time: Cannot listen on --metrics-hostname 127\\.0\\.0\\.1 --metrics-port ${port}: `,
+      "m",
+    ),
+  );
+});

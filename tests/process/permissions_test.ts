@@ -36,9 +36,11 @@ Deno.test("deno task start may read only the environment variables the server de
   assert.deepEqual(names.sort(), OPTIONS.map((o) => o.env).sort());
 });
 
-Deno.test("deno task start may read only /proc, the TLS directory and /dev/null, and write nothing", () => {
+Deno.test("deno task start may read only /proc, its config directory, systemd's credentials and /dev/null, and write nothing", () => {
   assert.ok(
-    SERVER_PERMISSIONS.includes("--allow-read=/proc,/etc/ws-time,/dev/null"),
+    SERVER_PERMISSIONS.includes(
+      "--allow-read=/proc,/etc/ws-time,/run/credentials,/dev/null",
+    ),
   );
   for (const flag of SERVER_PERMISSIONS) {
     assert.doesNotMatch(flag, /^--allow-(write|run|ffi|import)/, flag);

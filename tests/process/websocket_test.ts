@@ -101,7 +101,7 @@ Deno.test("upgrade on /: two clients at once get their own sessions and counts",
   ]);
   assert.equal(wb.resumed, false);
   assert.notEqual(wa.session, wb.session);
-  assert.match(String(wa.session), /^[\w-]{63}$/);
+  assert.match(String(wa.session), /^[\w-]{66}$/);
   assert.deepEqual(b.json[1], { type: "tick", server: "test-app", seconds: 1 });
   assert.ok((a.json.at(-1)!.seconds as number) >= 2, "a started earlier");
 });
