@@ -10,6 +10,8 @@
  */
 
 import { Child } from "./child.ts";
+import { ROOT } from "./paths.ts";
+import { SERVER_PERMISSIONS } from "./server_process.ts";
 
 /** Runs `ip args...`; throws with its error output when it fails. */
 export async function ip(...args: string[]): Promise<void> {
@@ -166,6 +168,29 @@ export class Network implements AsyncDisposable {
   /** Sets a sysctl inside namespace `ns` (namespaced keys only). */
   async sysctl(ns: string, setting: string): Promise<void> {
     await ip("netns", "exec", ns, "sysctl", "-qw", setting);
+  }
+
+  /**
+   * Starts main.ts inside `ns` as `deno task start` runs it, on
+   * `hostname`:8000 with `args`, and waits until it listens.
+   */
+  async startServer(
+    ns: string,
+    hostname: string,
+    args: readonly string[] = [],
+  ): Promise<Child> {
+    const server = this.spawn(ns, Deno.execPath(), [
+      "run",
+      ...SERVER_PERMISSIONS,
+      `${ROOT}main.ts`,
+      "--hostname",
+      hostname,
+      "--port",
+      "8000",
+      ...args,
+    ], { env: { NO_COLOR: "1" } });
+    await server.waitForLine(/listening on/, 20_000);
+    return server;
   }
 
   /** Starts `command` inside `ns`; killed (SIGKILL) on dispose. */

@@ -82,19 +82,11 @@ export interface OperatorRoutes {
 
 /** Builds the operator listener's handler: health and metrics only. */
 export function createOperatorRouter(routes: OperatorRoutes): Handler {
-  return (request) => {
-    const url = guardUrl(request);
-    if (url instanceof Response) return url;
-    switch (url.pathname) {
-      case "/healthcheck":
-        return routes.healthcheck(request);
-      case "/healthz":
-        return onlyGet(request) ?? plain(200, "alive", NO_STORE);
-      case "/metrics":
-        return metricsResponse(request, routes.metrics);
-    }
-    return plain(404, "not found");
-  };
+  return createRouter({
+    ...routes,
+    upgrade: () => plain(404, "no WebSocket endpoint here"),
+    assets: () => null,
+  });
 }
 
 /**

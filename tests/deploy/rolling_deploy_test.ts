@@ -113,7 +113,7 @@ Deno.test("rolling deploys through HAProxy round robin move each client once, to
         "--drain-delay",
         "1s",
         "--drain-period",
-        "3s",
+        "2s",
       ],
     });
   // Every slot is in the config from the start, as a Kubernetes Service's

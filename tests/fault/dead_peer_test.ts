@@ -12,7 +12,7 @@ import { WsTimeClient } from "../../static/ws_time_client.js";
 import { Child } from "../../dev/child.ts";
 import { ip, netnsUnavailable, Network } from "../../dev/netns.ts";
 import { ROOT } from "../../dev/paths.ts";
-import { SERVER_PERMISSIONS, startServer } from "../../dev/server_process.ts";
+import { startServer } from "../../dev/server_process.ts";
 import { waitFor } from "../../dev/timing.ts";
 
 /** A metric's value from a server's /metrics text. */
@@ -111,18 +111,10 @@ Deno.test({
     );
     assert.match(shipped, /^net\.ipv4\.tcp_retries2 = 8$/m);
     await net.sysctl(serverHost.ns, "net.ipv4.tcp_retries2=5");
-    const server = net.spawn(serverHost.ns, Deno.execPath(), [
-      "run",
-      ...SERVER_PERMISSIONS,
-      `${ROOT}main.ts`,
-      "--hostname",
-      serverHost.address,
-      "--port",
-      "8000",
+    const server = await net.startServer(serverHost.ns, serverHost.address, [
       "--log-level",
       "debug",
-    ], { env: { NO_COLOR: "1" } });
-    await server.waitForLine(/listening on/, 20_000);
+    ]);
     const client = net.spawn(clientHost.ns, Deno.execPath(), [
       "eval",
       `const s = new WebSocket("ws://${serverHost.address}:8000/");

@@ -223,16 +223,7 @@ Deno.test({
       "-f",
       `${ROOT}deploy/nftables/ws-time.nft`,
     );
-    const ws = net.spawn(server.ns, Deno.execPath(), [
-      "run",
-      ...SERVER_PERMISSIONS,
-      `${ROOT}main.ts`,
-      "--hostname",
-      server.address,
-      "--port",
-      "8000",
-    ], { env: { NO_COLOR: "1" } });
-    await ws.waitForLine(/listening on/, 20_000);
+    await net.startServer(server.ns, server.address);
     const attack = (host: typeof burst, count: number, perSecond: number) =>
       net.spawn(host.ns, Deno.execPath(), [
         "eval",

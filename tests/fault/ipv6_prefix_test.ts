@@ -13,7 +13,6 @@ import assert from "node:assert/strict";
 import { renderHaproxyConfig } from "../../dev/haproxy_config.ts";
 import { ip, netnsUnavailable, Network } from "../../dev/netns.ts";
 import { ROOT } from "../../dev/paths.ts";
-import { SERVER_PERMISSIONS } from "../../dev/server_process.ts";
 import { sleep } from "../../dev/timing.ts";
 
 const unavailable = netnsUnavailable();
@@ -56,16 +55,7 @@ Deno.test({
         "nodad",
       );
     }
-    const ws = net.spawn(host.ns, Deno.execPath(), [
-      "run",
-      ...SERVER_PERMISSIONS,
-      `${ROOT}main.ts`,
-      "--hostname",
-      "127.0.0.1",
-      "--port",
-      "8000",
-    ], { env: { NO_COLOR: "1" } });
-    await ws.waitForLine(/listening on/, 20_000);
+    await net.startServer(host.ns, "127.0.0.1");
     const dir = await Deno.makeTempDir();
     try {
       await Deno.writeTextFile(

@@ -15,7 +15,6 @@
 import assert from "node:assert/strict";
 import { ip, netnsUnavailable, Network } from "../../dev/netns.ts";
 import { ROOT } from "../../dev/paths.ts";
-import { SERVER_PERMISSIONS } from "../../dev/server_process.ts";
 
 const unavailable = netnsUnavailable() ??
   (await new Deno.Command("nft", { args: ["--version"] }).output().then(
@@ -88,18 +87,9 @@ Deno.test({
     const server = await net.addHost("srv", 10);
     const attacker = await net.addHost("atk", 20);
     const user = await net.addHost("user", 30);
-    await using ws = net.spawn(server.ns, Deno.execPath(), [
-      "run",
-      ...SERVER_PERMISSIONS,
-      `${ROOT}main.ts`,
-      "--hostname",
-      server.address,
-      "--port",
-      "8000",
-    ], { env: { NO_COLOR: "1" } });
-    await ws.waitForLine(/listening on/, 20_000);
+    await using ws = await net.startServer(server.ns, server.address);
     const pid = ws.process.pid;
-    const SECONDS = 4;
+    const SECONDS = 3;
     const flood = async () => {
       await using bystander = net.spawn(user.ns, Deno.execPath(), [
         "eval",
