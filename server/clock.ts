@@ -18,7 +18,10 @@ export type TimerHandle = unknown;
 /** The real clock. */
 export const systemClock: Clock = {
   now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  // A deadline already past means "now". Deno would clamp it too, but
+  // prints a TimeoutNegativeWarning to stderr for each one (the ticker's
+  // next wake-up can be a few ms late once its last client has left).
+  setTimeout: (fn, ms) => setTimeout(fn, Math.max(0, ms)),
   clearTimeout: (id) => clearTimeout(id as number),
 };
 
