@@ -170,6 +170,18 @@ export class Network implements AsyncDisposable {
     await ip("netns", "exec", ns, "sysctl", "-qw", setting);
   }
 
+  /** Loads the shipped deploy/nftables/ws-time.nft into `ns`'s kernel. */
+  async loadShippedNftables(ns: string): Promise<void> {
+    await ip(
+      "netns",
+      "exec",
+      ns,
+      "nft",
+      "-f",
+      `${ROOT}deploy/nftables/ws-time.nft`,
+    );
+  }
+
   /**
    * Starts main.ts inside `ns` as `deno task start` runs it, on
    * `hostname`:8000 with `args`, and waits until it listens.

@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import net from "node:net";
 import { Child } from "../../dev/child.ts";
-import { ip, netnsUnavailable, Network } from "../../dev/netns.ts";
+import { netnsUnavailable, Network } from "../../dev/netns.ts";
 import { ROOT } from "../../dev/paths.ts";
 import { freePort } from "../../dev/ports.ts";
 import { RecordingSocket } from "../helpers/recording_socket.ts";
@@ -215,14 +215,7 @@ Deno.test({
     const burst = await net.addHost("burst", 20);
     const holder = await net.addHost("holder", 21);
     const user = await net.addHost("user", 30);
-    await ip(
-      "netns",
-      "exec",
-      server.ns,
-      "nft",
-      "-f",
-      `${ROOT}deploy/nftables/ws-time.nft`,
-    );
+    await net.loadShippedNftables(server.ns);
     await net.startServer(server.ns, server.address);
     const attack = (host: typeof burst, count: number, perSecond: number) =>
       net.spawn(host.ns, Deno.execPath(), [

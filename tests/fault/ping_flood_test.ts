@@ -13,8 +13,7 @@
  */
 
 import assert from "node:assert/strict";
-import { ip, netnsUnavailable, Network } from "../../dev/netns.ts";
-import { ROOT } from "../../dev/paths.ts";
+import { netnsUnavailable, Network } from "../../dev/netns.ts";
 
 const unavailable = netnsUnavailable() ??
   (await new Deno.Command("nft", { args: ["--version"] }).output().then(
@@ -115,14 +114,7 @@ Deno.test({
       return { ...result, cpu, ...gap };
     };
     const open = await flood();
-    await ip(
-      "netns",
-      "exec",
-      server.ns,
-      "nft",
-      "-f",
-      `${ROOT}deploy/nftables/ws-time.nft`,
-    );
+    await net.loadShippedNftables(server.ns);
     const capped = await flood();
     // deno-lint-ignore no-console
     console.log(
