@@ -10,7 +10,7 @@
  * @module
  */
 
-import { kbPer } from "./proc.ts";
+import { kbPer } from "../dev/proc.ts";
 import type { Settings } from "./server_launcher.ts";
 
 /** jemalloc's totals at one moment, bytes. */

@@ -11,7 +11,7 @@ import { ROOT } from "../dev/paths.ts";
 import { waitFor } from "../dev/timing.ts";
 import type { GeneratorEvent, GeneratorPlan } from "./generator.ts";
 import { Histogram, type LatencySummary } from "./histogram.ts";
-import { openFileLimit } from "./proc.ts";
+import { openFileLimit } from "../dev/proc.ts";
 import { ChildEvents } from "./child_events.ts";
 
 /** How to spread the load. */

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { readProc } from "./proc.ts";
+import { readProc } from "../dev/proc.ts";
 
 /** CPU model and count, memory, kernel, Deno and V8 versions, and now. */
 export function machine(): Record<string, unknown> {

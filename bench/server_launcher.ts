@@ -14,7 +14,7 @@
  */
 
 import { connectionsThatFit } from "../server/http/descriptors.ts";
-import { openFileLimit } from "./proc.ts";
+import { openFileLimit } from "../dev/proc.ts";
 import { RESERVE_SIZE } from "../server/instance.ts";
 import { Child } from "../dev/child.ts";
 import { productionAllocatorEnv } from "../dev/systemd_unit.ts";

@@ -10,7 +10,7 @@
  */
 
 import { sleep, waitFor } from "../dev/timing.ts";
-import { anonBytes, fdCount, rssBytes } from "./proc.ts";
+import { anonBytes, fdCount, rssBytes } from "../dev/proc.ts";
 import { launchServer } from "./server_launcher.ts";
 import { type LoadOptions, startFleet } from "./steady.ts";
 

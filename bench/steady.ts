@@ -13,7 +13,7 @@ import { freePort } from "../dev/ports.ts";
 import { sleep } from "../dev/timing.ts";
 import { Fleet } from "./fleet.ts";
 import { Histogram, type LatencySummary } from "./histogram.ts";
-import { CpuMeter, kbPer, rssBytes } from "./proc.ts";
+import { CpuMeter, kbPer, rssBytes } from "../dev/proc.ts";
 import {
   allocatorPerConnection,
   type AllocatorShare,

@@ -15,7 +15,7 @@ import { startRedis } from "../dev/redis.ts";
 import { sleep, waitFor } from "../dev/timing.ts";
 import { ChildEvents } from "./child_events.ts";
 import { freePort } from "../dev/ports.ts";
-import { CpuMeter, listenCounters } from "./proc.ts";
+import { CpuMeter, listenCounters } from "../dev/proc.ts";
 import {
   type BenchServer,
   launchServer,

@@ -85,6 +85,19 @@ export async function startServer(
   };
 }
 
+/**
+ * One series of a server's /metrics (`name` or `name{labels}`, as written
+ * there), or NaN when it is absent.
+ */
+export async function metricValue(
+  http: string,
+  series: string,
+): Promise<number> {
+  const text = await (await fetch(`${http}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+  return Number(line?.slice(series.length + 1) ?? NaN);
+}
+
 /** The JSON detail of a server's /healthcheck, with its HTTP status. */
 export async function healthDetail(
   http: string,

@@ -21,7 +21,11 @@ import assert from "node:assert/strict";
 import { type HaproxyProcess, startShippedHaproxy } from "../../dev/haproxy.ts";
 import { freePort } from "../../dev/ports.ts";
 import { startRedis } from "../../dev/redis.ts";
-import { type ServerProcess, startServer } from "../../dev/server_process.ts";
+import {
+  metricValue,
+  type ServerProcess,
+  startServer,
+} from "../../dev/server_process.ts";
 import { waitFor } from "../../dev/timing.ts";
 import { TrackedClient } from "../helpers/tracked_client.ts";
 
@@ -46,13 +50,6 @@ interface DeployFigures {
   readonly max: number;
   readonly gapP99: number;
   readonly spread: string;
-}
-
-/** One counter of an instance's /metrics. */
-async function counter(server: ServerProcess, series: string): Promise<number> {
-  const text = await (await fetch(`${server.http}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
-  return Number(line?.split(" ")[1] ?? NaN);
 }
 
 async function isUp(haproxy: HaproxyProcess, name: string): Promise<boolean> {
@@ -186,12 +183,12 @@ Deno.test("rolling deploys through HAProxy round robin move each client once, to
       const out = { previous: 0, invalid: 0 };
       for (const s of slots) {
         const server = live.get(s.name)!;
-        out.previous += await counter(
-          server,
+        out.previous += await metricValue(
+          server.http,
           "wstime_tokens_previous_key_total",
         );
-        out.invalid += await counter(
-          server,
+        out.invalid += await metricValue(
+          server.http,
           'wstime_tokens_rejected_total{reason="invalid"}',
         );
       }

@@ -15,7 +15,7 @@ import { netnsUnavailable, Network } from "../../dev/netns.ts";
 import { ROOT } from "../../dev/paths.ts";
 import { freePort } from "../../dev/ports.ts";
 import { RecordingSocket } from "../helpers/recording_socket.ts";
-import { SERVER_PERMISSIONS } from "../../dev/server_process.ts";
+import { metricValue, SERVER_PERMISSIONS } from "../../dev/server_process.ts";
 import { sleep, waitFor } from "../../dev/timing.ts";
 
 /** main.ts under `ulimit -n limit`, on a free loopback port. */
@@ -34,7 +34,12 @@ function limitedServer(limit: number, args: string[] = []) {
     String(port),
     ...args,
   ], { env: { NO_COLOR: "1" } });
-  return { child, port, ws: `ws://127.0.0.1:${port}/` };
+  return {
+    child,
+    port,
+    http: `http://127.0.0.1:${port}`,
+    ws: `ws://127.0.0.1:${port}/`,
+  };
 }
 
 /**
@@ -61,11 +66,6 @@ async function flood(
     await Promise.all(Array.from({ length: Math.min(100, count - i) }, one));
   }
   return open;
-}
-
-async function metric(port: number, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  return Number(new RegExp(`^${name} (\\d+)`, "m").exec(text)?.[1] ?? NaN);
 }
 
 Deno.test("main.ts under ulimit -n 3000: a flood of half-open requests costs new connections for a while, never the process or its sessions", async () => {
@@ -123,12 +123,14 @@ Deno.test("main.ts under ulimit -n 3000: a flood of half-open requests costs new
   await using late = new RecordingSocket(server.ws, "ws-time.v1");
   await late.waitForMessages(1, 5000);
   assert.equal(late.json[0]!.type, "welcome");
-  assert.ok(await metric(server.port, "wstime_accept_failures_total") >= 1);
-  assert.equal(await metric(server.port, "wstime_accepting"), 1);
+  assert.ok(
+    await metricValue(server.http, "wstime_accept_failures_total") >= 1,
+  );
+  assert.equal(await metricValue(server.http, "wstime_accepting"), 1);
   const agent = await Deno.connect({ hostname: "127.0.0.1", port: agentPort });
   assert.match(await new Response(agent.readable).text(), /^ready up \d+%/);
   assert.equal(
-    await metric(server.port, "wstime_connections"),
+    await metricValue(server.http, "wstime_connections"),
     201,
     "all 200 sessions and the late one",
   );

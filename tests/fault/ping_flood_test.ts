@@ -14,6 +14,7 @@
 
 import assert from "node:assert/strict";
 import { netnsUnavailable, Network } from "../../dev/netns.ts";
+import { cpuTimes } from "../../dev/proc.ts";
 
 const unavailable = netnsUnavailable() ??
   (await new Deno.Command("nft", { args: ["--version"] }).output().then(
@@ -63,19 +64,6 @@ console.log(JSON.stringify({ longestGapMs: Math.round(longest) }));
 socket.close();
 `;
 
-/**
- * CPU seconds a process has used so far (user + system), through a shell:
- * Deno answers /proc/<pid> with "requires --allow-all".
- */
-async function cpuSeconds(pid: number): Promise<number> {
-  const { stdout } = await new Deno.Command("cat", {
-    args: [`/proc/${pid}/stat`],
-    stdout: "piped",
-  }).output();
-  const fields = new TextDecoder().decode(stdout).split(") ")[1]!.split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
 Deno.test({
   name: unavailable === null
     ? "a ping flood: unbounded it costs a core; deploy/nftables/ws-time.nft caps it and a bystander keeps its ticks"
@@ -97,7 +85,7 @@ Deno.test({
         String(SECONDS + 2),
       ], { env: { NO_COLOR: "1" } });
       await new Promise((r) => setTimeout(r, 1000));
-      const before = await cpuSeconds(pid);
+      const before = cpuTimes(pid);
       await using attack = net.spawn(attacker.ns, Deno.execPath(), [
         "eval",
         FLOOD,
@@ -107,7 +95,9 @@ Deno.test({
       const result = JSON.parse(
         (await attack.waitForLine(/^\{"pongs.*$/, 30_000))[0],
       );
-      const cpu = (await cpuSeconds(pid) - before) / SECONDS;
+      const after = cpuTimes(pid);
+      const cpu = (after.user + after.system - before.user - before.system) /
+        SECONDS;
       const gap = JSON.parse(
         (await bystander.waitForLine(/^\{"longest.*$/, 30_000))[0],
       );

@@ -1,9 +1,9 @@
 /**
  * Process and kernel figures from /proc: resident memory, CPU time, open
- * file limits and the listen-queue overflow counters. Linux only, like the
- * bench. Deno refuses to read /proc/<pid> and /proc/net without
- * --allow-all, so the files are read through `cat` (the bench already holds
- * --allow-run, which it needs for LD_PRELOAD) rather than granting -A.
+ * file limits and the listen-queue overflow counters, for the bench and the
+ * tests. Linux only. Deno refuses to read /proc/<pid> and /proc/net without
+ * --allow-all, so the files are read through `cat` (the bench and the tests
+ * already hold --allow-run) rather than granting -A.
  *
  * @module
  */
