@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { parseDuration } from "../../server/config/parse.ts";
 import { OPTIONS } from "../../server/config/schema.ts";
 import { Child } from "../../dev/child.ts";
+import { drainBudgetMs } from "../../dev/drain_budget.ts";
 import { ROOT } from "../../dev/paths.ts";
 import {
   productionAllocatorEnv,
@@ -54,14 +55,7 @@ Deno.test("deploy/ws-time.service binds port 80 unprivileged and outlasts the dr
   assert.ok(Number(settings("LimitNOFILE")[0]) >= 65536);
   const env = environment(UNIT);
   assert.equal(env.PORT, "80");
-  // Delay, the wait for a replacement, period, then the last movers' hint
-  // (up to 1 s) and window.
-  const setting = (name: string) =>
-    parseDuration(
-      env[name] ?? OPTIONS.find((o) => o.env === name)!.fallback,
-    )!;
-  const drain = setting("DRAIN_DELAY") + setting("DRAIN_HANDOVER") +
-    setting("DRAIN_PERIOD") + 1000 + setting("MOVE_WINDOW");
+  const drain = drainBudgetMs(env);
   const stop = parseDuration(settings("TimeoutStopSec")[0]!)!;
   assert.ok(stop > drain, `TimeoutStopSec ${stop} ms > drain ${drain} ms`);
   assert.deepEqual(settings("KillSignal"), ["SIGTERM"]);
