@@ -128,6 +128,7 @@ export async function startInstance(
   const store = await openStore({
     redisUrl: config.redisUrl,
     sentinels: config.redisSentinels.map((s) => parseHostPort(s)!),
+    cluster: config.redisCluster.map((s) => parseHostPort(s)!),
     masterName: config.redisMasterName,
     sentinelPassword: config.redisSentinelPassword,
     sentinelTls: config.redisSentinelTls,

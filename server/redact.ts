@@ -16,3 +16,11 @@ export function redact(url: string): string {
     return "<unparsable URL>";
   }
 }
+
+/**
+ * Hides the password of every URL inside a free text (an error message
+ * that quotes a connection string), leaving the rest as it is.
+ */
+export function redactText(text: string): string {
+  return text.replace(/(\w+:\/\/[^\s:@/]*:)[^\s@/]+@/g, "$1***@");
+}

@@ -175,6 +175,25 @@ function validate(config: Config): Config {
       );
     }
   }
+  for (const node of config.redisCluster) {
+    if (parseHostPort(node) === null) {
+      throw new ConfigError(
+        `Invalid --redis-cluster "${node}": expected host:port`,
+      );
+    }
+  }
+  if (config.redisCluster.length > 0 && config.redisSentinels.length > 0) {
+    throw new ConfigError(
+      "Invalid --redis-cluster: expected either --redis-cluster or --redis-sentinels, not both",
+    );
+  }
+  if (config.redisCluster.length > 0 && /[{}]/.test(config.redisPrefix)) {
+    // A brace in the prefix would become every key's hash tag: one slot,
+    // one shard for the whole store.
+    throw new ConfigError(
+      `Invalid --redis-prefix "${config.redisPrefix}": expected no { or } with --redis-cluster`,
+    );
+  }
   if ((config.redisSentinels.length > 0) !== (config.redisMasterName !== "")) {
     throw new ConfigError(
       config.redisSentinels.length > 0
@@ -183,11 +202,12 @@ function validate(config: Config): Config {
     );
   }
   if (
-    (config.redisUrl !== "" || config.redisSentinels.length > 0) &&
+    (config.redisUrl !== "" || config.redisSentinels.length > 0 ||
+      config.redisCluster.length > 0) &&
     config.sessionSecret === ""
   ) {
     throw new ConfigError(
-      "Missing --session-secret (SESSION_SECRET): expected a secret shared by every instance when --redis or --redis-sentinels is set",
+      "Missing --session-secret (SESSION_SECRET): expected a secret shared by every instance when --redis, --redis-sentinels or --redis-cluster is set",
     );
   }
   if (config.reusePort && config.sessionSecret === "") {

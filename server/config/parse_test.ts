@@ -262,3 +262,50 @@ Deno.test("--session-secret-file gives the secret on line 1 and previous secrets
     });
   }
 });
+
+Deno.test("--redis-cluster takes host:port seeds, alone or with --redis for credentials, and refuses what cannot work", () => {
+  const secret = "k3Vq9x2LmZ8rT4wYbN6pC1sD7fG0hJ5e";
+  const config = configOf([
+    "--redis-cluster",
+    "10.0.0.31:6379,redis-c2.internal:6380",
+    "--redis",
+    "rediss://wstime:pw@cluster",
+    "--session-secret",
+    secret,
+  ]);
+  assert.deepEqual(config.redisCluster, [
+    "10.0.0.31:6379",
+    "redis-c2.internal:6380",
+  ]);
+  const refused: Array<[string[], RegExp]> = [
+    [
+      ["--redis-cluster", "10.0.0.31"],
+      /--redis-cluster "10.0.0.31": expected host:port/,
+    ],
+    [
+      [
+        "--redis-cluster",
+        "a:1",
+        "--redis-sentinels",
+        "b:2",
+        "--redis-master-name",
+        "m",
+      ],
+      /either --redis-cluster or --redis-sentinels, not both/,
+    ],
+    [
+      ["--redis-cluster", "a:1", "--redis-prefix", "{app}:"],
+      /--redis-prefix "\{app\}:": expected no \{ or \} with --redis-cluster/,
+    ],
+  ];
+  for (const [args, message] of refused) {
+    assert.throws(
+      () => configOf([...args, "--session-secret", secret]),
+      message,
+    );
+  }
+  assert.throws(
+    () => configOf(["--redis-cluster", "a:1"]),
+    /Missing --session-secret .* --redis-cluster is set/,
+  );
+});

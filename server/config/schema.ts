@@ -46,6 +46,8 @@ export interface Config {
   readonly redisSentinels: readonly string[];
   /** The primary's name the sentinels know it by. */
   readonly redisMasterName: string;
+  /** Seed nodes (host:port) of a Redis Cluster; empty for none. */
+  readonly redisCluster: readonly string[];
   /** Password of the sentinels (their `requirepass`); empty for none. */
   readonly redisSentinelPassword: string;
   /** Speak TLS to the sentinels. */
@@ -260,6 +262,17 @@ export const OPTIONS: readonly OptionSpec[] = [
     help: "Redis Sentinels host:port,... (needs --redis-master-name)",
     doc:
       "sentinels of a Redis that fails over, `host:port,host:port`: writes follow the primary they promote; with `--redis-master-name`. `--redis`, if set too, gives the data nodes' user, password, database and TLS (`rediss://`), and its host is ignored ([sessions.md](sessions.md#high-availability-sentinel))",
+  },
+  {
+    flag: "redis-cluster",
+    env: "REDIS_CLUSTER",
+    key: "redisCluster",
+    kind: "list",
+    fallback: "",
+    fallbackDoc: "none",
+    help: "Redis Cluster seed nodes host:port,...",
+    doc:
+      "seed nodes of a Redis Cluster (self-run, ElastiCache with cluster mode or Serverless, MemoryDB), `host:port,host:port`: ws-time learns the shards from them and follows failovers and slot moves. `--redis`, if set too, gives the nodes' user, password and TLS (`rediss://`), and its host is ignored ([sessions.md](sessions.md#redis-cluster))",
   },
   {
     flag: "redis-master-name",

@@ -1,5 +1,6 @@
 /**
- * Picks the session store: Redis (a single one, or Sentinel-managed) when
+ * Picks the session store: Redis (a single one, Sentinel-managed, or a
+ * Redis Cluster) when
  * one is configured, else the in-memory store of one process. With Redis it waits for one bounded connection
  * attempt, so the startup log says whether Redis answered; the instance
  * serves either way and the store keeps retrying.
@@ -18,6 +19,8 @@ export interface StoreChoice {
   readonly redisUrl: string;
   /** Sentinels of a Redis that fails over; none for a single Redis. */
   readonly sentinels: ReadonlyArray<{ host: string; port: number }>;
+  /** Seed nodes of a Redis Cluster; none otherwise. */
+  readonly cluster?: ReadonlyArray<{ host: string; port: number }>;
   /** The primary's name in Sentinel. */
   readonly masterName: string;
   /** The sentinels' own password ("" for none) and whether they speak TLS. */
@@ -32,11 +35,17 @@ export interface StoreChoice {
 
 /** Opens the store `choice` names. */
 export async function openStore(choice: StoreChoice): Promise<SessionStore> {
-  if (choice.redisUrl === "" && choice.sentinels.length === 0) {
+  const cluster = choice.cluster ?? [];
+  if (
+    choice.redisUrl === "" && choice.sentinels.length === 0 &&
+    cluster.length === 0
+  ) {
     return new MemoryStore(choice.clock, choice.ttlMs);
   }
   const store = new RedisStore({
-    target: choice.sentinels.length > 0
+    target: cluster.length > 0
+      ? { kind: "cluster", nodes: cluster, url: choice.redisUrl }
+      : choice.sentinels.length > 0
       ? {
         kind: "sentinel",
         sentinels: choice.sentinels,

@@ -3,7 +3,9 @@
  * single Redis (a URL, which may be a DNS name a managed service moves on
  * failover) a command client and a subscriber; for a Sentinel-managed
  * primary, node-redis's own Sentinel client, which asks the sentinels where
- * the primary is and follows a promotion. Both offer the same raw commands
+ * the primary is and follows a promotion; for a Redis Cluster, node-redis's
+ * cluster client, which routes each command to its slot's primary and
+ * follows MOVED and ASK. All offer the same raw commands
  * ({@link RedisCommander}), so the store never knows which it talks to.
  * node-redis's reconnect loops are off for the URL backend: the link
  * rebuilds a whole generation instead, which also re-resolves the name.
@@ -13,8 +15,11 @@
 
 import {
   createClient,
+  createCluster,
   createSentinel,
+  ErrorReply,
   type RedisClientType,
+  type RedisClusterType,
   type RedisSentinelType,
 } from "@redis/client";
 
@@ -66,10 +71,22 @@ export interface SentinelTarget {
   readonly sentinelTls: boolean;
 }
 
+/** A Redis Cluster: seed nodes, and the nodes' credentials. */
+export interface ClusterTarget {
+  /** Any nodes of the cluster: the shards are learned from them. */
+  readonly nodes: ReadonlyArray<{ host: string; port: number }>;
+  /**
+   * User, password and TLS (rediss:) of the nodes, as a URL whose host is
+   * ignored; "" for none.
+   */
+  readonly url: string;
+}
+
 /** What to connect to. */
 export type RedisTarget =
   | { readonly kind: "url"; readonly url: string }
-  | ({ readonly kind: "sentinel" } & SentinelTarget);
+  | ({ readonly kind: "sentinel" } & SentinelTarget)
+  | ({ readonly kind: "cluster" } & ClusterTarget);
 
 /** Options shared by every backend. */
 export interface BackendOptions {
@@ -86,7 +103,9 @@ export function createBackend(
 ): Backend {
   return target.kind === "url"
     ? urlBackend(target.url, options)
-    : sentinelBackend(target, options);
+    : target.kind === "sentinel"
+    ? sentinelBackend(target, options)
+    : clusterBackend(target, options);
 }
 
 /** Settings every node-redis client here shares. */
@@ -197,6 +216,155 @@ function sentinelBackend(
     },
     destroy() {
       destroyQuietly(sentinel);
+    },
+  };
+}
+
+/** Replies a cluster gives while a slot is moving or a shard has no primary. */
+const CLUSTER_BUSY = /^(TRYAGAIN|CLUSTERDOWN)\b/;
+
+/** While a cluster command is unanswered, the layout is checked this often. */
+const STALL_MS = 500;
+
+/** Tries of a command that met {@link CLUSTER_BUSY}, 100 ms apart. */
+const BUSY_TRIES = 5;
+
+/**
+ * The key a command is routed by: the first key of a script, none for
+ * commands that touch no key (any node answers those).
+ */
+export function routingKey(args: readonly string[]): string | undefined {
+  const name = (args[0] ?? "").toUpperCase();
+  if (name === "EVAL" || name === "EVALSHA") {
+    return Number(args[2]) > 0 ? args[3] : undefined;
+  }
+  if (name === "PUBLISH" || name === "PING" || name === "ROLE") {
+    return undefined;
+  }
+  return args[1];
+}
+
+/**
+ * The primaries a CLUSTER SLOTS reply names, as sorted "host:port" text.
+ * Slots moving between primaries (a resharding) leave it alone: MOVED and
+ * ASK steer those commands. A promotion changes it.
+ */
+export function primaryLayout(reply: unknown): string {
+  if (!Array.isArray(reply)) return "";
+  const primaries = new Set(reply.map((range) => {
+    const primary = (range as unknown[])[2] as unknown[] | undefined;
+    return `${primary?.[0]}:${primary?.[1]}`;
+  }));
+  return [...primaries].sort().join(",");
+}
+
+function clusterBackend(
+  target: ClusterTarget,
+  options: BackendOptions,
+): Backend {
+  const { hooks, channel, connectTimeoutMs } = options;
+  // A cluster has one database; the rest of the URL applies to every node.
+  const { database: _, ...node } = nodeCredentials(
+    target.url,
+    connectTimeoutMs,
+  );
+  const cluster: RedisClusterType = createCluster({
+    rootNodes: target.nodes.map(({ host, port }) => ({
+      socket: { host, port },
+    })),
+    defaults: {
+      ...node,
+      socket: {
+        ...node.socket,
+        // A node's connection comes back by itself, quickly; commands meant
+        // for it fail at once meanwhile (no offline queue) and are kept by
+        // the store.
+        reconnectStrategy: (retries: number) =>
+          Math.min(2000, 100 * 2 ** Math.min(retries, 5)),
+      },
+    },
+    // Connect to a primary when a command needs it: a dead primary must not
+    // stop the other shards' connections from coming up.
+    minimizeConnections: true,
+  });
+  // Discovery reports a seed it could not ask (it goes on to the next) and
+  // nodes report their connections failing: neither ends the generation by
+  // itself; the layout check below decides. A connect that finds no seed
+  // at all rejects `connected`.
+  cluster.on("error", () => checkSoon());
+  cluster.on("node-error", () => checkSoon());
+  /**
+   * The cluster's primaries as this generation learned them. The cluster
+   * client follows MOVED by itself, but not a primary that died or froze:
+   * its commands then fail or time out, no MOVED ever comes, and only a
+   * fresh look at the layout shows the promoted replica. A changed layout
+   * ends the generation; the link builds the next from the seeds.
+   */
+  let layout = "";
+  const readLayout = async () =>
+    primaryLayout(
+      await cluster.sendCommand(undefined, true, ["CLUSTER", "SLOTS"]),
+    );
+  const check = async () => {
+    const now = await readLayout();
+    if (layout !== "" && now !== "" && now !== layout) {
+      hooks.onError(new Error("the cluster's primaries changed"));
+    }
+  };
+  let checkTimer: ReturnType<typeof setTimeout> | undefined;
+  function checkSoon(): void {
+    checkTimer ??= setTimeout(() => {
+      checkTimer = undefined;
+      check().catch(() => {});
+    }, 250);
+  }
+  const send = async (args: readonly string[]): Promise<unknown> => {
+    if (args[0] === "PING") {
+      await check();
+      return "PONG";
+    }
+    for (let attempt = 1;; attempt++) {
+      // A primary that froze answers nothing and closes nothing: a command
+      // that hangs is the only sign, so while one hangs the layout is
+      // looked at again and again, to see its replica promoted at once.
+      const stalled = setInterval(checkSoon, STALL_MS);
+      try {
+        return await cluster.sendCommand(routingKey(args), false, [...args]);
+      } catch (error) {
+        const busy = error instanceof ErrorReply &&
+          CLUSTER_BUSY.test(error.message);
+        if (!busy || attempt >= BUSY_TRIES) {
+          if (!(error instanceof ErrorReply) || busy) checkSoon();
+          throw error;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      } finally {
+        clearInterval(stalled);
+      }
+    }
+  };
+  const connected = cluster.connect()
+    .then(() => cluster.subscribe(channel, hooks.onMessage))
+    .then(async () => {
+      layout = await readLayout();
+    });
+  return {
+    connected,
+    target: () =>
+      cluster.isOpen
+        ? cluster.masters.map((m) => m.address).sort().join(",")
+        : "",
+    send,
+    pipeline: (commands) => Promise.all(commands.map(send)),
+    async close() {
+      clearTimeout(checkTimer);
+      await connected.catch(() => {});
+      await cluster.close().catch(() => {});
+      destroyQuietly(cluster);
+    },
+    destroy() {
+      clearTimeout(checkTimer);
+      destroyQuietly(cluster);
     },
   };
 }

@@ -22,7 +22,7 @@
 
 import { ErrorReply } from "@redis/client";
 import type { Clock, TimerHandle } from "../clock.ts";
-import { redact } from "../redact.ts";
+import { redact, redactText } from "../redact.ts";
 import type { Logger } from "../logger.ts";
 import { Histogram, latencyBuckets } from "../metrics.ts";
 import {
@@ -40,10 +40,18 @@ export type FailureKind =
   | "connection"
   | "reply"
   | "readonly"
+  | "cluster"
   | "overload";
 
 /** Replies that mean the node cannot take writes: rebuild the link. */
 const NOT_WRITABLE = /^(READONLY|LOADING|MASTERDOWN)\b/;
+
+/**
+ * Replies of a cluster in motion: a slot being moved (TRYAGAIN, or MOVED
+ * and ASK beyond the client's redirections) or a shard without a primary
+ * (CLUSTERDOWN). Only that shard's calls fail; the link stays.
+ */
+const CLUSTER_MOVING = /^(TRYAGAIN|CLUSTERDOWN|MOVED|ASK)\b/;
 
 /** A failed Redis call, with the kind it is counted under. */
 export class RedisCallError extends Error {
@@ -473,6 +481,9 @@ export class RedisLink {
       if (gen && !gen.dead) this.#notWritable(gen, reply);
       return this.#count("readonly", reply);
     }
+    if (replies.some((r) => CLUSTER_MOVING.test(r))) {
+      return this.#count("cluster", text);
+    }
     if (error instanceof ErrorReply) return this.#count("reply", text);
     if (/queue is full/i.test(text)) return this.#count("overload", text);
     return this.#count("connection", text);
@@ -496,12 +507,27 @@ export class RedisLink {
   #describe(): string {
     const target = this.#options.target;
     if (target.kind === "url") return redact(target.url);
+    if (target.kind === "cluster") {
+      const where = this.target ||
+        target.nodes.map((n) => `${n.host}:${n.port}`)
+          .join(",");
+      return `cluster ${where}`;
+    }
     const where = this.target;
     return `sentinel ${target.masterName}${where ? ` at ${where}` : ""}`;
   }
 
   #count(kind: FailureKind, text: string): RedisCallError {
-    this.#errors.set(kind, (this.#errors.get(kind) ?? 0) + 1);
+    const seen = this.#errors.get(kind) ?? 0;
+    // The first of each kind tells an operator what went wrong; the rest
+    // are counted in the metrics.
+    if (seen === 0 && kind !== "offline") {
+      this.#options.logger.warn("first redis error of its kind", {
+        kind,
+        error: redactText(text).slice(0, 200),
+      });
+    }
+    this.#errors.set(kind, seen + 1);
     return new RedisCallError(kind, text);
   }
 }

@@ -99,6 +99,8 @@ export class RedisStore implements SessionStore {
   };
   #flushing = false;
   #flushTimer: TimerHandle | undefined;
+  /** In a cluster, keys carry a hash tag (see {@link RedisStore.#key}). */
+  readonly #cluster: boolean;
   /** Claims for the next script call, sent at the end of this turn. */
   #claims: PendingClaim[] = [];
   #claimTimer: TimerHandle | undefined;
@@ -106,6 +108,7 @@ export class RedisStore implements SessionStore {
   /** Starts connecting at once; the store serves before Redis answers. */
   constructor(options: RedisStoreOptions) {
     this.#prefix = options.prefix;
+    this.#cluster = options.target.kind === "cluster";
     // EX takes whole seconds; round up so a record never dies early.
     this.#ttlS = Math.max(1, Math.ceil(options.ttlMs / 1000));
     this.#instanceId = options.instanceId ?? crypto.randomUUID();
@@ -185,12 +188,23 @@ export class RedisStore implements SessionStore {
     });
   }
 
-  /** Sends the waiting claims, at most one batch size per script call. */
+  /**
+   * Sends the waiting claims, at most one batch size per script call; in a
+   * cluster one call per hash tag, since a script may only touch one slot.
+   */
   #sendClaims(): void {
-    const waiting = this.#claims;
+    const groups = new Map<string, PendingClaim[]>();
+    for (const claim of this.#claims) {
+      const tag = this.#cluster ? hashTag(claim.id) : "";
+      const group = groups.get(tag);
+      if (group) group.push(claim);
+      else groups.set(tag, [claim]);
+    }
     this.#claims = [];
-    for (let i = 0; i < waiting.length; i += this.#batchSize) {
-      this.#claimBatch(waiting.slice(i, i + this.#batchSize));
+    for (const waiting of groups.values()) {
+      for (let i = 0; i < waiting.length; i += this.#batchSize) {
+        this.#claimBatch(waiting.slice(i, i + this.#batchSize));
+      }
     }
   }
 
@@ -355,8 +369,16 @@ export class RedisStore implements SessionStore {
     await this.#link.close();
   }
 
+  /**
+   * A session's key. In a cluster it carries a hash tag of the id's first
+   * character: 64 slots, spread over the shards, so a storm's claims go as
+   * at most 64 script calls however many arrive together, while one slot
+   * never holds more than 1/64 of the sessions.
+   */
   #key(id: string): string {
-    return `${this.#prefix}session:${id}`;
+    return this.#cluster
+      ? `${this.#prefix}session:{${hashTag(id)}}${id}`
+      : `${this.#prefix}session:${id}`;
   }
 
   async #refreshBatch(
@@ -488,6 +510,11 @@ export class RedisStore implements SessionStore {
       }
     }
   }
+}
+
+/** The hash tag of a session id in a cluster: its first character. */
+function hashTag(id: string): string {
+  return id.slice(0, 1);
 }
 
 /** The claim in `fields` from `at` (start, epoch, superseded), or null. */
