@@ -17,6 +17,7 @@ import { parseArgs } from "node:util";
 import { FaultBed } from "../dev/fault_bed.ts";
 import { type FaultFigures, figuresTable } from "../dev/fault_report.ts";
 import {
+  CLUSTER_FAULTS,
   type FaultKind,
   FAULTS,
   runFault,
@@ -46,7 +47,9 @@ const HELP = `Usage: deno task chaos [options]
   --lossy <s>       how long the link stays slow (150 ms) and lossy (3%) [20]
   --store <kind>    redis: the instance faults above, on one Redis;
                     sentinel: a primary, a replica and three sentinels, and
-                    the store faults ${STORE_FAULTS.join(", ")} [redis]
+                    the store faults ${STORE_FAULTS.join(", ")};
+                    cluster: a Redis Cluster of three shards (a primary and
+                    a replica each), and ${CLUSTER_FAULTS.join(", ")} [redis]
   --window <s>      store faults: Redis commands per connection per minute
                     are counted over this long before and after [60]
   --fleet <list>    instead of faults, the fleet's changes, each on a bed
@@ -171,11 +174,13 @@ export async function main(args: string[]): Promise<number> {
     say(`chaos: Invalid --faults "${bad}": expected ${FAULTS.join(", ")}`);
     return 2;
   }
-  if (values.store !== "redis" && values.store !== "sentinel") {
-    say(`chaos: Invalid --store "${values.store}": expected redis or sentinel`);
+  if (!["redis", "sentinel", "cluster"].includes(values.store)) {
+    say(
+      `chaos: Invalid --store "${values.store}": expected redis, sentinel or cluster`,
+    );
     return 2;
   }
-  const sentinel = values.store === "sentinel";
+  const sentinel = values.store !== "redis";
   const fleet = !sentinel && values.fleet !== undefined;
   const plan = fleet ? fleetPlan(values) : null;
   if (typeof plan === "string") {
@@ -189,7 +194,13 @@ export async function main(args: string[]): Promise<number> {
     return 2;
   }
   if (sentinel) {
-    return await storeChaos(args, clients, Number(values.window), values.tag);
+    return await storeChaos(
+      args,
+      values.store as "sentinel" | "cluster",
+      clients,
+      Number(values.window),
+      values.tag,
+    );
   }
   if (plan) {
     return await fleetChaos(args, { clients, ...plan, tag: values.tag });
@@ -333,15 +344,21 @@ async function fleetChaos(
   return met ? 0 : 1;
 }
 
-/** Redis commands the primary processed per connection per minute. */
+/**
+ * Redis commands the primaries processed per connection per minute (one
+ * primary, or every shard's of a cluster, summed).
+ */
 async function commandRate(
   bed: FaultBed,
   windowS: number,
 ): Promise<number> {
   const total = async () => {
-    const primary = await bed.primary();
-    const info = await bed.redisCli(primary.host, 6379, "INFO", "stats");
-    return Number(/total_commands_processed:(\d+)/.exec(info)?.[1] ?? NaN);
+    let sum = 0;
+    for (const primary of await bed.primaries()) {
+      const info = await bed.redisCli(primary.host, 6379, "INFO", "stats");
+      sum += Number(/total_commands_processed:(\d+)/.exec(info)?.[1] ?? NaN);
+    }
+    return sum;
   };
   const before = await total();
   await new Promise((resolve) => setTimeout(resolve, windowS * 1000));
@@ -350,9 +367,10 @@ async function commandRate(
     100;
 }
 
-/** The store faults of a Sentinel-managed Redis, with their figures. */
+/** The store faults of a Sentinel-managed Redis or a cluster, with figures. */
 async function storeChaos(
   args: string[],
+  store: "sentinel" | "cluster",
   clients: number,
   windowS: number,
   tag: string,
@@ -362,15 +380,18 @@ async function storeChaos(
   const rows: Array<StoreFaultFigures & { instance: string }> = [];
   let before = NaN, after = NaN;
   {
-    say(`chaos: starting the Sentinel bed with ${clients} clients`);
+    say(`chaos: starting the ${store} bed with ${clients} clients`);
     await using bed = await FaultBed.start({
       clients,
       rampMs: Math.max(2000, clients),
-      store: "sentinel",
+      store,
     });
     say(`chaos: counting Redis commands for ${windowS} s`);
     before = await commandRate(bed, windowS);
-    for (const fault of STORE_FAULTS as readonly StoreFaultKind[]) {
+    const faults: readonly StoreFaultKind[] = store === "cluster"
+      ? CLUSTER_FAULTS
+      : STORE_FAULTS;
+    for (const fault of faults) {
       say(`chaos: ${fault}...`);
       rows.push(
         await runStoreFault(bed, fault, {
@@ -386,7 +407,10 @@ async function storeChaos(
   say(figuresTable(rows));
   let met = true;
   for (const r of rows) {
-    const ok = r.affected === 0 && r.continuityViolations === 0 &&
+    // A resharding kills an instance on purpose: its clients must resume.
+    const ok =
+      (r.fault === "reshard" ? r.resumed === r.affected : r.affected === 0) &&
+      r.continuityViolations === 0 &&
       r.duplicates === 0 && r.ended === 0 && r.storesSettled &&
       r.recordsOnPrimary >= r.clientsStarted;
     if (!ok) met = false;
@@ -401,10 +425,15 @@ async function storeChaos(
   say(
     `Redis commands per connection per minute: ${before} before, ${after} after`,
   );
-  const base = await writeResult("chaos-store", args, tag, {
-    commandsPerConnectionMinute: { before, after },
-    results: rows,
-  });
+  const base = await writeResult(
+    `chaos-${store === "cluster" ? "cluster" : "store"}`,
+    args,
+    tag,
+    {
+      commandsPerConnectionMinute: { before, after },
+      results: rows,
+    },
+  );
   say(`results: ${base}.json`);
   return met ? 0 : 1;
 }

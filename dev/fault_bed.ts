@@ -2,7 +2,8 @@
  * The fault bed: a small deployment on real hosts (network namespaces, see
  * netns.ts). Redis on one host (or, with `store: "sentinel"`, a primary, a
  * replica and three sentinels from deploy/redis/sentinel.conf on three
- * hosts), three ws-time instances on three more, HAProxy with the shipped
+ * hosts; with `store: "cluster"`, a Redis Cluster of three primaries and
+ * three replicas, each node on a host of its own), three ws-time instances on three more, HAProxy with the shipped
  * config on another, and the clients (the page's reconnecting client,
  * fault_clients.ts) on the last. The third instance's link runs through
  * the link emulator, so it can be made slow and lossy. Faults are real:
@@ -30,6 +31,11 @@ const SENTINEL_PORTS = [26379, 26380, 26381];
 // requires: the sentinels' own password and the data nodes'.
 const SENTINEL_PASSWORD = `sentinel-${crypto.randomUUID()}`;
 const DATA_PASSWORD = `data-${crypto.randomUUID()}`;
+/**
+ * The cluster's node timeout: short, so a test sees a failover within
+ * seconds (Redis's default is 15 s, ElastiCache's similar).
+ */
+export const BED_CLUSTER_NODE_TIMEOUT_MS = 2000;
 
 /** One ws-time instance of the bed. */
 export interface BedInstance {
@@ -45,12 +51,17 @@ export interface RedisNode {
   readonly name: string;
   readonly host: Host;
   child: Child;
+  /** Its working folder (a cluster node keeps its nodes.conf there). */
+  dir?: string;
 }
 
 /** How the bed is built. */
 export interface BedOptions {
-  /** One Redis, or a primary and a replica under three sentinels. */
-  readonly store?: "redis" | "sentinel";
+  /**
+   * One Redis, a primary and a replica under three sentinels, or a Redis
+   * Cluster of three shards.
+   */
+  readonly store?: "redis" | "sentinel" | "cluster";
   /** Clients started once the bed is up. */
   readonly clients: number;
   /** Spread the clients' first connections over this long (ms). */
@@ -81,6 +92,8 @@ export class FaultBed implements AsyncDisposable {
   readonly redisNodes: RedisNode[] = [];
   readonly #sentinelHost: Host | undefined;
   readonly #replicaHost: Host | undefined;
+  /** The cluster's six node hosts, in creation order. */
+  readonly #clusterHosts: Host[] = [];
   #tempDir = "";
   #added = 0;
   /** Hosts not yet running an instance, in order. */
@@ -148,6 +161,11 @@ export class FaultBed implements AsyncDisposable {
         ...(sentinels ? { sentinels } : {}),
       }, options);
       bed.#spares.push(...spares);
+      if (options.store === "cluster") {
+        for (let k = 0; k < 6; k++) {
+          bed.#clusterHosts.push(await net.addHost(`c${k + 1}`, 21 + k));
+        }
+      }
       bed.#tempDir = await Deno.makeTempDir({ prefix: "ws-time-bed-" });
       await bed.#startRedis();
       for (const [i, host] of hosts.entries()) {
@@ -324,8 +342,18 @@ export class FaultBed implements AsyncDisposable {
     await ip("-n", node.ns, "route", verb, "blackhole", `${host.address}/32`);
   }
 
-  /** The node the sentinels name as primary now. */
+  /**
+   * The node the sentinels name as primary now; in a cluster, the primary
+   * of the shard that holds slot 0 (the shard the faults strike).
+   */
   async primary(): Promise<RedisNode> {
+    if (this.#options.store === "cluster") {
+      const address = (await this.#clusterLayout()).find((r) => r.from === 0)
+        ?.address;
+      const node = this.redisNodes.find((n) => n.host.address === address);
+      if (!node) throw new Error(`no primary holds slot 0 (${address})`);
+      return node;
+    }
     const reply = await this.redisCli(
       this.#sentinelHost!,
       26379,
@@ -337,6 +365,83 @@ export class FaultBed implements AsyncDisposable {
     const node = this.redisNodes.find((n) => n.host.address === address);
     if (!node) throw new Error(`unknown primary "${reply}"`);
     return node;
+  }
+
+  /** Every node acting as a primary now (the one primary without a cluster). */
+  async primaries(): Promise<RedisNode[]> {
+    if (this.#options.store !== "cluster") return [await this.primary()];
+    const addresses = new Set(
+      (await this.#clusterLayout()).map((r) => r.address),
+    );
+    return this.redisNodes.filter((n) => addresses.has(n.host.address));
+  }
+
+  /** The cluster's slot ranges and their primaries, asked of a live node. */
+  async #clusterLayout(): Promise<Array<{ from: number; address: string }>> {
+    for (const node of this.redisNodes) {
+      const reply = await this.#clusterCli(node.host, "CLUSTER", "SLOTS");
+      // redis-cli prints nested arrays one value a line: from, to, then the
+      // primary's address and port.
+      const lines = reply.split("\n").map((l) => l.trim()).filter((l) => l);
+      const out: Array<{ from: number; address: string }> = [];
+      for (let i = 0; i + 2 < lines.length; i++) {
+        if (
+          /^\d+$/.test(lines[i]!) && /^\d+$/.test(lines[i + 1]!) &&
+          /^\d+\.\d+\.\d+\.\d+$/.test(lines[i + 2]!)
+        ) {
+          out.push({ from: Number(lines[i]), address: lines[i + 2]! });
+          i += 2;
+          // Skip the rest of the range's entry: port, id, replicas.
+          while (i + 1 < lines.length && !/^\d+$/.test(lines[i + 1]!)) i++;
+        }
+      }
+      if (out.length > 0) return out;
+    }
+    throw new Error("no cluster node answered CLUSTER SLOTS");
+  }
+
+  /** redis-cli on a cluster node, bounded: a frozen node answers nothing. */
+  async #clusterCli(host: Host, ...args: string[]): Promise<string> {
+    return await this.#redisCli(host, 6379, true, args, 1);
+  }
+
+  /**
+   * Moves `slots` slots from the shard that holds slot 0 to another shard,
+   * with redis-cli's resharding (MIGRATE, key by key, while clients write).
+   */
+  async reshard(slots: number): Promise<void> {
+    const from = await this.primary();
+    const to = (await this.primaries()).find((n) => n !== from)!;
+    const id = async (node: RedisNode) =>
+      (await this.redisCli(node.host, 6379, "CLUSTER", "MYID")).trim();
+    const out = await new Deno.Command("ip", {
+      args: [
+        "netns",
+        "exec",
+        from.host.ns,
+        "redis-cli",
+        "--no-auth-warning",
+        "-a",
+        DATA_PASSWORD,
+        "--cluster",
+        "reshard",
+        `${from.host.address}:6379`,
+        "--cluster-from",
+        await id(from),
+        "--cluster-to",
+        await id(to),
+        "--cluster-slots",
+        String(slots),
+        "--cluster-yes",
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (!out.success) {
+      throw new Error(
+        `reshard failed: ${new TextDecoder().decode(out.stderr).slice(-500)}`,
+      );
+    }
   }
 
   /**
@@ -357,8 +462,10 @@ export class FaultBed implements AsyncDisposable {
     port: number,
     authenticate: boolean,
     args: string[],
+    timeoutS?: number,
   ): Promise<string> {
-    const password = this.#options.store !== "sentinel" || !authenticate
+    const password = this.#options.store === "redis" ||
+        this.#options.store === undefined || !authenticate
       ? undefined
       : SENTINEL_PORTS.includes(port)
       ? SENTINEL_PASSWORD
@@ -368,6 +475,7 @@ export class FaultBed implements AsyncDisposable {
         "netns",
         "exec",
         host.ns,
+        ...(timeoutS === undefined ? [] : ["timeout", String(timeoutS)]),
         "redis-cli",
         "-h",
         host.address,
@@ -384,7 +492,86 @@ export class FaultBed implements AsyncDisposable {
 
   /** Starts a Redis node again (after a SIGKILL), empty, as a primary. */
   async restartRedis(node: RedisNode): Promise<void> {
-    node.child = await this.#startRedisOn(node.host, []);
+    if (this.#options.store !== "cluster") {
+      node.child = await this.#startRedisOn(node.host, []);
+      return;
+    }
+    // With its nodes.conf: it rejoins, as a replica of its promoted one,
+    // and is of use for the next failover only once it holds the data.
+    node.child = await this.#startRedisOn(
+      node.host,
+      this.#clusterArgs(),
+      node.dir,
+    );
+    await waitFor(
+      async () =>
+        /master_link_status:up/.test(
+          await this.#clusterCli(node.host, "INFO", "replication"),
+        ),
+      30_000,
+      `${node.name} to sync as a replica`,
+    );
+  }
+
+  /** The flags of every cluster node. */
+  #clusterArgs(): string[] {
+    return [
+      "--cluster-enabled",
+      "yes",
+      "--cluster-config-file",
+      "nodes.conf",
+      "--cluster-node-timeout",
+      String(BED_CLUSTER_NODE_TIMEOUT_MS),
+      // A shard without a primary must not stop the others (the managed
+      // services run so too).
+      "--cluster-require-full-coverage",
+      "no",
+    ];
+  }
+
+  /** Six nodes joined as three shards of a primary and a replica. */
+  async #startCluster(): Promise<void> {
+    for (const [k, host] of this.#clusterHosts.entries()) {
+      const dir = await Deno.makeTempDir({ dir: this.#tempDir });
+      const child = await this.#startRedisOn(host, this.#clusterArgs(), dir);
+      this.redisNodes.push({ name: `c${k + 1}`, host, child, dir });
+    }
+    const first = this.#clusterHosts[0]!;
+    const out = await new Deno.Command("ip", {
+      args: [
+        "netns",
+        "exec",
+        first.ns,
+        "redis-cli",
+        "--no-auth-warning",
+        "-a",
+        DATA_PASSWORD,
+        "--cluster",
+        "create",
+        ...this.#clusterHosts.map((h) => `${h.address}:6379`),
+        "--cluster-replicas",
+        "1",
+        "--cluster-yes",
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (!out.success) {
+      throw new Error(
+        `cluster create: ${new TextDecoder().decode(out.stdout).slice(-800)}`,
+      );
+    }
+    await waitFor(
+      async () => {
+        for (const node of this.redisNodes) {
+          const info = await this.#clusterCli(node.host, "CLUSTER", "INFO");
+          if (!/cluster_state:ok/.test(info)) return false;
+        }
+        return true;
+      },
+      30_000,
+      "every cluster node to report ok",
+    );
   }
 
   /** Each instance's store as its health details report it. */
@@ -426,6 +613,7 @@ export class FaultBed implements AsyncDisposable {
   }
 
   async #startRedis(): Promise<void> {
+    if (this.#options.store === "cluster") return await this.#startCluster();
     const primary = await this.#startRedisOn(this.#redis, []);
     this.redisNodes.push({ name: "redis", host: this.#redis, child: primary });
     if (this.#options.store !== "sentinel") return;
@@ -475,10 +663,14 @@ export class FaultBed implements AsyncDisposable {
     }
   }
 
-  async #startRedisOn(host: Host, args: string[]): Promise<Child> {
+  async #startRedisOn(
+    host: Host,
+    args: string[],
     // Its own folder: a replica's full sync writes the snapshot it
     // receives to disk, which must not land in the working directory.
-    const dir = await Deno.makeTempDir({ dir: this.#tempDir });
+    dir?: string,
+  ): Promise<Child> {
+    dir ??= await Deno.makeTempDir({ dir: this.#tempDir });
     const child = this.#net.spawn(host.ns, "redis-server", [
       "--dir",
       dir,
@@ -492,7 +684,8 @@ export class FaultBed implements AsyncDisposable {
       "no",
       "--protected-mode",
       "no",
-      ...(this.#options.store === "sentinel"
+      ...(this.#options.store === "sentinel" ||
+          this.#options.store === "cluster"
         ? ["--requirepass", DATA_PASSWORD, "--masterauth", DATA_PASSWORD]
         : []),
       ...args,
@@ -525,6 +718,13 @@ export class FaultBed implements AsyncDisposable {
           SENTINEL_PASSWORD,
           "--redis",
           `redis://:${DATA_PASSWORD}@wstime`,
+        ]
+        : this.#options.store === "cluster"
+        ? [
+          "--redis-cluster",
+          this.#clusterHosts.map((h) => `${h.address}:6379`).join(","),
+          "--redis",
+          `redis://:${DATA_PASSWORD}@cluster`,
         ]
         : ["--redis", `redis://${this.#redis.address}:6379`]),
       "--session-secret",

@@ -163,8 +163,23 @@ export const STORE_FAULTS = [
   "primary-partition",
 ] as const;
 
-/** One of {@link STORE_FAULTS}. */
-export type StoreFaultKind = typeof STORE_FAULTS[number];
+/**
+ * Faults of a Redis Cluster (a bed with `store: "cluster"`): the primary of
+ * one shard killed, frozen past the node timeout, or cut from one instance,
+ * and slots moved to another shard while an instance's clients resume
+ * elsewhere and new ones arrive.
+ */
+export const CLUSTER_FAULTS = [
+  "primary-kill",
+  "primary-freeze",
+  "primary-partition",
+  "reshard",
+] as const;
+
+/** One of {@link STORE_FAULTS} or {@link CLUSTER_FAULTS}. */
+export type StoreFaultKind =
+  | typeof STORE_FAULTS[number]
+  | typeof CLUSTER_FAULTS[number];
 
 /** What a store fault did, beside what the clients saw. */
 export interface StoreFaultFigures extends FaultFigures {
@@ -189,9 +204,6 @@ export interface StoreFaultFigures extends FaultFigures {
 }
 
 type Stores = Awaited<ReturnType<FaultBed["stores"]>>;
-
-const sumOf = (stores: Stores, figure: string) =>
-  stores.reduce((sum, s) => sum + (s.figures[figure] ?? 0), 0);
 
 async function tokenResumes(bed: FaultBed): Promise<number> {
   let total = 0;
@@ -248,6 +260,19 @@ export async function runStoreFault(
       await sleep(2000);
       primary.child.kill("SIGCONT");
       break;
+    case "reshard": {
+      // The slots move key by key (MIGRATE) while the killed instance's
+      // clients resume on the others and new clients arrive: claims meet
+      // ASK and TRYAGAIN.
+      const i = await target(bed);
+      instance = bed.instances[i]!.name;
+      const moving = bed.reshard(2000);
+      await bed.kill(i);
+      await bed.addClients(30);
+      await moving;
+      await bed.restart(i);
+      break;
+    }
     case "primary-partition": {
       const i = await target(bed);
       instance = bed.instances[i]!.name;
@@ -278,17 +303,21 @@ export async function runStoreFault(
   let records = 0;
   const recordsDeadline = Date.now() + 10_000;
   while (Date.now() < recordsDeadline) {
-    // Session records only: the fleet's presence hash is a key too.
-    records = Number(
-      await bed.redisCli(
-        now.host,
-        6379,
-        "EVAL",
-        "return #redis.call('KEYS', ARGV[1])",
-        "0",
-        "ws-time:session:*",
-      ),
-    );
+    // Session records only: the fleet's presence hash is a key too. In a
+    // cluster, every shard's primary holds its share.
+    records = 0;
+    for (const node of await bed.primaries()) {
+      records += Number(
+        await bed.redisCli(
+          node.host,
+          6379,
+          "EVAL",
+          "return #redis.call('KEYS', ARGV[1])",
+          "0",
+          "ws-time:session:*",
+        ),
+      );
+    }
     if (records >= bed.clients) break;
     await sleep(500);
   }
@@ -300,8 +329,18 @@ export async function runStoreFault(
     Date.now(),
     duplicates,
   );
+  // Per instance, never below zero: an instance restarted by the fault
+  // (the resharding's) starts its counts again.
   const delta = (figure: string) =>
-    sumOf(after, figure) - sumOf(before, figure);
+    after.reduce(
+      (sum, s, i) =>
+        sum +
+        Math.max(
+          0,
+          (s.figures[figure] ?? 0) - (before[i]?.figures[figure] ?? 0),
+        ),
+      0,
+    );
   return {
     ...figures,
     instance,
@@ -318,7 +357,10 @@ export async function runStoreFault(
     replayed: delta("flushed"),
     failoversSeen: Math.min(
       ...after.map((s, i) =>
-        (s.figures.failovers ?? 0) - (before[i]?.figures.failovers ?? 0)
+        Math.max(
+          0,
+          (s.figures.failovers ?? 0) - (before[i]?.figures.failovers ?? 0),
+        )
       ),
     ),
     tokenResumes: await tokenResumes(bed) - tokensBefore,

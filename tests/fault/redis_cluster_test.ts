@@ -1,0 +1,102 @@
+/**
+ * The session store on a Redis Cluster under load: three primaries and
+ * three replicas, each on a host of its own (network namespaces), three
+ * instances with --redis-cluster, 300 clients through HAProxy. One shard's
+ * primary is killed (its replica promoted), frozen past the node timeout,
+ * cut off from one instance only, and its slots are moved to another shard
+ * while an instance's clients resume elsewhere. No client may lose its
+ * count, no record may be lost, no session may be live twice.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { FaultBed } from "../../dev/fault_bed.ts";
+import { figuresTable } from "../../dev/fault_report.ts";
+import {
+  CLUSTER_FAULTS,
+  runStoreFault,
+  type StoreFaultFigures,
+} from "../../dev/fault_scenarios.ts";
+import { netnsUnavailable } from "../../dev/netns.ts";
+import { waitFor } from "../../dev/timing.ts";
+
+const unavailable = netnsUnavailable();
+
+Deno.test({
+  name: unavailable === null
+    ? "--redis-cluster: a shard's primary killed, frozen and cut off, and a resharding, cost 300 clients nothing"
+    : `--redis-cluster (skipped: cannot create network namespaces here: ${unavailable})`,
+  ignore: unavailable !== null,
+  async fn(t) {
+    await using bed = await FaultBed.start({ clients: 300, store: "cluster" });
+    await waitFor(
+      async () => (await bed.status()).connected === bed.clients,
+      30_000,
+      "every client connected",
+    );
+    // The sessions are spread over the three shards by their hash tags.
+    const shares = [];
+    for (const node of await bed.primaries()) {
+      shares.push(
+        Number(
+          await bed.redisCli(
+            node.host,
+            6379,
+            "EVAL",
+            "return #redis.call('KEYS', ARGV[1])",
+            "0",
+            "ws-time:session:*",
+          ),
+        ),
+      );
+    }
+    assert.equal(shares.length, 3);
+    assert.ok(shares.every((n) => n >= 50), `records per shard: ${shares}`);
+    const rows: StoreFaultFigures[] = [];
+    for (const kind of CLUSTER_FAULTS) {
+      await t.step(kind, async () => {
+        const f = await runStoreFault(bed, kind, {
+          holdMs: 6_000,
+          lossyMs: 0,
+          settleMs: 45_000,
+        });
+        rows.push(f);
+        const what = `${kind} (${f.primaryBefore} -> ${f.primaryAfter})`;
+        assert.equal(f.continuityViolations, 0, `${what}: counts broke`);
+        assert.equal(f.ended, 0, `${what}: clients ended`);
+        assert.equal(f.takenOver, 0, `${what}: a live connection taken over`);
+        assert.equal(f.duplicates, 0, `${what}: duplicate live connections`);
+        assert.ok(f.storesSettled, `${what}: a store did not come back`);
+        assert.ok(
+          f.recordsOnPrimary >= f.clientsStarted,
+          `${what}: ${f.recordsOnPrimary} records for ${f.clientsStarted} sessions`,
+        );
+        if (kind === "reshard") {
+          // The killed instance's clients all came back, with their counts.
+          assert.ok(f.affected > 0, `${what}: nobody had to resume`);
+          assert.equal(f.resumed, f.affected, `${what}: not all resumed`);
+        } else {
+          assert.equal(f.affected, 0, `${what}: clients dropped`);
+        }
+        if (kind === "primary-kill" || kind === "primary-freeze") {
+          assert.notEqual(f.primaryAfter, f.primaryBefore, "no failover");
+          assert.ok(f.failoversSeen >= 1, `${what}: an instance missed it`);
+        }
+        if (kind === "primary-partition") {
+          assert.equal(f.primaryAfter, f.primaryBefore, "no failover");
+          assert.ok(f.buffered >= 1, `${what}: nothing was buffered`);
+          assert.ok(f.replayed >= f.buffered, `${what}: writes not replayed`);
+        }
+      });
+    }
+    // deno-lint-ignore no-console
+    console.log(figuresTable(rows));
+    // deno-lint-ignore no-console
+    console.log(
+      rows.map((r) =>
+        `${r.fault}: promoted after ${r.promotedAfterMs} ms, not writable ${r.notWritableMs} ms, buffered ${r.buffered}, replayed ${r.replayed}, token resumes ${r.tokenResumes}, failovers seen ${r.failoversSeen}, records ${r.recordsOnPrimary}/${r.clientsStarted}`
+      ).join("\n"),
+    );
+  },
+});
