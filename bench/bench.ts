@@ -57,7 +57,9 @@ const HELP = `Usage: deno task bench [options]
   --server-args <s>    extra ws-time flags, e.g. "--idle-timeout=60"
   --server-env <s>     extra server environment, e.g. "MALLOC_CONF=narenas:1"
   --mode <list>        storm/drain clients: jitter, immediate [jitter,immediate]
-  --store <name>       storm/drain store: redis or memory [redis]
+  --store <name>       storm/drain/store: redis, cluster (three shards of a
+                       primary and a replica on loopback) or memory (not for
+                       store) [redis]
   --base-ms <list>     storm/drain: the client's backoff base, ms (its first
                        retry window); several draw 99% resumed against the
                        window beside a model [its default]
@@ -100,7 +102,7 @@ export interface BenchOptions {
   readonly heapSnapshot: boolean;
   readonly allocatorStats: boolean;
   readonly modes: Array<"jitter" | "immediate">;
-  readonly store: "redis" | "memory";
+  readonly store: "redis" | "cluster" | "memory";
   readonly drainDelayMs: number;
   readonly drainPeriodMs: number;
   readonly baseMs: number[];
@@ -207,12 +209,12 @@ export function parseBenchArgs(args: string[]): BenchOptions | null {
       return m;
     }),
     store: (() => {
-      if (values.store !== "redis" && values.store !== "memory") {
+      if (!["redis", "cluster", "memory"].includes(values.store)) {
         throw new Error(
-          `Invalid --store "${values.store}": expected redis or memory`,
+          `Invalid --store "${values.store}": expected redis, cluster or memory`,
         );
       }
-      return values.store;
+      return values.store as "redis" | "cluster" | "memory";
     })(),
     drainDelayMs: int("drain-delay", values["drain-delay"], 0),
     baseMs: values["base-ms"].split(",").map((b) =>
@@ -350,7 +352,13 @@ function soakChart(results: SoakResult[]): string {
 
 /** Runs the store scenario for every (profile, N). */
 function storeSweep(options: BenchOptions): Promise<StoreResult[]> {
-  return sweep(options, runStore);
+  if (options.store === "memory") {
+    throw new Error(
+      "the store scenario counts Redis commands: --store redis or cluster",
+    );
+  }
+  const store = options.store;
+  return sweep(options, (load) => runStore(load, store));
 }
 
 /** Runs steady/connect for every (profile, N); returns the results. */

@@ -12,6 +12,7 @@
 import { Child } from "../dev/child.ts";
 import { ROOT } from "../dev/paths.ts";
 import { startRedis } from "../dev/redis.ts";
+import { startRedisCluster } from "../dev/redis_cluster.ts";
 import { sleep, waitFor } from "../dev/timing.ts";
 import { ChildEvents } from "./child_events.ts";
 import { freePort } from "../dev/ports.ts";
@@ -30,8 +31,11 @@ export interface StormOptions {
   readonly settings: Settings;
   readonly connections: number;
   readonly mode: "jitter" | "immediate";
-  /** "redis" (the product's shared store) or "memory" (token resume only). */
-  readonly store: "redis" | "memory";
+  /**
+   * "redis" (the product's shared store, one node), "cluster" (a Redis
+   * Cluster of three shards) or "memory" (token resume only).
+   */
+  readonly store: "redis" | "cluster" | "memory";
   readonly processes: number;
   /** Survivor processes sharing one port (--reuse-port), as deployed. */
   readonly survivors: number;
@@ -117,6 +121,9 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
   await using redis = options.store === "redis" && !reference
     ? await startRedis()
     : null;
+  await using cluster = options.store === "cluster" && !reference
+    ? await startRedisCluster()
+    : null;
   const secret = crypto.randomUUID() + crypto.randomUUID();
   const args = [
     "--session-secret",
@@ -126,6 +133,9 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
     "--drain-period",
     `${options.drainPeriodMs}ms`,
     ...(redis ? ["--redis", redis.url] : []),
+    ...(cluster
+      ? ["--redis-cluster", cluster.seeds, "--redis", cluster.credentials]
+      : []),
   ];
   const launch = (name: string) =>
     launchServer({
@@ -158,7 +168,7 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
       }),
     );
   }
-  if (redis) await requireRedisStore(a);
+  if (redis || cluster) await requireRedisStore(a);
 
   const p = Math.max(1, options.processes);
   const children = Array.from({ length: p }, (_, i) => {
@@ -212,7 +222,13 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
   const meters = {
     survivors: new CpuMeter(survivors.map((s) => s.pid)),
     clients: new CpuMeter(children.map((c) => c.process.pid)),
-    redis: new CpuMeter(redis ? [redis.child.process.pid] : []),
+    redis: new CpuMeter(
+      redis
+        ? [redis.child.process.pid]
+        : cluster
+        ? cluster.nodes.map((node) => node.child.process.pid)
+        : [],
+    ),
   };
   const began = performance.now();
   await send("failover");
@@ -258,7 +274,14 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
   );
   await send("close");
   return {
-    ...summarize(options, reports, signalAt, before, after, !!redis),
+    ...summarize(
+      options,
+      reports,
+      signalAt,
+      before,
+      after,
+      redis ? "redis" : cluster ? "redis cluster (3 shards)" : null,
+    ),
     survivors: survivorCount,
     cpuSeconds,
     survivorCpuMsPerSession: count("resumed") > 0
@@ -275,7 +298,7 @@ function summarize(
   signalAt: number,
   before: { overflows: number; drops: number },
   after: { overflows: number; drops: number },
-  redis: boolean,
+  store: string | null,
 ): Omit<
   StormResult,
   "survivors" | "cpuSeconds" | "survivorCpuMsPerSession"
@@ -309,9 +332,7 @@ function summarize(
     profile: options.settings.name,
     store: options.settings.reference
       ? "none (token)"
-      : redis
-      ? "redis"
-      : "memory (token resume)",
+      : store ?? "memory (token resume)",
     connections: n,
     resumed: times.length,
     resumedMs: { p50: at(0.5), p99: at(0.99), all: at(1) },

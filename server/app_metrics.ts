@@ -61,6 +61,7 @@ const STORE_FAILURES = [
   "connection",
   "reply",
   "readonly",
+  "cluster",
   "overload",
 ] as const;
 

@@ -85,7 +85,13 @@ Deno.test({
         }
         if (kind === "primary-partition") {
           assert.equal(f.primaryAfter, f.primaryBefore, "no failover");
-          assert.ok(f.buffered >= 1, `${what}: nothing was buffered`);
+          // Only a third of the slots are cut off, and the balancer may send
+          // no new client to the cut instance: the cut shows as writes
+          // buffered, or as time without a writable store, or both.
+          assert.ok(
+            f.buffered >= 1 || f.notWritableMs > 0,
+            `${what}: the cut was not felt`,
+          );
           assert.ok(f.replayed >= f.buffered, `${what}: writes not replayed`);
         }
       });
