@@ -318,16 +318,37 @@ function clusterBackend(
       check().catch(() => {});
     }, 250);
   }
+  /**
+   * Commands in flight and when each was sent, oldest first. A primary
+   * that froze answers nothing and closes nothing: a command that hangs is
+   * the only sign, so while one hangs the layout is looked at again and
+   * again, to see its replica promoted at once. One timer for all, alive
+   * only while commands are in flight: a timer per command would cost more
+   * than the command.
+   */
+  const inflight = new Map<object, number>();
+  let watch: ReturnType<typeof setInterval> | undefined;
+  const track = (): object => {
+    const token = {};
+    inflight.set(token, Date.now());
+    watch ??= setInterval(() => {
+      const oldest = inflight.values().next().value;
+      if (oldest === undefined) {
+        clearInterval(watch);
+        watch = undefined;
+      } else if (Date.now() - oldest >= STALL_MS) {
+        checkSoon();
+      }
+    }, STALL_MS);
+    return token;
+  };
   const send = async (args: readonly string[]): Promise<unknown> => {
     if (args[0] === "PING") {
       await check();
       return "PONG";
     }
     for (let attempt = 1;; attempt++) {
-      // A primary that froze answers nothing and closes nothing: a command
-      // that hangs is the only sign, so while one hangs the layout is
-      // looked at again and again, to see its replica promoted at once.
-      const stalled = setInterval(checkSoon, STALL_MS);
+      const token = track();
       try {
         return await cluster.sendCommand(routingKey(args), false, [...args]);
       } catch (error) {
@@ -339,7 +360,7 @@ function clusterBackend(
         }
         await new Promise((resolve) => setTimeout(resolve, 100));
       } finally {
-        clearInterval(stalled);
+        inflight.delete(token);
       }
     }
   };
@@ -358,12 +379,14 @@ function clusterBackend(
     pipeline: (commands) => Promise.all(commands.map(send)),
     async close() {
       clearTimeout(checkTimer);
+      clearInterval(watch);
       await connected.catch(() => {});
       await cluster.close().catch(() => {});
       destroyQuietly(cluster);
     },
     destroy() {
       clearTimeout(checkTimer);
+      clearInterval(watch);
       destroyQuietly(cluster);
     },
   };
