@@ -286,10 +286,17 @@ export async function runStoreFault(
   // Settled: every store writable with nothing waiting, every client back.
   let after = await bed.stores();
   const deadline = Date.now() + timing.settleMs;
-  while (
-    Date.now() < deadline &&
-    !after.every((s) => s.state === "up" && s.figures.buffered === 0)
-  ) {
+  // After a promotion, also until every instance has found the new primary:
+  // Sentinel tells at once, a cluster's layout is asked at the next PING
+  // (5 s) by an instance that had no command waiting on the old primary.
+  const promotion = kind === "primary-kill" || kind === "primary-freeze";
+  const settledNow = () =>
+    after.every((s, i) =>
+      s.state === "up" && s.figures.buffered === 0 &&
+      (!promotion ||
+        (s.figures.failovers ?? 0) > (before[i]?.figures.failovers ?? 0))
+    );
+  while (Date.now() < deadline && !settledNow()) {
     await sleep(500);
     after = await bed.stores();
   }
