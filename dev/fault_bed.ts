@@ -347,13 +347,7 @@ export class FaultBed implements AsyncDisposable {
    * of the shard that holds slot 0 (the shard the faults strike).
    */
   async primary(): Promise<RedisNode> {
-    if (this.#options.store === "cluster") {
-      const address = (await this.#clusterLayout()).find((r) => r.from === 0)
-        ?.address;
-      const node = this.redisNodes.find((n) => n.host.address === address);
-      if (!node) throw new Error(`no primary holds slot 0 (${address})`);
-      return node;
-    }
+    if (this.#options.store === "cluster") return await this.#primaryOfSlot(0);
     const reply = await this.redisCli(
       this.#sentinelHost!,
       26379,
@@ -367,6 +361,34 @@ export class FaultBed implements AsyncDisposable {
     return node;
   }
 
+  /**
+   * The primary that holds `key` now (the one primary without a cluster):
+   * in a cluster, cutting an instance from the shard of the fleet's
+   * presence key makes the cut felt within a second, whatever sessions the
+   * instance happens to write.
+   */
+  async primaryFor(key: string): Promise<RedisNode> {
+    if (this.#options.store !== "cluster") return await this.primary();
+    for (const node of this.redisNodes) {
+      const slot = Number(
+        await this.#clusterCli(node.host, "CLUSTER", "KEYSLOT", key),
+      );
+      if (Number.isInteger(slot) && slot >= 0) {
+        return await this.#primaryOfSlot(slot);
+      }
+    }
+    throw new Error(`no cluster node gave the slot of ${key}`);
+  }
+
+  async #primaryOfSlot(slot: number): Promise<RedisNode> {
+    const address = (await this.#clusterLayout()).find((r) =>
+      r.from <= slot && slot <= r.to
+    )?.address;
+    const node = this.redisNodes.find((n) => n.host.address === address);
+    if (!node) throw new Error(`no primary holds slot ${slot} (${address})`);
+    return node;
+  }
+
   /** Every node acting as a primary now (the one primary without a cluster). */
   async primaries(): Promise<RedisNode[]> {
     if (this.#options.store !== "cluster") return [await this.primary()];
@@ -376,20 +398,47 @@ export class FaultBed implements AsyncDisposable {
     return this.redisNodes.filter((n) => addresses.has(n.host.address));
   }
 
+  /**
+   * Session records each primary holds (one number without a cluster);
+   * the fleet's presence hash is a key too, and not counted.
+   */
+  async sessionRecords(): Promise<number[]> {
+    const out = [];
+    for (const node of await this.primaries()) {
+      out.push(Number(
+        await this.redisCli(
+          node.host,
+          6379,
+          "EVAL",
+          "return #redis.call('KEYS', ARGV[1])",
+          "0",
+          "ws-time:session:*",
+        ),
+      ));
+    }
+    return out;
+  }
+
   /** The cluster's slot ranges and their primaries, asked of a live node. */
-  async #clusterLayout(): Promise<Array<{ from: number; address: string }>> {
+  async #clusterLayout(): Promise<
+    Array<{ from: number; to: number; address: string }>
+  > {
     for (const node of this.redisNodes) {
       const reply = await this.#clusterCli(node.host, "CLUSTER", "SLOTS");
       // redis-cli prints nested arrays one value a line: from, to, then the
       // primary's address and port.
       const lines = reply.split("\n").map((l) => l.trim()).filter((l) => l);
-      const out: Array<{ from: number; address: string }> = [];
+      const out: Array<{ from: number; to: number; address: string }> = [];
       for (let i = 0; i + 2 < lines.length; i++) {
         if (
           /^\d+$/.test(lines[i]!) && /^\d+$/.test(lines[i + 1]!) &&
           /^\d+\.\d+\.\d+\.\d+$/.test(lines[i + 2]!)
         ) {
-          out.push({ from: Number(lines[i]), address: lines[i + 2]! });
+          out.push({
+            from: Number(lines[i]),
+            to: Number(lines[i + 1]),
+            address: lines[i + 2]!,
+          });
           i += 2;
           // Skip the rest of the range's entry: port, id, replicas.
           while (i + 1 < lines.length && !/^\d+$/.test(lines[i + 1]!)) i++;
@@ -414,34 +463,17 @@ export class FaultBed implements AsyncDisposable {
     const to = (await this.primaries()).find((n) => n !== from)!;
     const id = async (node: RedisNode) =>
       (await this.redisCli(node.host, 6379, "CLUSTER", "MYID")).trim();
-    const out = await new Deno.Command("ip", {
-      args: [
-        "netns",
-        "exec",
-        from.host.ns,
-        "redis-cli",
-        "--no-auth-warning",
-        "-a",
-        DATA_PASSWORD,
-        "--cluster",
-        "reshard",
-        `${from.host.address}:6379`,
-        "--cluster-from",
-        await id(from),
-        "--cluster-to",
-        await id(to),
-        "--cluster-slots",
-        String(slots),
-        "--cluster-yes",
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    if (!out.success) {
-      throw new Error(
-        `reshard failed: ${new TextDecoder().decode(out.stderr).slice(-500)}`,
-      );
-    }
+    await this.#clusterAdmin(from.host, [
+      "reshard",
+      `${from.host.address}:6379`,
+      "--cluster-from",
+      await id(from),
+      "--cluster-to",
+      await id(to),
+      "--cluster-slots",
+      String(slots),
+      "--cluster-yes",
+    ]);
   }
 
   /**
@@ -529,6 +561,30 @@ export class FaultBed implements AsyncDisposable {
     ];
   }
 
+  /** `redis-cli --cluster <args>` from `host`, as an operator runs it. */
+  async #clusterAdmin(host: Host, args: string[]): Promise<void> {
+    const out = await new Deno.Command("ip", {
+      args: [
+        "netns",
+        "exec",
+        host.ns,
+        "redis-cli",
+        "--no-auth-warning",
+        "-a",
+        DATA_PASSWORD,
+        "--cluster",
+        ...args,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (!out.success) {
+      const text = new TextDecoder().decode(out.stdout) +
+        new TextDecoder().decode(out.stderr);
+      throw new Error(`redis-cli --cluster ${args[0]}: ${text.slice(-800)}`);
+    }
+  }
+
   /** Six nodes joined as three shards of a primary and a replica. */
   async #startCluster(): Promise<void> {
     for (const [k, host] of this.#clusterHosts.entries()) {
@@ -536,31 +592,13 @@ export class FaultBed implements AsyncDisposable {
       const child = await this.#startRedisOn(host, this.#clusterArgs(), dir);
       this.redisNodes.push({ name: `c${k + 1}`, host, child, dir });
     }
-    const first = this.#clusterHosts[0]!;
-    const out = await new Deno.Command("ip", {
-      args: [
-        "netns",
-        "exec",
-        first.ns,
-        "redis-cli",
-        "--no-auth-warning",
-        "-a",
-        DATA_PASSWORD,
-        "--cluster",
-        "create",
-        ...this.#clusterHosts.map((h) => `${h.address}:6379`),
-        "--cluster-replicas",
-        "1",
-        "--cluster-yes",
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    if (!out.success) {
-      throw new Error(
-        `cluster create: ${new TextDecoder().decode(out.stdout).slice(-800)}`,
-      );
-    }
+    await this.#clusterAdmin(this.#clusterHosts[0]!, [
+      "create",
+      ...this.#clusterHosts.map((h) => `${h.address}:6379`),
+      "--cluster-replicas",
+      "1",
+      "--cluster-yes",
+    ]);
     await waitFor(
       async () => {
         for (const node of this.redisNodes) {

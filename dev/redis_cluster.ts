@@ -2,9 +2,8 @@
  * A real Redis Cluster for tests and the chaos bench: three primaries and
  * three replicas, each a redis-server on its own loopback port, joined by
  * `redis-cli --cluster create`, with a password on every node and a short
- * `cluster-node-timeout` so a failover happens within seconds. Nodes can be
- * killed, frozen and resumed, and slots moved with `redis-cli --cluster
- * reshard`, as an operator (or a fault) would.
+ * `cluster-node-timeout` so a failover happens within seconds. The faults
+ * (each node on a host of its own) are the fault bed's: dev/fault_bed.ts.
  *
  * @module
  */
@@ -36,8 +35,6 @@ export interface RedisClusterProcess extends AsyncDisposable {
   primaries(): Promise<number[]>;
   /** Waits until every live node reports `cluster_state:ok`. */
   healthy(timeoutMs?: number): Promise<void>;
-  /** Moves `slots` slots from the node at `from` to the one at `to`. */
-  reshard(from: number, to: number, slots: number): Promise<void>;
 }
 
 /** The node timeout of test clusters: a failover within a few seconds. */
@@ -155,33 +152,6 @@ export async function startRedisCluster(
         },
         timeoutMs,
         "the cluster to report ok",
-      );
-    },
-    async reshard(from: number, to: number, slots: number) {
-      const id = async (port: number) =>
-        String(
-          await redisCall(
-            `redis://:${password}@127.0.0.1:${port}`,
-            "CLUSTER",
-            "MYID",
-          ),
-        );
-      await cli(
-        "-a",
-        password,
-        "--no-auth-warning",
-        "--cluster",
-        "reshard",
-        `127.0.0.1:${from}`,
-        "--cluster-from",
-        await id(from),
-        "--cluster-to",
-        await id(to),
-        "--cluster-slots",
-        String(slots),
-        "--cluster-yes",
-        "--cluster-pipeline",
-        "10",
       );
     },
     [Symbol.asyncDispose]: stop,

@@ -27,9 +27,12 @@ Deno.test({
     const rows: Array<FaultFigures & { evidence: string }> = [];
     for (const kind of FAULTS) {
       await t.step(kind, async () => {
+        // Half of chaos's holds: long enough for every client of the
+        // struck instance to notice and move (the page gives up on a silent
+        // link after 3.5 s), short enough for the suite's time budget.
         const figures = await runFault(bed, kind, CLIENTS, {
-          holdMs: 30_000,
-          lossyMs: 20_000,
+          holdMs: 15_000,
+          lossyMs: 12_000,
           settleMs: 45_000,
         });
         rows.push(figures);

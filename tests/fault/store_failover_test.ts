@@ -18,6 +18,7 @@ import {
   type StoreFaultFigures,
 } from "../../dev/fault_scenarios.ts";
 import { netnsUnavailable } from "../../dev/netns.ts";
+import { assertNothingLost } from "../helpers/store_fault.ts";
 
 const unavailable = netnsUnavailable();
 
@@ -52,15 +53,7 @@ Deno.test({
         rows.push(f);
         const what = `${kind} (${f.primaryBefore} -> ${f.primaryAfter})`;
         assert.equal(f.affected, 0, `${what}: clients dropped`);
-        assert.equal(f.continuityViolations, 0, `${what}: counts broke`);
-        assert.equal(f.ended, 0, `${what}: clients ended`);
-        assert.equal(f.takenOver, 0, `${what}: a live connection taken over`);
-        assert.equal(f.duplicates, 0, `${what}: duplicate live connections`);
-        assert.ok(f.storesSettled, `${what}: a store did not come back`);
-        assert.ok(
-          f.recordsOnPrimary >= f.clientsStarted,
-          `${what}: ${f.recordsOnPrimary} records for ${f.clientsStarted} sessions`,
-        );
+        assertNothingLost(f, what);
         if (kind === "primary-partition") {
           assert.equal(f.primaryAfter, f.primaryBefore, "no failover");
           assert.ok(f.buffered >= 1, `${what}: nothing was buffered`);
