@@ -1,9 +1,9 @@
 /**
  * Picks the session store: Redis (a single one, Sentinel-managed, or a
- * Redis Cluster) when
- * one is configured, else the in-memory store of one process. With Redis it waits for one bounded connection
- * attempt, so the startup log says whether Redis answered; the instance
- * serves either way and the store keeps retrying.
+ * Redis Cluster) when one is configured, else the in-memory store of one
+ * process. With Redis it waits for one bounded connection attempt, so the
+ * startup log says whether Redis answered; the instance serves either way
+ * and the store keeps retrying.
  *
  * @module
  */
