@@ -3,9 +3,9 @@
  * netns.ts). Redis on one host (or, with `store: "sentinel"`, a primary, a
  * replica and three sentinels from deploy/redis/sentinel.conf on three
  * hosts; with `store: "cluster"`, a Redis Cluster of three primaries and
- * three replicas, each node on a host of its own), three ws-time instances on three more, HAProxy with the shipped
- * config on another, and the clients (the page's reconnecting client,
- * fault_clients.ts) on the last. The third instance's link runs through
+ * three replicas, each node on a host of its own), three ws-time instances
+ * on three more, HAProxy with the shipped config on another, and the
+ * clients (the page's reconnecting client, fault_clients.ts) on the last. The third instance's link runs through
  * the link emulator, so it can be made slow and lossy. Faults are real:
  * SIGKILL, SIGSTOP, a link set down at the switch, blackhole routes
  * between an instance and a Redis node.
@@ -14,6 +14,7 @@
  */
 
 import { renderHaproxyConfig } from "./haproxy_config.ts";
+import { clusterNodeArgs } from "./redis_args.ts";
 import type { Child } from "./child.ts";
 import type { DriverEvent } from "./fault_clients.ts";
 import { type Host, ip, type LossyHost, Network } from "./netns.ts";
@@ -545,20 +546,13 @@ export class FaultBed implements AsyncDisposable {
     );
   }
 
-  /** The flags of every cluster node. */
+  /** The flags of every cluster node (its password comes with the rest). */
   #clusterArgs(): string[] {
-    return [
-      "--cluster-enabled",
-      "yes",
-      "--cluster-config-file",
+    return clusterNodeArgs(
       "nodes.conf",
-      "--cluster-node-timeout",
-      String(BED_CLUSTER_NODE_TIMEOUT_MS),
-      // A shard without a primary must not stop the others (the managed
-      // services run so too).
-      "--cluster-require-full-coverage",
-      "no",
-    ];
+      BED_CLUSTER_NODE_TIMEOUT_MS,
+      DATA_PASSWORD,
+    );
   }
 
   /** `redis-cli --cluster <args>` from `host`, as an operator runs it. */
@@ -722,8 +716,7 @@ export class FaultBed implements AsyncDisposable {
       "no",
       "--protected-mode",
       "no",
-      ...(this.#options.store === "sentinel" ||
-          this.#options.store === "cluster"
+      ...(this.#options.store === "sentinel"
         ? ["--requirepass", DATA_PASSWORD, "--masterauth", DATA_PASSWORD]
         : []),
       ...args,

@@ -18,3 +18,31 @@ export function loopbackRedisArgs(port: number): string[] {
     "no",
   ];
 }
+
+/**
+ * The flags of a test cluster's node: its own nodes.conf, a node timeout,
+ * the shards independent of each other, and a password it requires of
+ * clients and gives its primary.
+ */
+export function clusterNodeArgs(
+  configFile: string,
+  nodeTimeoutMs: number,
+  password: string,
+): string[] {
+  return [
+    "--cluster-enabled",
+    "yes",
+    "--cluster-config-file",
+    configFile,
+    "--cluster-node-timeout",
+    String(nodeTimeoutMs),
+    // A shard without a primary must not stop the others (the managed
+    // services run so too).
+    "--cluster-require-full-coverage",
+    "no",
+    "--requirepass",
+    password,
+    "--masterauth",
+    password,
+  ];
+}

@@ -1,5 +1,5 @@
 /**
- * A real Redis Cluster for tests and the chaos bench: three primaries and
+ * A real Redis Cluster for tests and the bench: three primaries and
  * three replicas, each a redis-server on its own loopback port, joined by
  * `redis-cli --cluster create`, with a password on every node and a short
  * `cluster-node-timeout` so a failover happens within seconds. The faults
@@ -8,7 +8,7 @@
  * @module
  */
 
-import { loopbackRedisArgs } from "./redis_args.ts";
+import { clusterNodeArgs, loopbackRedisArgs } from "./redis_args.ts";
 import { Child } from "./child.ts";
 import { freePort } from "./ports.ts";
 import { redisCall } from "./redis.ts";
@@ -61,28 +61,16 @@ export async function startRedisCluster(
   const start = (port: number) =>
     new Child("redis-server", [
       ...loopbackRedisArgs(port),
-      "--cluster-enabled",
-      "yes",
-      "--cluster-config-file",
-      `${dir}/nodes-${port}.conf`,
-      "--cluster-node-timeout",
-      String(CLUSTER_NODE_TIMEOUT_MS),
-      // A shard without a primary must not stop the other shards.
-      "--cluster-require-full-coverage",
-      "no",
-      "--requirepass",
-      password,
-      "--masterauth",
-      password,
+      ...clusterNodeArgs(
+        `${dir}/nodes-${port}.conf`,
+        CLUSTER_NODE_TIMEOUT_MS,
+        password,
+      ),
       "--dir",
       dir,
     ], { cwd: dir });
   const stop = async () => {
-    for (const node of nodes) {
-      // A frozen node must be woken to hear the signal that ends it.
-      node.child.kill("SIGCONT");
-      await node.child[Symbol.asyncDispose]();
-    }
+    for (const node of nodes) await node.child[Symbol.asyncDispose]();
     await Deno.remove(dir, { recursive: true });
   };
   try {
