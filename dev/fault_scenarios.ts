@@ -203,8 +203,6 @@ export interface StoreFaultFigures extends FaultFigures {
   readonly storesSettled: boolean;
 }
 
-type Stores = Awaited<ReturnType<FaultBed["stores"]>>;
-
 async function tokenResumes(bed: FaultBed): Promise<number> {
   let total = 0;
   for (const instance of bed.instances) {
@@ -292,12 +290,22 @@ export async function runStoreFault(
   // Sentinel tells at once, a cluster's layout is asked at the next PING
   // (5 s) by an instance that had no command waiting on the old primary.
   const promotion = kind === "primary-kill" || kind === "primary-freeze";
-  const settledNow = () =>
-    after.every((s, i) =>
-      s.state === "up" && s.figures.buffered === 0 &&
-      (!promotion ||
-        (s.figures.failovers ?? 0) > (before[i]?.figures.failovers ?? 0))
+  // What each instance's figure grew by since the fault, never below zero:
+  // an instance restarted by the fault (the resharding's) counts afresh.
+  const gains = (figure: string) =>
+    after.map((s, i) =>
+      Math.max(
+        0,
+        (s.figures[figure] ?? 0) - (before[i]?.figures[figure] ?? 0),
+      )
     );
+  const settledNow = () => {
+    const failovers = gains("failovers");
+    return after.every((s, i) =>
+      s.state === "up" && s.figures.buffered === 0 &&
+      (!promotion || failovers[i]! > 0)
+    );
+  };
   while (Date.now() < deadline && !settledNow()) {
     await sleep(500);
     after = await bed.stores();
@@ -325,40 +333,17 @@ export async function runStoreFault(
     Date.now(),
     duplicates,
   );
-  // Per instance, never below zero: an instance restarted by the fault
-  // (the resharding's) starts its counts again.
-  const delta = (figure: string) =>
-    after.reduce(
-      (sum, s, i) =>
-        sum +
-        Math.max(
-          0,
-          (s.figures[figure] ?? 0) - (before[i]?.figures[figure] ?? 0),
-        ),
-      0,
-    );
+  const sum = (figure: string) => gains(figure).reduce((a, b) => a + b, 0);
   return {
     ...figures,
     instance,
     primaryBefore: primary.name,
     primaryAfter: now.name,
     promotedAfterMs,
-    notWritableMs: Math.max(
-      ...after.map((s, i) =>
-        (s.figures.not_writable_ms ?? 0) -
-        (before[i]?.figures.not_writable_ms ?? 0)
-      ),
-    ),
-    buffered: delta("buffered_total"),
-    replayed: delta("flushed"),
-    failoversSeen: Math.min(
-      ...after.map((s, i) =>
-        Math.max(
-          0,
-          (s.figures.failovers ?? 0) - (before[i]?.figures.failovers ?? 0),
-        )
-      ),
-    ),
+    notWritableMs: Math.max(...gains("not_writable_ms")),
+    buffered: sum("buffered_total"),
+    replayed: sum("flushed"),
+    failoversSeen: Math.min(...gains("failovers")),
     tokenResumes: await tokenResumes(bed) - tokensBefore,
     recordsOnPrimary: records,
     clientsStarted: bed.clients,
