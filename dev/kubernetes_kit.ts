@@ -200,6 +200,10 @@ export function kitProblems(
   );
 
   const labels = pod.metadata.labels;
+  const service = objects.find((o) => o.object.kind === "Service")?.object;
+  const servicePorts = (service?.spec.ports ?? []) as Array<
+    { name: string; port: number }
+  >;
   for (const { file, object } of objects) {
     const selector = object.kind === "Service"
       ? object.spec.selector
@@ -232,10 +236,6 @@ export function kitProblems(
         );
       }
     }
-    const service = objects.find((o) => o.object.kind === "Service")?.object;
-    const servicePorts = (service?.spec.ports ?? []) as Array<
-      { name: string; port: number }
-    >;
     if (object.kind === "Ingress") {
       for (const rule of object.spec.rules) {
         for (const path of rule.http.paths) {

@@ -32,11 +32,16 @@ export const IMAGE_DENO = "/usr/bin/deno";
 /** Ports the image serves: the public one and the operator one. */
 export const IMAGE_PORTS = { public: 8080, metrics: 9464 } as const;
 
-/** The container's entrypoint: the start task's flags on the bundle. */
-export function imageEntrypoint(): string[] {
-  const start = String(
+/** The command line of `deno task start`, as deno.json has it. */
+function startTask(): string {
+  return String(
     JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)).tasks.start,
   );
+}
+
+/** The container's entrypoint: the start task's flags on the bundle. */
+export function imageEntrypoint(): string[] {
+  const start = startTask();
   const v8 = start.split(/\s+/).filter((w) => w.startsWith("--v8-flags="));
   return [
     IMAGE_DENO,
@@ -57,10 +62,7 @@ export function imageEntrypoint(): string[] {
  * Prometheus, with a NetworkPolicy in front).
  */
 export function imageEnvironment(): Record<string, string> {
-  const start = String(
-    JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)).tasks.start,
-  );
-  const tunables = start.match(/GLIBC_TUNABLES=(\S+)/)?.[1];
+  const tunables = startTask().match(/GLIBC_TUNABLES=(\S+)/)?.[1];
   if (tunables === undefined) throw new Error("start task sets no tunables");
   return {
     ...productionAllocatorEnv(),
