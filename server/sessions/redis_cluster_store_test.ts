@@ -50,8 +50,10 @@ Deno.test("RedisStore on a real Redis Cluster: sessions spread over the shards, 
       primaries.map(async (url) => Number(await redisCall(url, "DBSIZE"))),
     );
     assert.equal(perShard.reduce((a, b) => a + b), 1000);
-    // 64 hash tags over three shards: none holds a third less or more.
-    for (const n of perShard) assert.ok(n > 200 && n < 470, `${perShard}`);
+    // The 64 hash tags fall 14/25/25 on the shards `--cluster create` makes,
+    // so a shard expects 219 or 391 of 1,000 random ids (sd under 16); a
+    // single tag for all would put 1,000 on one and none on the others.
+    for (const n of perShard) assert.ok(n >= 120 && n <= 500, `${perShard}`);
 
     for (const url of primaries) await redisCall(url, "CONFIG", "RESETSTAT");
     // A storm: every claim arrives in the same turn of the event loop.
