@@ -119,6 +119,14 @@ interface Generation {
 /** Store call time buckets, s: a LAN round trip up to the timeout. */
 const CALL_BUCKETS = latencyBuckets(0.0005);
 
+/** A call waiting for its answer or its deadline, whichever is first. */
+interface Deadline {
+  readonly deadline: number;
+  done: boolean;
+  /** Fails the call with `error`, unless it is already settled. */
+  expire(error: RedisCallError): void;
+}
+
 /** PINGs in a row without an answer before the link is torn down. */
 const MISSED_PINGS = 3;
 
@@ -148,6 +156,9 @@ export class RedisLink {
   #warnedNotWritable = false;
   #retryTimer: TimerHandle | undefined;
   #pingTimer: TimerHandle | undefined;
+  /** Unanswered calls, oldest first (see {@link RedisLink.#awaitDeadline}). */
+  readonly #deadlines: Deadline[] = [];
+  #deadlineTimer: TimerHandle | undefined;
 
   /** Starts connecting at once; never throws. */
   constructor(options: RedisLinkOptions) {
@@ -241,42 +252,79 @@ export class RedisLink {
     if (!this.up || !gen) {
       return Promise.reject(this.#count("offline", "Redis is not connected"));
     }
-    const { clock, timeoutMs } = this.#options;
-    let timer: TimerHandle | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = clock.setTimeout(
-        () =>
-          reject(
-            new RedisCallError(
-              "timeout",
-              `Redis did not answer within ${timeoutMs} ms`,
-            ),
-          ),
-        timeoutMs,
-      );
-    });
     let call: Promise<T>;
     try {
       call = op(gen.backend);
     } catch (error) {
-      clock.clearTimeout(timer);
       return Promise.reject(this.#classify(error, gen));
     }
-    // A late failure after the timeout was already counted as a timeout.
-    call.catch(() => {});
+    const { clock, timeoutMs } = this.#options;
     const began = performance.now();
     const timed = this.#durationsOf(name);
-    return Promise.race([call, timeout]).finally(() =>
-      timed.observe((performance.now() - began) / 1000)
-    ).then(
-      (value) => {
-        if (this.#state === "slow" && this.#gen === gen) this.#moveTo("up");
-        return value;
-      },
-      (error) => {
-        throw this.#classify(error, gen);
-      },
-    ).finally(() => clock.clearTimeout(timer));
+    return new Promise<T>((resolve, reject) => {
+      // Whichever comes first, the answer or the deadline, settles the
+      // call; a late failure after the timeout was counted as a timeout.
+      const call$ = {
+        deadline: clock.now() + timeoutMs,
+        done: false,
+        expire: (error: RedisCallError) => {
+          if (call$.done) return;
+          call$.done = true;
+          timed.observe((performance.now() - began) / 1000);
+          reject(this.#classify(error, gen));
+        },
+      };
+      this.#awaitDeadline(call$);
+      call.then(
+        (value) => {
+          if (call$.done) return;
+          call$.done = true;
+          timed.observe((performance.now() - began) / 1000);
+          if (this.#state === "slow" && this.#gen === gen) this.#moveTo("up");
+          resolve(value);
+        },
+        (error) => {
+          if (call$.done) return;
+          call$.done = true;
+          timed.observe((performance.now() - began) / 1000);
+          reject(this.#classify(error, gen));
+        },
+      );
+    });
+  }
+
+  /**
+   * Queues a call's deadline. Every call has the same timeout, so the
+   * deadlines come in order and one timer, armed for the oldest unanswered
+   * call, bounds them all: a timer per call cost more CPU than the call
+   * itself once a storm's claims went out one per hash tag.
+   */
+  #awaitDeadline(call: Deadline): void {
+    const queue = this.#deadlines;
+    while (queue.length > 0 && queue[0]!.done) queue.shift();
+    queue.push(call);
+    if (this.#deadlineTimer === undefined) this.#armDeadline();
+  }
+
+  #armDeadline(): void {
+    const queue = this.#deadlines;
+    while (queue.length > 0 && queue[0]!.done) queue.shift();
+    const first = queue[0];
+    if (!first) return;
+    const { clock } = this.#options;
+    this.#deadlineTimer = clock.setTimeout(() => {
+      this.#deadlineTimer = undefined;
+      const now = clock.now();
+      while (queue.length > 0 && queue[0]!.deadline <= now) {
+        queue.shift()!.expire(
+          new RedisCallError(
+            "timeout",
+            `Redis did not answer within ${this.#options.timeoutMs} ms`,
+          ),
+        );
+      }
+      this.#armDeadline();
+    }, Math.max(1, first.deadline - clock.now()));
   }
 
   /** How long each kind of call took (seconds), timeouts included. */
@@ -310,6 +358,15 @@ export class RedisLink {
     // Lets in-flight writes (releases at shutdown) finish, within bounds.
     await bounded(gen.backend.close(), this.#options.timeoutMs, clock);
     gen.backend.destroy();
+    // A call the destroyed connections did not fail must not hang its
+    // caller, nor keep a timer alive after close.
+    if (this.#deadlineTimer !== undefined) {
+      clock.clearTimeout(this.#deadlineTimer);
+      this.#deadlineTimer = undefined;
+    }
+    for (const call of this.#deadlines.splice(0)) {
+      call.expire(new RedisCallError("offline", "the store closed"));
+    }
     // Let the destroyed sockets finish closing before the caller moves on.
     await new Promise((resolve) => setTimeout(resolve, 0));
   }

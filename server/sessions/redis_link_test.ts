@@ -131,6 +131,42 @@ Deno.test("RedisLink moves up -> slow on a timeout and back to up on the next an
   await t.link.close();
 });
 
+Deno.test("RedisLink bounds each call by its own deadline: a hung call fails 100 ms after it was sent, answered ones are untouched, close() fails what hangs", async () => {
+  const t = setup();
+  t.latest().succeed();
+  await t.link.firstAttempt;
+  const hung = new Set(["a", "c", "d"]);
+  t.latest().reply = (args) =>
+    hung.has(args[1]!) ? new Promise(() => {}) : Promise.resolve(args[1]);
+  const outcome = (call: Promise<unknown>) =>
+    call.then(
+      (v) => `answered ${v}`,
+      (e: RedisCallError) => `${e.kind} at ${t.clock.now() - start}`,
+    );
+  const start = t.clock.now();
+  const a = outcome(t.link.run("claim", (r) => r.send(["GET", "a"])));
+  t.clock.advance(30);
+  const b = outcome(t.link.run("claim", (r) => r.send(["GET", "b"])));
+  const c = outcome(t.link.run("claim", (r) => r.send(["GET", "c"])));
+  t.clock.advance(60);
+  await settle();
+  assert.equal(await b, "answered b");
+  t.clock.advance(10);
+  assert.equal(await a, "timeout at 100");
+  t.clock.advance(29);
+  await settle();
+  let cDone = false;
+  c.then(() => cDone = true);
+  await settle();
+  assert.equal(cDone, false, "c was sent 30 ms after a: 1 ms left");
+  t.clock.advance(1);
+  assert.equal(await c, "timeout at 130");
+  // A call still hanging when the link closes fails then, not never.
+  const d = outcome(t.link.run("claim", (r) => r.send(["GET", "d"])));
+  await t.link.close();
+  assert.equal(await d, "offline at 130");
+});
+
 Deno.test("RedisLink moves up -> down when the generation errors, and down -> up with a new one after the backoff", async () => {
   const t = setup();
   t.latest().succeed();
