@@ -21,6 +21,7 @@ import {
   type RedisClientType,
   type RedisClusterType,
   type RedisSentinelType,
+  RootNodesUnavailableError,
 } from "@redis/client";
 
 /** Raw commands, whatever connections carry them. */
@@ -291,7 +292,14 @@ function clusterBackend(
   // nodes report their connections failing: neither ends the generation by
   // itself; the layout check below decides. A connect that finds no seed
   // at all rejects `connected`.
-  cluster.on("error", () => checkSoon());
+  // The last error a seed gave: node-redis's own "All the root nodes are
+  // unavailable" names no cause, and a wrong CA or password must be told
+  // apart from a node that is down.
+  let seedError: unknown;
+  cluster.on("error", (error: unknown) => {
+    seedError = error;
+    checkSoon();
+  });
   cluster.on("node-error", () => checkSoon());
   /**
    * The cluster's primaries as this generation learned them. The cluster
@@ -365,6 +373,11 @@ function clusterBackend(
     }
   };
   const connected = cluster.connect()
+    .catch((error: unknown) => {
+      throw error instanceof RootNodesUnavailableError && seedError
+        ? new Error(`${error.message}; the last said: ${errorText(seedError)}`)
+        : error;
+    })
     .then(() => cluster.subscribe(channel, hooks.onMessage))
     .then(async () => {
       layout = await readLayout();
@@ -427,4 +440,9 @@ function destroyQuietly(client: { destroy(): unknown }): void {
   } catch {
     // Already closed.
   }
+}
+
+/** An error's message, whatever was thrown. */
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

@@ -16,6 +16,7 @@ import { ROOT } from "../../dev/paths.ts";
 import { freePort } from "../../dev/ports.ts";
 import { RecordingSocket } from "../helpers/recording_socket.ts";
 import { healthDetail, startServer } from "../../dev/server_process.ts";
+import { clusterNodeArgs } from "../../dev/redis_args.ts";
 
 const FIXTURES = `${ROOT}tests/fixtures/redis_tls/`;
 const SECRET = "tls-test-secret-0123456789abcdef";
@@ -168,6 +169,115 @@ Deno.test("--redis-sentinels over TLS with passwords: connects with --redis-sent
       "the sentinels' password reached the log",
     );
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("--redis-cluster over TLS (as ElastiCache Serverless requires): a private CA through DENO_CERT, sessions resume, the password stays out of the log", async () => {
+  const password = `cluster-${crypto.randomUUID()}`;
+  const dir = await Deno.makeTempDir({ prefix: "ws-time-tls-cluster-" });
+  const ports = [freePort(), freePort(), freePort()];
+  const tls = [
+    "--tls-cert-file",
+    `${FIXTURES}server.crt`,
+    "--tls-key-file",
+    `${FIXTURES}server.key`,
+    "--tls-ca-cert-file",
+    `${FIXTURES}ca.crt`,
+    "--tls-auth-clients",
+    "no",
+  ];
+  const nodes = ports.map((port) =>
+    new Child("redis-server", [
+      "--port",
+      "0",
+      "--tls-port",
+      String(port),
+      "--tls-cluster",
+      "yes",
+      "--bind",
+      "127.0.0.1",
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--dir",
+      dir,
+      ...tls,
+      ...clusterNodeArgs(`${dir}/nodes-${port}.conf`, 2000, password),
+    ], { cwd: dir })
+  );
+  try {
+    for (const node of nodes) {
+      await node.waitForLine(/Ready to accept connections/);
+    }
+    // Three primaries, no replicas: TLS between the nodes and to clients.
+    const create = await new Deno.Command("redis-cli", {
+      args: [
+        "--tls",
+        "--cacert",
+        `${FIXTURES}ca.crt`,
+        "-a",
+        password,
+        "--no-auth-warning",
+        "--cluster",
+        "create",
+        ...ports.map((port) => `127.0.0.1:${port}`),
+        "--cluster-replicas",
+        "0",
+        "--cluster-yes",
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.ok(
+      create.success,
+      new TextDecoder().decode(create.stdout) +
+        new TextDecoder().decode(create.stderr),
+    );
+    const env = (extra: Record<string, string>) => ({
+      REDIS_CLUSTER: ports.map((port) => `127.0.0.1:${port}`).join(","),
+      REDIS_URL: `rediss://:${password}@127.0.0.1`,
+      SESSION_SECRET: SECRET,
+      ...extra,
+    });
+    {
+      await using untrusted = await startServer({ env: env({}) });
+      // The log names the cause, not only "no seed answered".
+      await untrusted.child.waitForLine(/redis unreachable.*certificate/);
+    }
+    await using server = await startServer({
+      env: env({ DENO_CERT: `${FIXTURES}ca.crt` }),
+    });
+    await server.child.waitForLine(/redis connected/);
+    // Sessions land on every shard, so each resume below crossed TLS to
+    // the shard that holds it.
+    const tokens: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      await using socket = new RecordingSocket(server.ws, "ws-time.v1");
+      await socket.waitForMessages(1);
+      tokens.push(socket.json[0]!.session as string);
+    }
+    for (const token of tokens) {
+      await using again = new RecordingSocket(
+        `${server.ws}?session=${token}`,
+        "ws-time.v1",
+      );
+      await again.waitForMessages(1);
+      assert.equal(again.json[0]!.resumed, true);
+    }
+    const store = (await healthDetail(server.http)).body.store as {
+      state: string;
+      figures: Record<string, number>;
+    };
+    assert.equal(store.state, "up");
+    assert.equal(store.figures.buffered, 0);
+    assert.ok(
+      !server.child.lines.join("\n").includes(password),
+      "the cluster's password reached the log",
+    );
+  } finally {
+    for (const node of nodes) await node[Symbol.asyncDispose]();
     await Deno.remove(dir, { recursive: true });
   }
 });
