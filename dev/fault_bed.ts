@@ -420,6 +420,19 @@ export class FaultBed implements AsyncDisposable {
     return out;
   }
 
+  /**
+   * What the first node that answers says of the cluster (CLUSTER NODES),
+   * for a failure's message; "" without a cluster or an answer.
+   */
+  async clusterReport(): Promise<string> {
+    if (this.#options.store !== "cluster") return "";
+    for (const node of this.redisNodes) {
+      const reply = await this.#clusterCli(node.host, "CLUSTER", "NODES");
+      if (reply !== "") return `${node.name} sees:\n${reply}`;
+    }
+    return "";
+  }
+
   /** The cluster's slot ranges and their primaries, asked of a live node. */
   async #clusterLayout(): Promise<
     Array<{ from: number; to: number; address: string }>
@@ -603,6 +616,22 @@ export class FaultBed implements AsyncDisposable {
       },
       30_000,
       "every cluster node to report ok",
+    );
+    // A replica that never finished its first sync will not stand for
+    // election when its primary dies (its data counts as too old), and a
+    // fault test would then wait for a promotion that cannot come.
+    await waitFor(
+      async () => {
+        for (const node of this.redisNodes) {
+          const info = await this.#clusterCli(node.host, "INFO", "replication");
+          if (/role:slave/.test(info) && !/master_link_status:up/.test(info)) {
+            return false;
+          }
+        }
+        return true;
+      },
+      30_000,
+      "every replica to sync with its primary",
     );
   }
 

@@ -238,7 +238,10 @@ export async function runStoreFault(
       async () => (await bed.primary().catch(() => primary)) !== primary,
       60_000,
       "the sentinels to promote another primary",
-    );
+    ).catch(async (error) => {
+      // Which replica should have stood, and what the nodes think.
+      throw new Error(`${error.message}\n${await bed.clusterReport()}`);
+    });
     promotedAfterMs = Date.now() - from;
   };
   switch (kind) {

@@ -36,10 +36,12 @@ Deno.test({
       30_000,
       "every client connected",
     );
-    // The sessions are spread over the three shards by their hash tags.
+    // The sessions are spread over the three shards by their hash tags:
+    // 14, 25 and 25 of the 64 tags, so the smallest shard expects 66 of 300
+    // (sd 7); one tag for all would leave two shards empty.
     const shares = await bed.sessionRecords();
     assert.equal(shares.length, 3);
-    assert.ok(shares.every((n) => n >= 50), `records per shard: ${shares}`);
+    assert.ok(shares.every((n) => n >= 30), `records per shard: ${shares}`);
     const rows: StoreFaultFigures[] = [];
     for (const kind of CLUSTER_FAULTS) {
       await t.step(kind, async () => {
