@@ -21,27 +21,26 @@ import { clusterNodeArgs, loopbackRedisArgs } from "../../dev/redis_args.ts";
 const FIXTURES = `${ROOT}tests/fixtures/redis_tls/`;
 const SECRET = "tls-test-secret-0123456789abcdef";
 
+/** A redis-server's TLS flags: the fixture certificate, no client certs. */
+const TLS_ARGS = [
+  "--tls-cert-file",
+  `${FIXTURES}server.crt`,
+  "--tls-key-file",
+  `${FIXTURES}server.key`,
+  "--tls-ca-cert-file",
+  `${FIXTURES}ca.crt`,
+  "--tls-auth-clients",
+  "no",
+];
+
 async function startTlsRedis(): Promise<Child & { url: string }> {
   const port = freePort();
   const child = new Child("redis-server", [
-    "--port",
-    "0",
+    // Port 0: no plain-text port, TLS only.
+    ...loopbackRedisArgs(0),
     "--tls-port",
     String(port),
-    "--bind",
-    "127.0.0.1",
-    "--tls-cert-file",
-    `${FIXTURES}server.crt`,
-    "--tls-key-file",
-    `${FIXTURES}server.key`,
-    "--tls-ca-cert-file",
-    `${FIXTURES}ca.crt`,
-    "--tls-auth-clients",
-    "no",
-    "--save",
-    "",
-    "--appendonly",
-    "no",
+    ...TLS_ARGS,
   ]);
   try {
     await child.waitForLine(/Ready to accept connections/);
@@ -193,19 +192,8 @@ Deno.test("--redis-cluster over TLS (as ElastiCache Serverless requires): a priv
   const password = `cluster-${crypto.randomUUID()}`;
   const dir = await Deno.makeTempDir({ prefix: "ws-time-tls-cluster-" });
   const ports = [freePort(), freePort(), freePort()];
-  const tls = [
-    "--tls-cert-file",
-    `${FIXTURES}server.crt`,
-    "--tls-key-file",
-    `${FIXTURES}server.key`,
-    "--tls-ca-cert-file",
-    `${FIXTURES}ca.crt`,
-    "--tls-auth-clients",
-    "no",
-  ];
   const nodes = ports.map((port) =>
     new Child("redis-server", [
-      // Port 0: no plain-text port, TLS only.
       ...loopbackRedisArgs(0),
       "--tls-port",
       String(port),
@@ -213,7 +201,7 @@ Deno.test("--redis-cluster over TLS (as ElastiCache Serverless requires): a priv
       "yes",
       "--dir",
       dir,
-      ...tls,
+      ...TLS_ARGS,
       ...clusterNodeArgs(`${dir}/nodes-${port}.conf`, 2000, password),
     ], { cwd: dir })
   );
