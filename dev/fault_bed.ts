@@ -745,6 +745,11 @@ export class FaultBed implements AsyncDisposable {
       "no",
       "--protected-mode",
       "no",
+      // A replica's first sync starts at once, not after Redis 7's 5 s wait
+      // for more replicas: the bed waits for it, and a replica that has not
+      // synced cannot be promoted.
+      "--repl-diskless-sync-delay",
+      "0",
       ...(this.#options.store === "sentinel"
         ? ["--requirepass", DATA_PASSWORD, "--masterauth", DATA_PASSWORD]
         : []),

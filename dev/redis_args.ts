@@ -21,8 +21,8 @@ export function loopbackRedisArgs(port: number): string[] {
 
 /**
  * The flags of a test cluster's node: its own nodes.conf, a node timeout,
- * the shards independent of each other, a password it requires of
- * clients and gives its primary, and a first sync that starts at once.
+ * the shards independent of each other, and a password it requires of
+ * clients and gives its primary.
  */
 export function clusterNodeArgs(
   configFile: string,
@@ -44,10 +44,5 @@ export function clusterNodeArgs(
     password,
     "--masterauth",
     password,
-    // Redis 7 waits 5 s before a diskless first sync, for more replicas to
-    // join it; a replica not yet synced when its primary dies never stands
-    // for election, so a fault soon after the start would wait forever.
-    "--repl-diskless-sync-delay",
-    "0",
   ];
 }

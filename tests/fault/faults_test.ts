@@ -27,12 +27,12 @@ Deno.test({
     const rows: Array<FaultFigures & { evidence: string }> = [];
     for (const kind of FAULTS) {
       await t.step(kind, async () => {
-        // Half of chaos's holds: long enough for every client of the
-        // struck instance to notice and move (the page gives up on a silent
-        // link after 3.5 s), short enough for the suite's time budget.
+        // A third of chaos's holds: still long enough for every client of
+        // the struck instance to notice and move (the page gives up on a
+        // silent link after 3.5 s), short enough for the suite's budget.
         const figures = await runFault(bed, kind, CLIENTS, {
-          holdMs: 15_000,
-          lossyMs: 12_000,
+          holdMs: 10_000,
+          lossyMs: 8_000,
           settleMs: 45_000,
         });
         rows.push(figures);
