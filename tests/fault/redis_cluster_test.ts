@@ -12,14 +12,13 @@
 
 import assert from "node:assert/strict";
 import { FaultBed } from "../../dev/fault_bed.ts";
-import { figuresTable } from "../../dev/fault_report.ts";
 import {
   CLUSTER_FAULTS,
   runStoreFault,
   type StoreFaultFigures,
 } from "../../dev/fault_scenarios.ts";
 import { netnsUnavailable } from "../../dev/netns.ts";
-import { assertNothingLost } from "../helpers/store_fault.ts";
+import { assertNothingLost, printStoreFaults } from "../helpers/store_fault.ts";
 import { waitFor } from "../../dev/timing.ts";
 
 const unavailable = netnsUnavailable();
@@ -77,13 +76,6 @@ Deno.test({
         }
       });
     }
-    // deno-lint-ignore no-console
-    console.log(figuresTable(rows));
-    // deno-lint-ignore no-console
-    console.log(
-      rows.map((r) =>
-        `${r.fault}: promoted after ${r.promotedAfterMs} ms, not writable ${r.notWritableMs} ms, buffered ${r.buffered}, replayed ${r.replayed}, token resumes ${r.tokenResumes}, failovers seen ${r.failoversSeen}, records ${r.recordsOnPrimary}/${r.clientsStarted}`
-      ).join("\n"),
-    );
+    printStoreFaults(rows);
   },
 });

@@ -11,14 +11,13 @@
 
 import assert from "node:assert/strict";
 import { FaultBed } from "../../dev/fault_bed.ts";
-import { figuresTable } from "../../dev/fault_report.ts";
 import {
   runStoreFault,
   STORE_FAULTS,
   type StoreFaultFigures,
 } from "../../dev/fault_scenarios.ts";
 import { netnsUnavailable } from "../../dev/netns.ts";
-import { assertNothingLost } from "../helpers/store_fault.ts";
+import { assertNothingLost, printStoreFaults } from "../helpers/store_fault.ts";
 
 const unavailable = netnsUnavailable();
 
@@ -64,13 +63,6 @@ Deno.test({
         }
       });
     }
-    // deno-lint-ignore no-console
-    console.log(figuresTable(rows));
-    // deno-lint-ignore no-console
-    console.log(
-      rows.map((r) =>
-        `${r.fault}: promoted after ${r.promotedAfterMs} ms, not writable ${r.notWritableMs} ms, buffered ${r.buffered}, replayed ${r.replayed}, token resumes ${r.tokenResumes}, failovers seen ${r.failoversSeen}, records ${r.recordsOnPrimary}/${r.clientsStarted}`
-      ).join("\n"),
-    );
+    printStoreFaults(rows);
   },
 });

@@ -7,6 +7,7 @@
  */
 
 import assert from "node:assert/strict";
+import { figuresTable } from "../../dev/fault_report.ts";
 import type { StoreFaultFigures } from "../../dev/fault_scenarios.ts";
 
 /** Asserts what no store fault may cost; `what` names it in failures. */
@@ -19,5 +20,17 @@ export function assertNothingLost(f: StoreFaultFigures, what: string): void {
   assert.ok(
     f.recordsOnPrimary >= f.clientsStarted,
     `${what}: ${f.recordsOnPrimary} records for ${f.clientsStarted} sessions`,
+  );
+}
+
+/** Prints the faults' client table and each fault's store figures. */
+export function printStoreFaults(rows: readonly StoreFaultFigures[]): void {
+  // deno-lint-ignore no-console
+  console.log(figuresTable(rows));
+  // deno-lint-ignore no-console
+  console.log(
+    rows.map((r) =>
+      `${r.fault}: promoted after ${r.promotedAfterMs} ms, not writable ${r.notWritableMs} ms, buffered ${r.buffered}, replayed ${r.replayed}, token resumes ${r.tokenResumes}, failovers seen ${r.failoversSeen}, records ${r.recordsOnPrimary}/${r.clientsStarted}`
+    ).join("\n"),
   );
 }
