@@ -206,6 +206,37 @@ Deno.test("RedisStore.claim() of many sessions at once costs one script call, ea
   assert.equal(a.status().figures.takeovers_received, 49);
 });
 
+Deno.test("RedisStore.claim() in a storm of separate handshakes goes in rounds at most one a pace apart; a lone claim is not held", async () => {
+  await using redis = await startRedis();
+  const paceMs = 400;
+  await using store = openStore(redis.url, { claimPaceMs: paceMs });
+  await store.firstAttempt;
+  const ids = Array.from({ length: 40 }, (_, i) => `p${i}`);
+  await Promise.all(ids.map((id, i) => store.create(id, 1000 + i, 1)));
+  await redisCall(redis.url, "CONFIG", "RESETSTAT");
+  const began = performance.now();
+  assert.deepEqual(await store.claim("p0", 1), {
+    start: 1000,
+    epoch: 2,
+    superseded: false,
+  });
+  const lone = performance.now() - began;
+  assert.ok(lone < paceMs / 2, `a lone claim took ${lone} ms`);
+  // Handshakes that finish one per turn, as in a storm: each claim would
+  // be its own round without the pace.
+  const later: Promise<unknown>[] = [];
+  for (const id of ids.slice(1)) {
+    later.push(store.claim(id, 1));
+    await sleep(0);
+  }
+  const claims = await Promise.all(later);
+  claims.forEach((claim, i) =>
+    assert.deepEqual(claim, { start: 1001 + i, epoch: 2, superseded: false })
+  );
+  const rounds = await calls(redis.url, "evalsha");
+  assert.ok(rounds <= 3, `${rounds} script calls for 40 claims`);
+});
+
 Deno.test("RedisStore.claim() of one session twice in one batch gives it to the later claim: the earlier handshake was never welcomed", async () => {
   await using redis = await startRedis();
   await using store = openStore(redis.url);
