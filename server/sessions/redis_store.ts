@@ -105,7 +105,7 @@ export class RedisStore implements SessionStore {
   #flushTimer: TimerHandle | undefined;
   /** In a cluster, keys carry a hash tag (see {@link RedisStore.#key}). */
   readonly #cluster: boolean;
-  /** Claims for the next script call, sent at the end of this turn. */
+  /** Claims for the next round: at the end of this turn, or at the pace. */
   #claims: PendingClaim[] = [];
   #claimTimer: TimerHandle | undefined;
   /** When the last round of claims went. */
