@@ -264,32 +264,26 @@ export class RedisLink {
     return new Promise<T>((resolve, reject) => {
       // Whichever comes first, the answer or the deadline, settles the
       // call; a late failure after the timeout was counted as a timeout.
-      const pending = {
+      const settled = (): boolean => {
+        if (pending.done) return true;
+        pending.done = true;
+        timed.observe((performance.now() - began) / 1000);
+        return false;
+      };
+      const fail = (error: unknown) => {
+        if (!settled()) reject(this.#classify(error, gen));
+      };
+      const pending: Deadline = {
         deadline: clock.now() + timeoutMs,
         done: false,
-        expire: (error: RedisCallError) => {
-          if (pending.done) return;
-          pending.done = true;
-          timed.observe((performance.now() - began) / 1000);
-          reject(this.#classify(error, gen));
-        },
+        expire: fail,
       };
       this.#awaitDeadline(pending);
-      call.then(
-        (value) => {
-          if (pending.done) return;
-          pending.done = true;
-          timed.observe((performance.now() - began) / 1000);
-          if (this.#state === "slow" && this.#gen === gen) this.#moveTo("up");
-          resolve(value);
-        },
-        (error) => {
-          if (pending.done) return;
-          pending.done = true;
-          timed.observe((performance.now() - began) / 1000);
-          reject(this.#classify(error, gen));
-        },
-      );
+      call.then((value) => {
+        if (settled()) return;
+        if (this.#state === "slow" && this.#gen === gen) this.#moveTo("up");
+        resolve(value);
+      }, fail);
     });
   }
 
