@@ -5,10 +5,10 @@
  * hosts; with `store: "cluster"`, a Redis Cluster of three primaries and
  * three replicas, each node on a host of its own), three ws-time instances
  * on three more, HAProxy with the shipped config on another, and the
- * clients (the page's reconnecting client, fault_clients.ts) on the last. The third instance's link runs through
- * the link emulator, so it can be made slow and lossy. Faults are real:
- * SIGKILL, SIGSTOP, a link set down at the switch, blackhole routes
- * between an instance and a Redis node.
+ * clients (the page's reconnecting client, fault_clients.ts) on the last.
+ * The third instance's link runs through the link emulator, so it can be
+ * made slow and lossy. Faults are real: SIGKILL, SIGSTOP, a link set down
+ * at the switch, blackhole routes between an instance and a Redis node.
  *
  * @module
  */

@@ -27,9 +27,10 @@ Deno.test({
     const rows: Array<FaultFigures & { evidence: string }> = [];
     for (const kind of FAULTS) {
       await t.step(kind, async () => {
-        // A third of chaos's holds: still long enough for every client of
-        // the struck instance to notice and move (the page gives up on a
-        // silent link after 3.5 s), short enough for the suite's budget.
+        // Shorter holds than chaos's 30 s and 20 s: still long enough for
+        // every client of the struck instance to notice and move (the page
+        // gives up on a silent link after 3.5 s), short enough for the
+        // suite's budget.
         const figures = await runFault(bed, kind, CLIENTS, {
           holdMs: 10_000,
           lossyMs: 8_000,
