@@ -35,6 +35,19 @@ export interface RedisClusterProcess extends AsyncDisposable {
   primaries(): Promise<number[]>;
   /** Waits until every live node reports `cluster_state:ok`. */
   healthy(timeoutMs?: number): Promise<void>;
+  /**
+   * Moves `slots` slots from the primary at `from` to the primary at `to`
+   * with redis-cli's resharding (key by key, by MIGRATE).
+   */
+  reshard(from: number, to: number, slots: number): Promise<void>;
+}
+
+/** Options of {@link startRedisCluster}. */
+export interface ClusterOptions {
+  /** The nodes' password. */
+  readonly password?: string;
+  /** More redis-server arguments for every node. */
+  readonly args?: readonly string[];
 }
 
 /** The node timeout of test clusters: a failover within a few seconds. */
@@ -54,8 +67,9 @@ async function cli(...args: string[]): Promise<string> {
 
 /** Starts six nodes and joins them as three shards of a primary and a replica. */
 export async function startRedisCluster(
-  password = "cluster-test-password-0123456789",
+  options: ClusterOptions = {},
 ): Promise<RedisClusterProcess> {
+  const password = options.password ?? "cluster-test-password-0123456789";
   const dir = await Deno.makeTempDir({ prefix: "ws-time-cluster-" });
   const nodes: ClusterNode[] = [];
   const start = (port: number) =>
@@ -68,6 +82,7 @@ export async function startRedisCluster(
       ),
       "--dir",
       dir,
+      ...options.args ?? [],
     ], { cwd: dir });
   const stop = async () => {
     for (const node of nodes) await node.child[Symbol.asyncDispose]();
@@ -129,10 +144,13 @@ export async function startRedisCluster(
       await waitFor(
         async () => {
           for (const node of nodes) {
+            let timer: ReturnType<typeof setTimeout> | undefined;
             const info = await Promise.race([
               redisCall(node.url, "CLUSTER", "INFO").catch(() => ""),
-              new Promise<string>((r) => setTimeout(() => r("frozen"), 500)),
-            ]);
+              new Promise<string>((r) => {
+                timer = setTimeout(() => r("frozen"), 500);
+              }),
+            ]).finally(() => clearTimeout(timer));
             if (info === "" || info === "frozen") continue;
             if (!/cluster_state:ok/.test(String(info))) return false;
           }
@@ -140,6 +158,31 @@ export async function startRedisCluster(
         },
         timeoutMs,
         "the cluster to report ok",
+      );
+    },
+    async reshard(from, to, slots) {
+      const id = async (port: number) =>
+        String(
+          await redisCall(
+            `redis://:${password}@127.0.0.1:${port}`,
+            "CLUSTER",
+            "MYID",
+          ),
+        );
+      await cli(
+        "-a",
+        password,
+        "--no-auth-warning",
+        "--cluster",
+        "reshard",
+        `127.0.0.1:${from}`,
+        "--cluster-from",
+        await id(from),
+        "--cluster-to",
+        await id(to),
+        "--cluster-slots",
+        String(slots),
+        "--cluster-yes",
       );
     },
     [Symbol.asyncDispose]: stop,
