@@ -18,9 +18,6 @@ import {
   createCluster,
   createSentinel,
   ErrorReply,
-  type RedisClientType,
-  type RedisClusterType,
-  type RedisSentinelType,
   RootNodesUnavailableError,
 } from "@redis/client";
 
@@ -113,21 +110,33 @@ export function createBackend(
 function commonOptions(connectTimeout: number) {
   return {
     socket: { connectTimeout, reconnectStrategy: false as const },
-    disableOfflineQueue: true,
-    // Bounds memory if Redis accepts commands but stops answering.
-    commandsQueueMaxLength: 100_000,
-    disableClientInfo: true,
-    maintNotifications: "disabled" as const,
+    ...CLIENT_SETTINGS,
   };
 }
 
+/**
+ * What every connection is told, whatever its backend. RESP2, as the
+ * documented ACL user allows (RESP3 would need HELLO). No command timeout
+ * of node-redis's own: the link bounds every call by STORE_TIMEOUT, which
+ * may be longer than node-redis's default.
+ */
+const CLIENT_SETTINGS = {
+  RESP: 2 as const,
+  commandOptions: { timeout: 0 },
+  disableOfflineQueue: true,
+  // Bounds memory if Redis accepts commands but stops answering.
+  commandsQueueMaxLength: 100_000,
+  disableClientInfo: true,
+  maintNotifications: "disabled" as const,
+};
+
 function urlBackend(url: string, options: BackendOptions): Backend {
   const { hooks, channel } = options;
-  const cmd: RedisClientType = createClient({
+  const cmd = createClient({
     url,
     ...commonOptions(options.connectTimeoutMs),
   });
-  const sub: RedisClientType = createClient({
+  const sub = createClient({
     url,
     ...commonOptions(options.connectTimeoutMs),
   });
@@ -170,7 +179,7 @@ function sentinelBackend(
 ): Backend {
   const { hooks, channel, connectTimeoutMs } = options;
   const credentials = nodeCredentials(target.url, connectTimeoutMs);
-  const sentinel: RedisSentinelType = createSentinel({
+  const sentinel = createSentinel({
     name: target.masterName,
     sentinelRootNodes: [...target.sentinels],
     nodeClientOptions: credentials,
@@ -179,11 +188,13 @@ function sentinelBackend(
         ? { connectTimeout: connectTimeoutMs, tls: true as const }
         : { connectTimeout: connectTimeoutMs },
       disableClientInfo: true,
+      maintNotifications: "disabled" as const,
       ...(target.sentinelPassword !== ""
         ? { password: target.sentinelPassword }
         : {}),
     },
     masterPoolSize: 1,
+    RESP: 2,
   });
   sentinel.on("error", hooks.onError);
   // The first primary found is no failover; every change after it is.
@@ -269,7 +280,7 @@ function clusterBackend(
     target.url,
     connectTimeoutMs,
   );
-  const cluster: RedisClusterType = createCluster({
+  const cluster = createCluster({
     rootNodes: target.nodes.map(({ host, port }) => ({
       socket: { host, port },
     })),
@@ -287,6 +298,8 @@ function clusterBackend(
     // Connect to a primary when a command needs it: a dead primary must not
     // stop the other shards' connections from coming up.
     minimizeConnections: true,
+    RESP: 2,
+    commandOptions: { timeout: 0 },
   });
   // Discovery reports a seed it could not ask (it goes on to the next) and
   // nodes report their connections failing: neither ends the generation by
@@ -407,12 +420,7 @@ function clusterBackend(
 
 /** The data nodes' client options: credentials, database and TLS. */
 function nodeCredentials(url: string, connectTimeout: number) {
-  const base = {
-    disableOfflineQueue: true,
-    commandsQueueMaxLength: 100_000,
-    disableClientInfo: true,
-    maintNotifications: "disabled" as const,
-  };
+  const base = CLIENT_SETTINGS;
   if (url === "") return { ...base, socket: { connectTimeout } };
   const parsed = new URL(url);
   const database = parsed.pathname.length > 1
