@@ -4,8 +4,9 @@
  * failover) a command client and a subscriber; for a Sentinel-managed
  * primary, node-redis's own Sentinel client, which asks the sentinels where
  * the primary is and follows a promotion; for a Redis Cluster, node-redis's
- * cluster client, which routes each command to its slot's primary and
- * follows MOVED and ASK. All offer the same raw commands
+ * cluster client, which routes each command to its slot's primary,
+ * follows MOVED and ASK, and subscribes to each takeover channel on its
+ * slot's shard. All offer the same raw commands
  * ({@link RedisCommander}), so the store never knows which it talks to.
  * node-redis's reconnect loops are off for the URL backend: the link
  * rebuilds a whole generation instead, which also re-resolves the name.
@@ -27,6 +28,12 @@ export interface RedisCommander {
   send(args: string[]): Promise<unknown>;
   /** Commands in one round trip; their replies in order. */
   pipeline(commands: readonly string[][]): Promise<unknown[]>;
+  /**
+   * The command that publishes a takeover: SPUBLISH where the takeover
+   * channels are sharded (a cluster that has sharded pub/sub), else
+   * PUBLISH.
+   */
+  readonly publishCommand: "PUBLISH" | "SPUBLISH";
 }
 
 /** One generation of connections. */
@@ -45,7 +52,7 @@ export interface Backend extends RedisCommander {
 export interface BackendHooks {
   /** A connection failed: the generation is done. */
   readonly onError: (error: unknown) => void;
-  /** A message on the takeover channel. */
+  /** A message on a takeover channel. */
   readonly onMessage: (message: string) => void;
   /** The primary moved (Sentinel promoted another node). */
   readonly onFailover: (to: string) => void;
@@ -88,7 +95,11 @@ export type RedisTarget =
 
 /** Options shared by every backend. */
 export interface BackendOptions {
-  readonly channel: string;
+  /**
+   * The takeover channels to subscribe to: one, or in a cluster one per
+   * hash tag, each in its tag's slot.
+   */
+  readonly channels: readonly string[];
   /** Bound of one connection attempt, ms. */
   readonly connectTimeoutMs: number;
   readonly hooks: BackendHooks;
@@ -131,7 +142,7 @@ const CLIENT_SETTINGS = {
 };
 
 function urlBackend(url: string, options: BackendOptions): Backend {
-  const { hooks, channel } = options;
+  const { hooks, channels } = options;
   const cmd = createClient({
     url,
     ...commonOptions(options.connectTimeoutMs),
@@ -144,7 +155,7 @@ function urlBackend(url: string, options: BackendOptions): Backend {
   sub.on("error", hooks.onError);
   const connected = Promise.all([
     cmd.connect(),
-    sub.connect().then(() => sub.subscribe(channel, hooks.onMessage)),
+    sub.connect().then(() => sub.subscribe([...channels], hooks.onMessage)),
   ]).then(() => {});
   let where = "";
   try {
@@ -156,6 +167,7 @@ function urlBackend(url: string, options: BackendOptions): Backend {
   return {
     connected,
     target: () => where,
+    publishCommand: "PUBLISH",
     send: (args) => cmd.sendCommand(args),
     pipeline(commands) {
       const multi = cmd.multi();
@@ -177,7 +189,7 @@ function sentinelBackend(
   target: SentinelTarget,
   options: BackendOptions,
 ): Backend {
-  const { hooks, channel, connectTimeoutMs } = options;
+  const { hooks, channels, connectTimeoutMs } = options;
   const credentials = nodeCredentials(target.url, connectTimeoutMs);
   const sentinel = createSentinel({
     name: target.masterName,
@@ -207,7 +219,7 @@ function sentinelBackend(
     primary = to;
   });
   const connected = sentinel.connect().then(() =>
-    sentinel.subscribe(channel, hooks.onMessage)
+    sentinel.subscribe([...channels], hooks.onMessage)
   ).then(() => {});
   return {
     connected,
@@ -215,6 +227,7 @@ function sentinelBackend(
       const node = sentinel.getMasterNode();
       return node ? `${node.host}:${node.port}` : "";
     },
+    publishCommand: "PUBLISH",
     send: (args) => sentinel.sendCommand(false, args),
     pipeline(commands) {
       const multi = sentinel.multi();
@@ -242,8 +255,9 @@ const STALL_MS = 500;
 const BUSY_TRIES = 5;
 
 /**
- * The key a command is routed by: the first key of a script, none for
- * commands that touch no key (any node answers those).
+ * The key a command is routed by: the first key of a script, the channel
+ * of SPUBLISH, none for commands that touch no key (any node answers
+ * those).
  */
 export function routingKey(args: readonly string[]): string | undefined {
   const name = (args[0] ?? "").toUpperCase();
@@ -274,7 +288,7 @@ function clusterBackend(
   target: ClusterTarget,
   options: BackendOptions,
 ): Backend {
-  const { hooks, channel, connectTimeoutMs } = options;
+  const { hooks, channels, connectTimeoutMs } = options;
   // A cluster has one database; the rest of the URL applies to every node.
   const { database: _, ...node } = nodeCredentials(
     target.url,
@@ -385,13 +399,47 @@ function clusterBackend(
       }
     }
   };
+  /**
+   * Takeovers go on sharded pub/sub where the cluster has it (Redis 7 and
+   * later): a takeover then costs only its shard's nodes, where a PUBLISH
+   * is relayed to every node of the cluster. An older cluster answers
+   * "unknown command"; its takeovers go by PUBLISH on the same channels.
+   * A channel whose slot moves to another shard (a resharding) is followed
+   * by the cluster client; if it cannot follow, the generation ends and
+   * the next subscribes afresh.
+   */
+  let publishCommand: "PUBLISH" | "SPUBLISH" = "SPUBLISH";
+  // node-redis spells the event "shannel"; the right spelling too, should
+  // a release correct it.
+  for (
+    const event of [
+      "sharded-shannel-moved-error",
+      "sharded-channel-moved-error",
+    ]
+  ) {
+    cluster.on(event, (error: unknown) => hooks.onError(error));
+  }
+  async function subscribe(): Promise<void> {
+    try {
+      await Promise.all(
+        channels.map((channel) => cluster.sSubscribe(channel, hooks.onMessage)),
+      );
+    } catch (error) {
+      if (
+        !(error instanceof ErrorReply) ||
+        !/^ERR unknown command/i.test(error.message)
+      ) throw error;
+      publishCommand = "PUBLISH";
+      await cluster.subscribe([...channels], hooks.onMessage);
+    }
+  }
   const connected = cluster.connect()
     .catch((error: unknown) => {
       throw error instanceof RootNodesUnavailableError && seedError
         ? new Error(`${error.message}; the last said: ${errorText(seedError)}`)
         : error;
     })
-    .then(() => cluster.subscribe(channel, hooks.onMessage))
+    .then(subscribe)
     .then(async () => {
       layout = await readLayout();
     });
@@ -401,6 +449,9 @@ function clusterBackend(
       cluster.isOpen
         ? cluster.masters.map((m) => m.address).sort().join(",")
         : "",
+    get publishCommand() {
+      return publishCommand;
+    },
     send,
     pipeline: (commands) => Promise.all(commands.map(send)),
     async close() {

@@ -81,3 +81,181 @@ Deno.test("RedisStore on a real Redis Cluster: sessions spread over the shards, 
     await store.close();
   }
 });
+
+const TAGS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+const DOC = Deno.readTextFileSync(
+  new URL("../../docs/sessions.md", import.meta.url),
+);
+
+/** A store on `cluster` with the default prefix, as user `url` says. */
+function clusterStore(
+  cluster: { nodes: readonly { port: number }[] },
+  url: string,
+  instanceId: string,
+): RedisStore {
+  return new RedisStore({
+    target: {
+      kind: "cluster",
+      nodes: cluster.nodes.map((n) => ({ host: "127.0.0.1", port: n.port })),
+      url,
+    },
+    prefix: "ws-time:",
+    instanceId,
+    ttlMs: TTL_MS,
+    timeoutMs: 1000,
+    clock: systemClock,
+    logger: memoryLogger(),
+  });
+}
+
+/** Ids until every one of the 64 hash tags has at least two. */
+function idsOverEveryTag(): string[] {
+  const ids: string[] = [];
+  const seen = new Map<string, number>();
+  while (seen.size < 64 || [...seen.values()].some((n) => n < 2)) {
+    const id = randomBytes(16).toString("base64url");
+    ids.push(id);
+    seen.set(id[0]!, (seen.get(id[0]!) ?? 0) + 1);
+  }
+  return ids;
+}
+
+/** The port of the primary holding each hash tag's slot. */
+async function tagOwners(url: string): Promise<Map<string, number>> {
+  const ranges = await redisCall(url, "CLUSTER", "SLOTS") as unknown[][];
+  const owners = new Map<string, number>();
+  for (const tag of TAGS) {
+    const slot = Number(await redisCall(url, "CLUSTER", "KEYSLOT", `{${tag}}`));
+    const range = ranges.find((r) =>
+      Number(r[0]) <= slot && slot <= Number(r[1])
+    );
+    owners.set(tag, Number((range?.[2] as unknown[] | undefined)?.[1]));
+  }
+  return owners;
+}
+
+/** Claims every id on `from` and waits until `to` heard each takeover. */
+async function takeoversHeard(
+  from: RedisStore,
+  heard: Set<string>,
+  ids: readonly string[],
+  epoch: number,
+): Promise<string[]> {
+  heard.clear();
+  const claims = await Promise.all(ids.map((id) => from.claim(id, epoch)));
+  assert.ok(claims.every((c) => c !== null && !c.superseded), "claims failed");
+  const deadline = Date.now() + 3000;
+  while (heard.size < ids.length && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return ids.filter((id) => !heard.has(id));
+}
+
+Deno.test("RedisStore on a cluster: takeovers go by sharded pub/sub, reach the other instance through a resharding, and the documented ACL user suffices", async () => {
+  await using cluster = await startRedisCluster();
+  const line = DOC.split("\n").map((l) => l.trim()).find((l) =>
+    l.startsWith("ACL SETUSER wstime ") && l.includes("+ssubscribe")
+  );
+  assert.ok(line, "docs/sessions.md has the cluster's ACL line");
+  const password = `acl-${crypto.randomUUID()}`;
+  const words = line.replace("CHANGE-ME-data-password", password).split(" ");
+  // A cluster's nodes keep their own users.
+  for (const node of cluster.nodes) {
+    assert.equal(await redisCall(node.url, ...words), "OK");
+  }
+  const user = `redis://wstime:${password}@127.0.0.1`;
+  const a = clusterStore(cluster, user, "a");
+  const b = clusterStore(cluster, user, "b");
+  try {
+    await a.firstAttempt;
+    await b.firstAttempt;
+    assert.equal(a.status().state, "up");
+    assert.equal(b.status().state, "up");
+    const heard = new Set<string>();
+    a.onTakeover((id) => heard.add(id));
+    const ids = idsOverEveryTag();
+    await Promise.all(ids.map((id, i) => b.create(id, 1000 + i, 1)));
+
+    const primaries = () =>
+      cluster.primaries().then((ports) =>
+        ports.map((port) => `redis://:${cluster.password}@127.0.0.1:${port}`)
+      );
+    for (const url of await primaries()) {
+      await redisCall(url, "CONFIG", "RESETSTAT");
+    }
+    assert.deepEqual(await takeoversHeard(b, heard, ids, 1), []);
+    // Each takeover went to its shard only: no PUBLISH, which every node
+    // of the cluster would relay.
+    assert.equal(await calls(await primaries(), "spublish"), ids.length);
+    assert.equal(await calls(await primaries(), "publish"), 0);
+
+    // Move the slots of some hash tags to another shard: their channels'
+    // subscriptions must follow, or those takeovers are lost.
+    const [from, to] = await cluster.primaries();
+    const before = await tagOwners(cluster.nodes[0]!.url);
+    await cluster.reshard(from!, to!, 2000);
+    const after = await tagOwners(cluster.nodes[0]!.url);
+    const moved = [...after].filter(([tag, port]) => before.get(tag) !== port);
+    assert.ok(moved.length > 0, "no hash tag's slot moved");
+    assert.deepEqual(await takeoversHeard(b, heard, ids, 2), []);
+
+    // Announcements outside a claim (a resume from the token) too.
+    heard.clear();
+    await Promise.all(ids.map((id) => b.announce(id, 9)));
+    const deadline = Date.now() + 3000;
+    while (heard.size < ids.length && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(heard.size, ids.length);
+
+    // The rest of the store's commands, as the same user.
+    await b.release(ids[0]!, 3);
+    assert.deepEqual(
+      await b.refresh(ids.map((id, i) => ({ id, start: 1000 + i, epoch: 3 }))),
+      [],
+    );
+    await b.exchangePresence("b", "{}", []);
+    for (const node of cluster.nodes) {
+      assert.deepEqual(await redisCall(node.url, "ACL", "LOG"), []);
+    }
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+Deno.test("RedisStore on a cluster without sharded pub/sub (Redis 6) publishes takeovers cluster-wide, and they still arrive", async () => {
+  // Redis 6 answers SSUBSCRIBE and SPUBLISH with "unknown command"; so does
+  // a Redis 7 that renamed them away.
+  await using cluster = await startRedisCluster({
+    args: [
+      "--rename-command",
+      "SSUBSCRIBE",
+      "",
+      "--rename-command",
+      "SPUBLISH",
+      "",
+    ],
+  });
+  const a = clusterStore(cluster, cluster.credentials, "a");
+  const b = clusterStore(cluster, cluster.credentials, "b");
+  try {
+    await a.firstAttempt;
+    await b.firstAttempt;
+    assert.equal(a.status().state, "up");
+    const heard = new Set<string>();
+    a.onTakeover((id) => heard.add(id));
+    const ids = idsOverEveryTag();
+    await Promise.all(ids.map((id, i) => b.create(id, 1000 + i, 1)));
+    const primaries = (await cluster.primaries()).map((port) =>
+      `redis://:${cluster.password}@127.0.0.1:${port}`
+    );
+    for (const url of primaries) await redisCall(url, "CONFIG", "RESETSTAT");
+    assert.deepEqual(await takeoversHeard(b, heard, ids, 1), []);
+    assert.equal(await calls(primaries, "publish"), ids.length);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});

@@ -67,9 +67,9 @@ export class RedisCallError extends Error {
 export interface RedisLinkOptions {
   /** A redis:// or rediss:// URL, or a Sentinel deployment. */
   readonly target: RedisTarget;
-  /** The pub/sub channel the subscriber connection listens on. */
-  readonly channel: string;
-  /** Called with every message on `channel`. */
+  /** The takeover channels the subscriber connection listens on. */
+  readonly channels: readonly string[];
+  /** Called with every message on them. */
   readonly onMessage: (message: string) => void;
   /** Called each time the link comes up (first time and after outages). */
   readonly onUp: () => void;
@@ -375,7 +375,7 @@ export class RedisLink {
     const self: { gen?: Generation } = {};
     const makeBackend = this.#options.backend ?? createBackend;
     const backend = makeBackend(this.#options.target, {
-      channel: this.#options.channel,
+      channels: this.#options.channels,
       connectTimeoutMs: attemptMs,
       hooks: {
         onError: (error) => self.gen && this.#lost(self.gen, error),

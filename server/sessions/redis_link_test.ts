@@ -14,6 +14,7 @@ class FakeBackend implements Backend {
   readonly connected: Promise<void>;
   readonly #connect = Promise.withResolvers<void>();
   role = "master";
+  readonly publishCommand = "PUBLISH";
   reply: (args: string[]) => Promise<unknown> = () => Promise.resolve("OK");
   destroyed = false;
 
@@ -59,7 +60,7 @@ function setup() {
   let ups = 0;
   const link = new RedisLink({
     target: { kind: "url", url: "redis://fake:6379" },
-    channel: "c",
+    channels: ["c"],
     onMessage: () => {},
     onUp: () => ups++,
     timeoutMs: 100,

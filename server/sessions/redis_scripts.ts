@@ -38,21 +38,24 @@ export function decodeRecord(text: string | null): SessionRecord | null {
 
 // The same rule as claimRecord() in store.ts, inside Redis, for a batch of
 // sessions: KEYS are their keys; ARGV is the grace period in seconds, the
-// takeover channel, this instance's id, then each session's id and
-// presented epoch. Three strings per session come back: start, epoch and
-// "1" when superseded, "0" when taken, or three empty strings when the
-// session is unknown. A takeover is published here, in the same step, so
-// a resume costs no second command. A session claimed twice in one batch
-// (a client that gave up on a queued handshake and retried) goes to the
-// later claim: the earlier one's connection has not been welcomed, so no
-// client can hold its token. Numbers stay strings where Lua's doubles
-// could round them (the start in ms).
+// command that publishes a takeover (PUBLISH, or SPUBLISH in a cluster
+// that has sharded pub/sub), the takeover channel, this instance's id,
+// then each session's id and presented epoch. Three strings per session
+// come back: start, epoch and "1" when superseded, "0" when taken, or
+// three empty strings when the session is unknown. A takeover is
+// published here, in the same step, so a resume costs no second command;
+// a sharded channel must share the keys' slot, so in a cluster a batch is
+// one hash tag and its channel carries the tag. A session claimed twice in
+// one batch (a client that gave up on a queued handshake and retried) goes
+// to the later claim: the earlier one's connection has not been welcomed,
+// so no client can hold its token. Numbers stay strings where Lua's
+// doubles could round them (the start in ms).
 const CLAIM = `
 local out = {}
 local taken = {}
 for i, key in ipairs(KEYS) do
-  local id = ARGV[2 + 2 * i]
-  local presented = tonumber(ARGV[3 + 2 * i])
+  local id = ARGV[3 + 2 * i]
+  local presented = tonumber(ARGV[4 + 2 * i])
   local v = redis.call('GET', key)
   local s, e, l
   if v then
@@ -75,7 +78,7 @@ for i, key in ipairs(KEYS) do
     local n = tostring(math.max(tonumber(e), presented) + 1)
     taken[key] = true
     redis.call('SET', key, s .. ':' .. n .. ':1', 'EX', ARGV[1])
-    redis.call('PUBLISH', ARGV[2], ARGV[3] .. ' ' .. id .. ' ' .. n)
+    redis.call(ARGV[2], ARGV[3], ARGV[4] .. ' ' .. id .. ' ' .. n)
     out[#out + 1] = s
     out[#out + 1] = n
     out[#out + 1] = '0'

@@ -135,7 +135,9 @@ export class RedisStore implements SessionStore {
         "presence",
       ],
       target: options.target,
-      channel: this.#channel,
+      channels: this.#cluster
+        ? [...HASH_TAGS].map((tag) => this.#channelOf(tag))
+        : [this.#channel],
       timeoutMs: options.timeoutMs,
       clock: options.clock,
       logger: options.logger,
@@ -222,20 +224,21 @@ export class RedisStore implements SessionStore {
   }
 
   async #claimBatch(batch: readonly PendingClaim[]): Promise<void> {
-    const args = [String(this.#ttlS), this.#channel, this.#instanceId];
+    // One hash tag per batch in a cluster, so one channel.
+    const channel = this.#channelOf(batch[0]!.id);
+    const args = [String(this.#ttlS), "", channel, this.#instanceId];
     for (const { id, epoch } of batch) args.push(id, String(epoch));
     let reply: unknown = null;
     try {
-      reply = await this.#link.run(
-        "claim",
-        (redis) =>
-          runScript(
-            redis,
-            CLAIM_SCRIPT,
-            batch.map(({ id }) => this.#key(id)),
-            args,
-          ),
-      );
+      reply = await this.#link.run("claim", (redis) => {
+        args[1] = redis.publishCommand;
+        return runScript(
+          redis,
+          CLAIM_SCRIPT,
+          batch.map(({ id }) => this.#key(id)),
+          args,
+        );
+      });
     } catch {
       // Counted by the link; every claim of the batch says "cannot say".
     }
@@ -293,8 +296,8 @@ export class RedisStore implements SessionStore {
     try {
       await this.#link.run("announce", (redis) =>
         redis.send([
-          "PUBLISH",
-          this.#channel,
+          redis.publishCommand,
+          this.#channelOf(id),
           `${this.#instanceId} ${id} ${epoch}`,
         ]));
       this.#counts.takeoversSent++;
@@ -380,6 +383,16 @@ export class RedisStore implements SessionStore {
       });
     }
     await this.#link.close();
+  }
+
+  /**
+   * The takeover channel of a session (or of a hash tag: the tag is its
+   * id's first character). In a cluster there is one per hash tag, in the
+   * tag's slot: a claim script may only publish to a sharded channel of
+   * its own slot.
+   */
+  #channelOf(id: string): string {
+    return this.#cluster ? `${this.#channel}{${hashTag(id)}}` : this.#channel;
   }
 
   /**
@@ -524,6 +537,10 @@ export class RedisStore implements SessionStore {
     }
   }
 }
+
+/** Every hash tag: the first characters a base64url session id can have. */
+const HASH_TAGS =
+  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /** The hash tag of a session id in a cluster: its first character. */
 function hashTag(id: string): string {
