@@ -135,7 +135,7 @@ async function tagOwners(url: string): Promise<Map<string, number>> {
   return owners;
 }
 
-/** Claims every id on `from` and waits until `to` heard each takeover. */
+/** Claims every id on `from`; the ids `heard` has not had within 3 s. */
 async function takeoversHeard(
   from: RedisStore,
   heard: Set<string>,
