@@ -14,7 +14,7 @@
  */
 
 import { renderHaproxyConfig } from "./haproxy_config.ts";
-import { clusterNodeArgs } from "./redis_args.ts";
+import { clusterNodeArgs, reshardArgs } from "./redis_args.ts";
 import type { Child } from "./child.ts";
 import type { DriverEvent } from "./fault_clients.ts";
 import { type Host, ip, type LossyHost, Network } from "./netns.ts";
@@ -477,17 +477,15 @@ export class FaultBed implements AsyncDisposable {
     const to = (await this.primaries()).find((n) => n !== from)!;
     const id = async (node: RedisNode) =>
       (await this.redisCli(node.host, 6379, "CLUSTER", "MYID")).trim();
-    await this.#clusterAdmin(from.host, [
-      "reshard",
-      `${from.host.address}:6379`,
-      "--cluster-from",
-      await id(from),
-      "--cluster-to",
-      await id(to),
-      "--cluster-slots",
-      String(slots),
-      "--cluster-yes",
-    ]);
+    await this.#clusterAdmin(
+      from.host,
+      reshardArgs(
+        `${from.host.address}:6379`,
+        await id(from),
+        await id(to),
+        slots,
+      ),
+    );
   }
 
   /**

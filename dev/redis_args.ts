@@ -46,3 +46,26 @@ export function clusterNodeArgs(
     password,
   ];
 }
+
+/**
+ * redis-cli's `--cluster` arguments that move `slots` slots from the
+ * primary `fromId` (reached at `address`) to the primary `toId`.
+ */
+export function reshardArgs(
+  address: string,
+  fromId: string,
+  toId: string,
+  slots: number,
+): string[] {
+  return [
+    "reshard",
+    address,
+    "--cluster-from",
+    fromId,
+    "--cluster-to",
+    toId,
+    "--cluster-slots",
+    String(slots),
+    "--cluster-yes",
+  ];
+}

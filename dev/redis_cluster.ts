@@ -8,7 +8,11 @@
  * @module
  */
 
-import { clusterNodeArgs, loopbackRedisArgs } from "./redis_args.ts";
+import {
+  clusterNodeArgs,
+  loopbackRedisArgs,
+  reshardArgs,
+} from "./redis_args.ts";
 import { Child } from "./child.ts";
 import { freePort } from "./ports.ts";
 import { redisCall } from "./redis.ts";
@@ -174,15 +178,12 @@ export async function startRedisCluster(
         password,
         "--no-auth-warning",
         "--cluster",
-        "reshard",
-        `127.0.0.1:${from}`,
-        "--cluster-from",
-        await id(from),
-        "--cluster-to",
-        await id(to),
-        "--cluster-slots",
-        String(slots),
-        "--cluster-yes",
+        ...reshardArgs(
+          `127.0.0.1:${from}`,
+          await id(from),
+          await id(to),
+          slots,
+        ),
       );
     },
     [Symbol.asyncDispose]: stop,
