@@ -21,6 +21,7 @@ import {
   ErrorReply,
   RootNodesUnavailableError,
 } from "@redis/client";
+import keySlot from "cluster-key-slot";
 
 /** Raw commands, whatever connections carry them. */
 export interface RedisCommander {
@@ -377,16 +378,43 @@ function clusterBackend(
     }, STALL_MS);
     return token;
   };
+  /**
+   * The connected client of the primary that serves `key`'s slot, as the
+   * cluster client last learned it; undefined when that is not known yet.
+   * node-redis's own routing costs two to three times what the command
+   * does on one client (measured: 20-33 us against about 10 per command),
+   * and in a storm every hash tag's claim is a command of its own.
+   */
+  const primaryOf = (key: string | undefined) => {
+    if (key === undefined || !cluster.isOpen) return undefined;
+    const node = cluster.slots[keySlot(key)]?.master;
+    const client = node?.client;
+    return client?.isReady && !node?.connectPromise ? client : undefined;
+  };
   const send = async (args: readonly string[]): Promise<unknown> => {
     if (args[0] === "PING") {
       await check();
       return "PONG";
     }
+    const key = routingKey(args);
+    let direct = primaryOf(key);
     for (let attempt = 1;; attempt++) {
       const token = track();
       try {
-        return await cluster.sendCommand(routingKey(args), false, [...args]);
+        return await (direct
+          ? direct.sendCommand([...args])
+          : cluster.sendCommand(key, false, [...args]));
       } catch (error) {
+        if (
+          direct && error instanceof ErrorReply &&
+          /^(MOVED|ASK) /.test(error.message)
+        ) {
+          // The slot moved; the cluster client follows the redirect and
+          // learns the new layout. The command was not run.
+          direct = undefined;
+          attempt--;
+          continue;
+        }
         const busy = error instanceof ErrorReply &&
           CLUSTER_BUSY.test(error.message);
         if (!busy || attempt >= BUSY_TRIES) {
