@@ -136,7 +136,7 @@ export class RedisStore implements SessionStore {
       ],
       target: options.target,
       channels: this.#cluster
-        ? HASH_TAGS.map((tag) => `${this.#channel}{${tag}}`)
+        ? [...HASH_TAGS].map((tag) => this.#channelOf(tag))
         : [this.#channel],
       timeoutMs: options.timeoutMs,
       clock: options.clock,
@@ -386,18 +386,20 @@ export class RedisStore implements SessionStore {
   }
 
   /**
-   * The takeover channel of a session. In a cluster there is one per hash
-   * tag, in the tag's slot: a claim script may only publish to a sharded
-   * channel of its own slot.
+   * The takeover channel of a session (or of a hash tag: the tag is its
+   * id's first character). In a cluster there is one per hash tag, in the
+   * tag's slot: a claim script may only publish to a sharded channel of
+   * its own slot.
    */
   #channelOf(id: string): string {
     return this.#cluster ? `${this.#channel}{${hashTag(id)}}` : this.#channel;
   }
 
   /**
-   * A session's key. In a cluster it carries one of {@link HASH_TAGS}, so a
-   * storm's claims go as at most 16 script calls however many arrive
-   * together.
+   * A session's key. In a cluster it carries a hash tag of the id's first
+   * character: 64 slots, spread over the shards, so a storm's claims go as
+   * at most 64 script calls however many arrive together, while one slot
+   * never holds more than 1/64 of the sessions.
    */
   #key(id: string): string {
     return this.#cluster
@@ -536,43 +538,13 @@ export class RedisStore implements SessionStore {
   }
 }
 
-/**
- * The hash tags of a cluster's keys: 16, one in each sixteenth of the slot
- * space (slots 513, 1584, 2508 ... 15891), so that the even split of slots
- * a cluster is created with spreads them evenly over up to 16 shards (5, 6
- * and 5 on three). Fewer tags mean fewer script calls a storm round (one
- * per tag it touches: about 10 for 17 claims, where 64 tags took 15); each
- * slot holds a sixteenth of the sessions, which a slot holds easily.
- */
-export const HASH_TAGS: readonly string[] = [
-  "SI",
-  "3",
-  "H",
-  "j",
-  "BK",
-  "2",
-  "I",
-  "k",
-  "W4",
-  "1",
-  "W",
-  "u",
-  "F6",
-  "-",
-  "V",
-  "t",
-];
+/** Every hash tag: the first characters a base64url session id can have. */
+const HASH_TAGS =
+  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-/** Each character's hash tag, by its place in base64url (an id's alphabet). */
-const TAG_OF_CHAR: ReadonlyMap<string, string> = new Map(
-  [..."ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"].map(
-    (c, i) => [c, HASH_TAGS[i % HASH_TAGS.length]!],
-  ),
-);
-
-/** The hash tag of a session id in a cluster, by its first character. */
-export function hashTag(id: string): string {
-  return TAG_OF_CHAR.get(id.slice(0, 1)) ?? HASH_TAGS[0]!;
+/** The hash tag of a session id in a cluster: its first character. */
+function hashTag(id: string): string {
+  return id.slice(0, 1);
 }
 
 /** The claim in `fields` from `at` (start, epoch, superseded), or null. */

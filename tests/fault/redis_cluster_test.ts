@@ -36,8 +36,8 @@ Deno.test({
       "every client connected",
     );
     // The sessions are spread over the three shards by their hash tags:
-    // 5, 6 and 5 of the 16 tags, so a shard expects 94 or 112 of 300 (sd
-    // 8); one tag for all would leave two shards empty.
+    // 14, 25 and 25 of the 64 tags, so the smallest shard expects 66 of 300
+    // (sd 7); one tag for all would leave two shards empty.
     const shares = await bed.sessionRecords();
     assert.equal(shares.length, 3);
     assert.ok(shares.every((n) => n >= 30), `records per shard: ${shares}`);
