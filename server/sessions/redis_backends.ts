@@ -35,6 +35,11 @@ export interface RedisCommander {
    * PUBLISH.
    */
   readonly publishCommand: "PUBLISH" | "SPUBLISH";
+  /**
+   * The node that serves `key`, as last learned: keys of one node may
+   * share a script call. "" where one node serves every key.
+   */
+  shardOf(key: string): string;
 }
 
 /** One generation of connections. */
@@ -169,6 +174,7 @@ function urlBackend(url: string, options: BackendOptions): Backend {
     connected,
     target: () => where,
     publishCommand: "PUBLISH",
+    shardOf: () => "",
     send: (args) => cmd.sendCommand(args),
     pipeline(commands) {
       const multi = cmd.multi();
@@ -229,6 +235,7 @@ function sentinelBackend(
       return node ? `${node.host}:${node.port}` : "";
     },
     publishCommand: "PUBLISH",
+    shardOf: () => "",
     send: (args) => sentinel.sendCommand(false, args),
     pipeline(commands) {
       const multi = sentinel.multi();
@@ -480,6 +487,12 @@ function clusterBackend(
         : "",
     get publishCommand() {
       return publishCommand;
+    },
+    shardOf(key) {
+      // Before the layout is known, a slot is its own group.
+      const slot = keySlot(key);
+      const node = cluster.isOpen ? cluster.slots[slot]?.master : undefined;
+      return node?.address ?? `slot ${slot}`;
     },
     send,
     pipeline: (commands) => Promise.all(commands.map(send)),

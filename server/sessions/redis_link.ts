@@ -235,6 +235,14 @@ export class RedisLink {
     return this.#gen && !this.#gen.dead ? this.#gen.backend.target() : "";
   }
 
+  /**
+   * The node that serves `key` now (see {@link RedisCommander.shardOf}),
+   * "" while the link is down.
+   */
+  shardOf(key: string): string {
+    return this.#gen && !this.#gen.dead ? this.#gen.backend.shardOf(key) : "";
+  }
+
   /** Failed calls and connection attempts by kind. */
   errors(): Record<string, number> {
     return Object.fromEntries(this.#errors);

@@ -38,6 +38,10 @@ class FakeBackend implements Backend {
     return Promise.all(commands.map((c) => this.send(c)));
   }
 
+  shardOf(): string {
+    return "";
+  }
+
   target(): string {
     return "fake:6379";
   }

@@ -8,7 +8,8 @@
  * newer connection's session as closed: hence Lua, run by EVALSHA with a
  * fallback to EVAL when Redis has not seen the script (after a restart or
  * a failover). Claims arriving together (a storm of resumes) go as one
- * script call: the keys are independent, the batch only shares the trip.
+ * script call (in a cluster, one per shard): the keys are independent, the
+ * batch only shares the trip.
  *
  * @module
  */
@@ -37,26 +38,36 @@ export function decodeRecord(text: string | null): SessionRecord | null {
 }
 
 // The same rule as claimRecord() in store.ts, inside Redis, for a batch of
-// sessions: KEYS are their keys; ARGV is the grace period in seconds, the
-// command that publishes a takeover (PUBLISH, or SPUBLISH in a cluster
-// that has sharded pub/sub), the takeover channel, this instance's id,
-// then each session's id and presented epoch. Three strings per session
-// come back: start, epoch and "1" when superseded, "0" when taken, or
-// three empty strings when the session is unknown. A takeover is
-// published here, in the same step, so a resume costs no second command;
-// a sharded channel must share the keys' slot, so in a cluster a batch is
-// one hash tag and its channel carries the tag. A session claimed twice in
-// one batch (a client that gave up on a queued handshake and retried) goes
-// to the later claim: the earlier one's connection has not been welcomed,
-// so no client can hold its token. Numbers stay strings where Lua's
-// doubles could round them (the start in ms).
+// sessions. ARGV is the grace period in seconds, the command that
+// publishes a takeover (PUBLISH, or SPUBLISH in a cluster that has sharded
+// pub/sub), this instance's id, then four strings per session: its key,
+// id, presented epoch and takeover channel. KEYS declares the keys for
+// routing: all of them when they share a slot; in a cluster, a batch may
+// span the slots one node serves, and declares only its first (Redis
+// refuses declared keys of different slots, not undeclared ones of its
+// own). Every key is read before anything is written, so a key this node
+// does not serve (the slot moved) fails the call before it changed
+// anything, and the caller may split the batch by slot and retry. Three
+// strings per session come back: start, epoch and "1" when superseded,
+// "0" when taken, or three empty strings when the session is unknown. A
+// takeover is published here, in the same step, so a resume costs no
+// second command; a sharded channel shares its session's slot. A session
+// claimed twice in one batch (a client that gave up on a queued handshake
+// and retried) goes to the later claim: the earlier one's connection has
+// not been welcomed, so no client can hold its token. Numbers stay strings
+// where Lua's doubles could round them (the start in ms).
 const CLAIM = `
+local values = {}
+for i = 4, #ARGV, 4 do
+  values[ARGV[i]] = redis.call('GET', ARGV[i])
+end
 local out = {}
 local taken = {}
-for i, key in ipairs(KEYS) do
-  local id = ARGV[3 + 2 * i]
-  local presented = tonumber(ARGV[4 + 2 * i])
-  local v = redis.call('GET', key)
+for i = 4, #ARGV, 4 do
+  local key = ARGV[i]
+  local id = ARGV[i + 1]
+  local presented = tonumber(ARGV[i + 2])
+  local v = values[key]
   local s, e, l
   if v then
     s, e, l = string.match(v, '^(%d+):(%d+):([01])$')
@@ -77,8 +88,9 @@ for i, key in ipairs(KEYS) do
   else
     local n = tostring(math.max(tonumber(e), presented) + 1)
     taken[key] = true
-    redis.call('SET', key, s .. ':' .. n .. ':1', 'EX', ARGV[1])
-    redis.call(ARGV[2], ARGV[3], ARGV[4] .. ' ' .. id .. ' ' .. n)
+    values[key] = s .. ':' .. n .. ':1'
+    redis.call('SET', key, values[key], 'EX', ARGV[1])
+    redis.call(ARGV[2], ARGV[i + 3], ARGV[3] .. ' ' .. id .. ' ' .. n)
     out[#out + 1] = s
     out[#out + 1] = n
     out[#out + 1] = '0'

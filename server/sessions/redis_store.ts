@@ -21,7 +21,8 @@
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { Logger } from "../logger.ts";
 import type { Histogram } from "../metrics.ts";
-import type { RedisTarget } from "./redis_backends.ts";
+import { ErrorReply } from "@redis/client";
+import type { RedisCommander, RedisTarget } from "./redis_backends.ts";
 import { RedisLink } from "./redis_link.ts";
 import {
   CLAIM_SCRIPT,
@@ -110,6 +111,8 @@ export class RedisStore implements SessionStore {
   #claimTimer: TimerHandle | undefined;
   /** When the last round of claims went. */
   #claimsSentAt = -Infinity;
+  /** Until then, a cluster's claims go one call per slot. */
+  #splitUntil = -Infinity;
 
   /** Starts connecting at once; the store serves before Redis answers. */
   constructor(options: RedisStoreOptions) {
@@ -205,15 +208,22 @@ export class RedisStore implements SessionStore {
 
   /**
    * Sends the waiting claims, at most one batch size per script call; in a
-   * cluster one call per hash tag, since a script may only touch one slot.
+   * cluster one call per node, since a script may only touch the slots of
+   * the node it runs on (one per slot for a while after a node refused a
+   * call that spanned slots).
    */
   #sendClaims(): void {
+    const bySlot = this.#clock.now() < this.#splitUntil;
     const groups = new Map<string, PendingClaim[]>();
     for (const claim of this.#claims) {
-      const tag = this.#cluster ? hashTag(claim.id) : "";
-      const group = groups.get(tag);
-      if (group) group.push(claim);
-      else groups.set(tag, [claim]);
+      const group = !this.#cluster
+        ? ""
+        : bySlot
+        ? hashTag(claim.id)
+        : this.#link.shardOf(this.#key(claim.id));
+      const waiting = groups.get(group);
+      if (waiting) waiting.push(claim);
+      else groups.set(group, [claim]);
     }
     this.#claims = [];
     for (const waiting of groups.values()) {
@@ -224,20 +234,41 @@ export class RedisStore implements SessionStore {
   }
 
   async #claimBatch(batch: readonly PendingClaim[]): Promise<void> {
-    // One hash tag per batch in a cluster, so one channel.
-    const channel = this.#channelOf(batch[0]!.id);
-    const args = [String(this.#ttlS), "", channel, this.#instanceId];
-    for (const { id, epoch } of batch) args.push(id, String(epoch));
     let reply: unknown = null;
     try {
-      reply = await this.#link.run("claim", (redis) => {
-        args[1] = redis.publishCommand;
-        return runScript(
-          redis,
-          CLAIM_SCRIPT,
-          batch.map(({ id }) => this.#key(id)),
-          args,
-        );
+      reply = await this.#link.run("claim", async (redis) => {
+        const spansSlots = this.#cluster &&
+          batch.some(({ id }) => hashTag(id) !== hashTag(batch[0]!.id));
+        if (!spansSlots) return await this.#claimScript(redis, batch, true);
+        try {
+          return await this.#claimScript(redis, batch, false);
+        } catch (error) {
+          if (!(error instanceof ErrorReply)) throw error;
+          // The node refused a call that spans slots: one of them moved
+          // (a resharding), or something in front of the cluster wants
+          // every key declared (ElastiCache). The script reads every key
+          // before it writes any, and Redis refuses a key it does not
+          // serve at its first touch, so nothing was written: send one
+          // call per slot, now and for a while.
+          this.#splitUntil = this.#clock.now() + SPLIT_AFTER_REFUSAL_MS;
+          const slots = new Map<string, PendingClaim[]>();
+          for (const claim of batch) {
+            const part = slots.get(hashTag(claim.id));
+            if (part) part.push(claim);
+            else slots.set(hashTag(claim.id), [claim]);
+          }
+          const replies = new Map<PendingClaim, unknown[]>();
+          await Promise.all([...slots.values()].map(async (part) => {
+            const fields = await this.#claimScript(redis, part, true);
+            part.forEach((claim, i) => {
+              replies.set(
+                claim,
+                Array.isArray(fields) ? fields.slice(3 * i, 3 * i + 3) : [],
+              );
+            });
+          }));
+          return batch.flatMap((claim) => replies.get(claim) ?? []);
+        }
       });
     } catch {
       // Counted by the link; every claim of the batch says "cannot say".
@@ -250,6 +281,25 @@ export class RedisStore implements SessionStore {
       if (claim && !claim.superseded) this.#counts.takeoversSent++;
       resolve(claim);
     });
+  }
+
+  /**
+   * One call of the claim script for `batch`. Its keys are declared when
+   * they share a slot; a batch that spans one node's slots declares only
+   * its first, since Redis refuses declared keys of several slots but not
+   * undeclared ones the node serves.
+   */
+  #claimScript(
+    redis: RedisCommander,
+    batch: readonly PendingClaim[],
+    oneSlot: boolean,
+  ): Promise<unknown> {
+    const keys = batch.map(({ id }) => this.#key(id));
+    const args = [String(this.#ttlS), redis.publishCommand, this.#instanceId];
+    batch.forEach(({ id, epoch }, i) => {
+      args.push(keys[i]!, id, String(epoch), this.#channelOf(id));
+    });
+    return runScript(redis, CLAIM_SCRIPT, oneSlot ? keys : [keys[0]!], args);
   }
 
   /**
@@ -397,9 +447,9 @@ export class RedisStore implements SessionStore {
 
   /**
    * A session's key. In a cluster it carries a hash tag of the id's first
-   * character: 64 slots, spread over the shards, so a storm's claims go as
-   * at most 64 script calls however many arrive together, while one slot
-   * never holds more than 1/64 of the sessions.
+   * character: 64 slots, spread over the shards, so one slot never holds
+   * more than 1/64 of the sessions, and a takeover channel per tag shares
+   * its sessions' slot.
    */
   #key(id: string): string {
     return this.#cluster
@@ -541,6 +591,14 @@ export class RedisStore implements SessionStore {
 /** Every hash tag: the first characters a base64url session id can have. */
 const HASH_TAGS =
   "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/**
+ * How long claims go one call per slot after a node refused a call that
+ * spanned slots: a resharding is over in seconds to minutes, and where the
+ * refusal is for good (a proxy that wants every key declared) it costs one
+ * refused call a node a minute.
+ */
+const SPLIT_AFTER_REFUSAL_MS = 60_000;
 
 /** The hash tag of a session id in a cluster: its first character. */
 function hashTag(id: string): string {
