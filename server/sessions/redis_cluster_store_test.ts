@@ -19,29 +19,23 @@ async function primaryUrls(
   return cluster.nodes.filter((n) => ports.includes(n.port)).map((n) => n.url);
 }
 
-/** Sum of one command's calls over the cluster's primaries. */
-async function calls(urls: readonly string[], command: string) {
+/** Sum of one `INFO` field (`<name>=<n>`) over the cluster's primaries. */
+async function infoSum(urls: readonly string[], section: string, name: string) {
   let total = 0;
   for (const url of urls) {
-    const info = String(await redisCall(url, "INFO", "commandstats"));
-    total += Number(
-      new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(info)?.[1] ?? 0,
-    );
+    const info = String(await redisCall(url, "INFO", section));
+    total += Number(new RegExp(`${name}=(\\d+)`).exec(info)?.[1] ?? 0);
   }
   return total;
 }
 
+/** Sum of one command's calls over the cluster's primaries. */
+const calls = (urls: readonly string[], command: string) =>
+  infoSum(urls, "commandstats", `cmdstat_${command}:calls`);
+
 /** Sum of one kind of error reply over the cluster's primaries. */
-async function errorReplies(urls: readonly string[], kind: string) {
-  let total = 0;
-  for (const url of urls) {
-    const info = String(await redisCall(url, "INFO", "errorstats"));
-    total += Number(
-      new RegExp(`errorstat_${kind}:count=(\\d+)`).exec(info)?.[1] ?? 0,
-    );
-  }
-  return total;
-}
+const errorReplies = (urls: readonly string[], kind: string) =>
+  infoSum(urls, "errorstats", `errorstat_${kind}:count`);
 
 Deno.test("RedisStore on a real Redis Cluster: sessions spread over the shards, and 1,000 resumes at once cost one script call a shard", async () => {
   await using cluster = await startRedisCluster();
@@ -304,22 +298,20 @@ Deno.test("RedisStore on a cluster: a shard's claims that meet a slot in migrati
     const slot = Number(
       await redisCall(source.url, "CLUSTER", "KEYSLOT", `{${tag}}`),
     );
-    const sourceId = String(await redisCall(source.url, "CLUSTER", "MYID"));
-    const targetId = String(await redisCall(target.url, "CLUSTER", "MYID"));
-    await redisCall(
-      target.url,
-      ..."CLUSTER SETSLOT".split(" "),
-      String(slot),
-      "IMPORTING",
-      sourceId,
-    );
-    await redisCall(
-      source.url,
-      ..."CLUSTER SETSLOT".split(" "),
-      String(slot),
-      "MIGRATING",
-      targetId,
-    );
+    const idOf = async (url: string) =>
+      String(await redisCall(url, "CLUSTER", "MYID"));
+    const [sourceId, targetId] = [
+      await idOf(source.url),
+      await idOf(target.url),
+    ];
+    for (
+      const [url, state, other] of [
+        [target.url, "IMPORTING", sourceId],
+        [source.url, "MIGRATING", targetId],
+      ]
+    ) {
+      await redisCall(url!, "CLUSTER", "SETSLOT", String(slot), state!, other!);
+    }
     const keys = ids.filter((id) => id[0] === tag).map((id) =>
       `ws-time:session:{${tag}}${id}`
     );

@@ -243,7 +243,9 @@ export class RedisStore implements SessionStore {
         try {
           return await this.#claimScript(redis, batch, false);
         } catch (error) {
-          if (!(error instanceof ErrorReply)) throw error;
+          if (
+            !(error instanceof ErrorReply) || NOT_A_REFUSAL.test(error.message)
+          ) throw error;
           // The node refused a call that spans slots: one of them moved
           // (a resharding), or something in front of the cluster wants
           // every key declared (ElastiCache). The script reads every key
@@ -599,6 +601,13 @@ const HASH_TAGS =
  * refused call a node a minute.
  */
 const SPLIT_AFTER_REFUSAL_MS = 60_000;
+
+/**
+ * Error replies that a call per slot would meet as well: the node takes no
+ * writes or has no memory, the shard has no primary, or Redis is busy.
+ */
+const NOT_A_REFUSAL =
+  /^(READONLY|OOM|CLUSTERDOWN|TRYAGAIN|LOADING|BUSY|MASTERDOWN|NOREPLICAS)\b/;
 
 /** The hash tag of a session id in a cluster: its first character. */
 function hashTag(id: string): string {
