@@ -393,9 +393,10 @@ function clusterBackend(
    * straight), and in a storm every hash tag's claim is a command of its
    * own.
    */
+  const masterOf = (slot: number) =>
+    cluster.isOpen ? cluster.slots[slot]?.master : undefined;
   const primaryOf = (key: string | undefined) => {
-    if (key === undefined || !cluster.isOpen) return undefined;
-    const node = cluster.slots[keySlot(key)]?.master;
+    const node = key === undefined ? undefined : masterOf(keySlot(key));
     const client = node?.client;
     return client?.isReady && !node?.connectPromise ? client : undefined;
   };
@@ -491,8 +492,7 @@ function clusterBackend(
     shardOf(key) {
       // Before the layout is known, a slot is its own group.
       const slot = keySlot(key);
-      const node = cluster.isOpen ? cluster.slots[slot]?.master : undefined;
-      return node?.address ?? `slot ${slot}`;
+      return masterOf(slot)?.address ?? `slot ${slot}`;
     },
     send,
     pipeline: (commands) => Promise.all(commands.map(send)),

@@ -214,19 +214,17 @@ export class RedisStore implements SessionStore {
    */
   #sendClaims(): void {
     const bySlot = this.#clock.now() < this.#splitUntil;
-    const groups = new Map<string, PendingClaim[]>();
-    for (const claim of this.#claims) {
-      const group = !this.#cluster
-        ? ""
-        : bySlot
-        ? hashTag(claim.id)
-        : this.#link.shardOf(this.#key(claim.id));
-      const waiting = groups.get(group);
-      if (waiting) waiting.push(claim);
-      else groups.set(group, [claim]);
-    }
+    const groups = groupClaims(
+      this.#claims,
+      ({ id }) =>
+        !this.#cluster
+          ? ""
+          : bySlot
+          ? hashTag(id)
+          : this.#link.shardOf(this.#key(id)),
+    );
     this.#claims = [];
-    for (const waiting of groups.values()) {
+    for (const waiting of groups) {
       for (let i = 0; i < waiting.length; i += this.#batchSize) {
         this.#claimBatch(waiting.slice(i, i + this.#batchSize));
       }
@@ -253,14 +251,9 @@ export class RedisStore implements SessionStore {
           // serve at its first touch, so nothing was written: send one
           // call per slot, now and for a while.
           this.#splitUntil = this.#clock.now() + SPLIT_AFTER_REFUSAL_MS;
-          const slots = new Map<string, PendingClaim[]>();
-          for (const claim of batch) {
-            const part = slots.get(hashTag(claim.id));
-            if (part) part.push(claim);
-            else slots.set(hashTag(claim.id), [claim]);
-          }
           const replies = new Map<PendingClaim, unknown[]>();
-          await Promise.all([...slots.values()].map(async (part) => {
+          const slots = groupClaims(batch, ({ id }) => hashTag(id));
+          await Promise.all(slots.map(async (part) => {
             const fields = await this.#claimScript(redis, part, true);
             part.forEach((claim, i) => {
               replies.set(
@@ -608,6 +601,21 @@ const SPLIT_AFTER_REFUSAL_MS = 60_000;
  */
 const NOT_A_REFUSAL =
   /^(READONLY|OOM|CLUSTERDOWN|TRYAGAIN|LOADING|BUSY|MASTERDOWN|NOREPLICAS)\b/;
+
+/** `claims` in groups of equal `groupOf`, each in arrival order. */
+function groupClaims(
+  claims: readonly PendingClaim[],
+  groupOf: (claim: PendingClaim) => string,
+): PendingClaim[][] {
+  const groups = new Map<string, PendingClaim[]>();
+  for (const claim of claims) {
+    const name = groupOf(claim);
+    const group = groups.get(name);
+    if (group) group.push(claim);
+    else groups.set(name, [claim]);
+  }
+  return [...groups.values()];
+}
 
 /** The hash tag of a session id in a cluster: its first character. */
 function hashTag(id: string): string {
