@@ -244,6 +244,43 @@ Deno.test("RedisStore on a cluster: takeovers go by sharded pub/sub, reach the o
   }
 });
 
+Deno.test("RedisStore on a cluster with holders in records: each takeover reaches the holder's shard subscription alone, through a resharding", async () => {
+  await using cluster = await startRedisCluster();
+  const stores = ["a", "b", "c"].map((name) =>
+    clusterStore(cluster, cluster.credentials, name)
+  );
+  const [a, b, c] = stores as [RedisStore, RedisStore, RedisStore];
+  try {
+    await Promise.all(stores.map((s) => s.firstAttempt));
+    for (const s of stores) s.writeHolders(true);
+    const heard = [new Set<string>(), new Set<string>(), new Set<string>()];
+    stores.forEach((s, i) => s.onTakeover((id) => heard[i]!.add(id)));
+    const ids = idsOverEveryTag();
+    await Promise.all(ids.map((id, i) => a.create(id, 1000 + i, 1)));
+    const primaries = await primaryUrls(cluster);
+    for (const url of primaries) await redisCall(url, "CONFIG", "RESETSTAT");
+    assert.deepEqual(await takeoversHeard(b, heard[0]!, ids, 1), []);
+    assert.equal(await calls(primaries, "spublish"), ids.length);
+    // After a resharding, the addressed channels' subscriptions follow too.
+    const [from, to] = await cluster.primaries();
+    await cluster.reshard(from!, to!, 2000);
+    assert.deepEqual(await takeoversHeard(a, heard[1]!, ids, 2), []);
+    // A session its holder takes back is published to nobody.
+    heard[0]!.clear();
+    for (const url of await primaryUrls(cluster)) {
+      await redisCall(url, "CONFIG", "RESETSTAT");
+    }
+    await Promise.all(ids.map((id) => a.claim(id, 3)));
+    assert.equal(await calls(await primaryUrls(cluster), "spublish"), 0);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(heard[0]!.size, 0);
+    assert.equal(heard[2]!.size, 0, "c held nothing and heard nothing");
+    assert.equal(c.status().figures.takeovers_received, 0);
+  } finally {
+    await Promise.all(stores.map((s) => s.close()));
+  }
+});
+
 Deno.test("RedisStore on a cluster without sharded pub/sub (Redis 6) publishes takeovers cluster-wide, and they still arrive", async () => {
   // Redis 6 answers SSUBSCRIBE and SPUBLISH with "unknown command"; so does
   // a Redis 7 that renamed them away.

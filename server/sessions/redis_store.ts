@@ -7,7 +7,9 @@
  * last); live sessions are kept alive by one pipelined batch of GETEXs per
  * refresh, which also shows the sessions a newer connection took meanwhile;
  * a closed session's record lives on for the grace period. Takeovers travel
- * over pub/sub as `<instance> <id> <epoch>`.
+ * over pub/sub as `<instance> <id> <epoch>`, to the instance the record
+ * names as its holder once every instance sharing the store reads holders
+ * (see {@link RedisStore.writeHolders}), else to every instance.
  *
  * Redis trouble never reaches the clients: every call is bounded by the
  * store timeout and never throws; writes that cannot be made wait in a
@@ -28,6 +30,7 @@ import {
   CLAIM_SCRIPT,
   decodeRecord,
   encodeRecord,
+  HOLDER_PATTERN,
   RELEASE_SCRIPT,
   runScript,
 } from "./redis_scripts.ts";
@@ -54,7 +57,10 @@ export interface RedisStoreOptions {
   readonly timeoutMs: number;
   readonly clock: Clock;
   readonly logger: Logger;
-  /** Identifies this instance in takeover messages. Default: random. */
+  /**
+   * Identifies this instance in records and takeover messages: letters,
+   * digits, `-` and `_`, at most 64. Default: 12 random characters.
+   */
   readonly instanceId?: string;
   /** Most writes kept while Redis is away. Default 100000. */
   readonly bufferLimit?: number;
@@ -113,6 +119,8 @@ export class RedisStore implements SessionStore {
   #claimsSentAt = -Infinity;
   /** Until then, a cluster's claims go one call per slot. */
   #splitUntil = -Infinity;
+  /** The holder records name: this instance's id, or "" (see writeHolders). */
+  #holder = "";
 
   /** Starts connecting at once; the store serves before Redis answers. */
   constructor(options: RedisStoreOptions) {
@@ -120,7 +128,12 @@ export class RedisStore implements SessionStore {
     this.#cluster = options.target.kind === "cluster";
     // EX takes whole seconds; round up so a record never dies early.
     this.#ttlS = Math.max(1, Math.ceil(options.ttlMs / 1000));
-    this.#instanceId = options.instanceId ?? crypto.randomUUID();
+    this.#instanceId = options.instanceId ?? randomInstanceId();
+    if (!HOLDER_PATTERN.test(this.#instanceId)) {
+      throw new TypeError(
+        "instanceId: letters, digits, '-' and '_' only, at most 64",
+      );
+    }
     this.#channel = `${options.prefix}takeover`;
     this.#clock = options.clock;
     this.#logger = options.logger;
@@ -138,9 +151,12 @@ export class RedisStore implements SessionStore {
         "presence",
       ],
       target: options.target,
-      channels: this.#cluster
-        ? [...HASH_TAGS].map((tag) => this.#channelOf(tag))
-        : [this.#channel],
+      // Takeovers for every instance (from versions before holders, and
+      // for records that name none), and those addressed to this one.
+      channels: (this.#cluster ? [...HASH_TAGS] : [""]).flatMap((tag) => [
+        this.#channelOf(tag),
+        `${this.#channelOf(tag)}@${this.#instanceId}`,
+      ]),
       timeoutMs: options.timeoutMs,
       clock: options.clock,
       logger: options.logger,
@@ -165,7 +181,7 @@ export class RedisStore implements SessionStore {
         redis.send([
           "SET",
           this.#key(id),
-          encodeRecord(record),
+          encodeRecord(record, this.#holder),
           "EX",
           String(this.#ttlS),
         ]));
@@ -290,7 +306,12 @@ export class RedisStore implements SessionStore {
     oneSlot: boolean,
   ): Promise<unknown> {
     const keys = batch.map(({ id }) => this.#key(id));
-    const args = [String(this.#ttlS), redis.publishCommand, this.#instanceId];
+    const args = [
+      String(this.#ttlS),
+      redis.publishCommand,
+      this.#instanceId,
+      this.#holder,
+    ];
     batch.forEach(({ id, epoch }, i) => {
       args.push(keys[i]!, id, String(epoch), this.#channelOf(id));
     });
@@ -328,6 +349,7 @@ export class RedisStore implements SessionStore {
           runScript(redis, RELEASE_SCRIPT, [this.#key(id)], [
             String(epoch),
             String(this.#ttlS),
+            this.#holder,
           ]),
       );
     } catch {
@@ -369,6 +391,24 @@ export class RedisStore implements SessionStore {
         ["HGETALL", key],
       ]));
     return hashReply(replies.at(-1));
+  }
+
+  /**
+   * Whether records name this instance as their holder, so that takeovers
+   * of its sessions go to it alone. Only while every instance sharing the
+   * store reads such records (the fleet's presence says so): one of an
+   * older version reads them as unknown sessions, and would neither fence
+   * them nor tell their holder.
+   */
+  writeHolders(on: boolean): void {
+    const holder = on ? this.#instanceId : "";
+    if (holder === this.#holder) return;
+    this.#holder = holder;
+    this.#logger.info(
+      on
+        ? "session records name their holder: takeovers go to it alone"
+        : "session records name no holder: an instance that cannot read them shares the store",
+    );
   }
 
   /** Registers a listener for takeovers announced by other instances. */
@@ -520,7 +560,7 @@ export class RedisStore implements SessionStore {
               batch.map(([id, record]) => [
                 "SET",
                 this.#key(id),
-                encodeRecord(record),
+                encodeRecord(record, this.#holder),
                 "EX",
                 ttl,
               ]),
@@ -615,6 +655,13 @@ function groupClaims(
     else groups.set(name, [claim]);
   }
   return [...groups.values()];
+}
+
+/** 12 random base64url characters: 72 bits, 13 bytes a record. */
+function randomInstanceId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(9));
+  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-")
+    .replaceAll("/", "_");
 }
 
 /** The hash tag of a session id in a cluster: its first character. */

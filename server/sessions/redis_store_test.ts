@@ -452,3 +452,81 @@ Deno.test("RedisStore follows a failover behind one address: READONLY tears the 
     "the first such error is logged, not every one",
   );
 });
+
+Deno.test("RedisStore with holders in records sends a takeover to the holder alone, none to itself, and to everyone for a record that names none", async () => {
+  await using redis = await startRedis();
+  await using a = openStore(redis.url, { instanceId: "inst-a" });
+  await using b = openStore(redis.url, { instanceId: "inst-b" });
+  await using c = openStore(redis.url, { instanceId: "inst-c" });
+  // Writes records as a version before holders does.
+  await using older = openStore(redis.url, { instanceId: "inst-o" });
+  const stores = { a, b, c, older };
+  await Promise.all(Object.values(stores).map((s) => s.firstAttempt));
+  for (const s of [a, b, c]) s.writeHolders(true);
+  const heard: Record<string, string[]> = { a: [], b: [], c: [], older: [] };
+  for (const [name, s] of Object.entries(stores)) {
+    s.onTakeover((id, epoch) => heard[name]!.push(`${id}@${epoch}`));
+  }
+  const ids = Array.from({ length: 10 }, (_, i) => `h${i}`);
+  await Promise.all(ids.map((id, i) => a.create(id, 1000 + i, 1)));
+  assert.equal(
+    await redisCall(redis.url, "GET", "t:session:h3"),
+    "1003:1:1:inst-a",
+  );
+  await redisCall(redis.url, "CONFIG", "RESETSTAT");
+  await Promise.all(ids.map((id) => b.claim(id, 1)));
+  assert.equal(await calls(redis.url, "publish"), 10);
+  assert.equal(
+    await redisCall(redis.url, "GET", "t:session:h3"),
+    "1003:2:1:inst-b",
+  );
+  await waitFor(() => heard.a!.length === 10, 2000, "takeovers heard by a");
+  // A session taken back by the instance that holds it: nobody to tell.
+  await b.claim("h0", 2);
+  assert.equal(await calls(redis.url, "publish"), 10);
+  await sleep(200);
+  assert.deepEqual(heard, {
+    a: ids.map((id) => `${id}@2`),
+    b: [],
+    c: [],
+    older: [],
+  });
+  assert.equal(c.status().figures.takeovers_received, 0);
+
+  // A record that names no holder (an older instance wrote it): everyone.
+  await older.create("o1", 2000, 1);
+  assert.equal(await redisCall(redis.url, "GET", "t:session:o1"), "2000:1:1");
+  await a.claim("o1", 1);
+  await waitFor(
+    () =>
+      heard.older!.length === 1 && heard.b!.length === 1 &&
+      heard.c!.length === 1,
+    2000,
+    "a takeover everyone hears",
+  );
+  assert.equal(
+    await redisCall(redis.url, "GET", "t:session:o1"),
+    "2000:2:1:inst-a",
+  );
+  // Released, it keeps its holder; a store told to stop writes none.
+  await a.release("o1", 2);
+  assert.equal(
+    await redisCall(redis.url, "GET", "t:session:o1"),
+    "2000:2:0:inst-a",
+  );
+  a.writeHolders(false);
+  await a.claim("o1", 2);
+  assert.equal(await redisCall(redis.url, "GET", "t:session:o1"), "2000:3:1");
+  // And a record with a holder still refreshes as its own.
+  assert.deepEqual(
+    await b.refresh([{ id: "h3", start: 1003, epoch: 2 }]),
+    [],
+  );
+});
+
+Deno.test("RedisStore refuses an instance id that cannot go into a record or a channel name", () => {
+  assert.throws(
+    () => openStore("redis://127.0.0.1:1", { instanceId: "a b" }),
+    /instanceId: letters, digits/,
+  );
+});

@@ -130,6 +130,12 @@ export interface SessionStore {
    */
   onResync(listener: () => void): void;
   /**
+   * Whether records may name their holder, told after each presence
+   * exchange (true when every instance on the board reads them); absent
+   * for a store whose takeovers need no addressing.
+   */
+  writeHolders?(on: boolean): void;
+  /**
    * Where the fleet's presence records meet, for a store the fleet shares
    * (see server/fleet/presence.ts); absent for a store of one process.
    */
