@@ -53,6 +53,7 @@ import { createStaticHandler } from "./http/static.ts";
 import { gatedLogger, type Logger } from "./logger.ts";
 import { requestIds } from "./http/request_id.ts";
 import { Histogram, latencyBuckets, Metrics } from "./metrics.ts";
+import { RECORD_FORMAT } from "./sessions/redis_scripts.ts";
 import { startRefresher } from "./sessions/refresher.ts";
 import { createSessionResolver } from "./sessions/resolver.ts";
 import type { SessionStore } from "./sessions/store.ts";
@@ -67,7 +68,11 @@ import {
   type MoveReason,
   PROTOCOL,
 } from "./ws/protocol.ts";
-import { Fleet, type PresenceBoard } from "./fleet/presence.ts";
+import {
+  Fleet,
+  lowestRecordFormat,
+  type PresenceBoard,
+} from "./fleet/presence.ts";
 import { Rebalancer } from "./fleet/rebalance.ts";
 import { handOn, replacementReady, type SteerSelf } from "./fleet/steer.ts";
 import { VERSION } from "./version.ts";
@@ -253,9 +258,17 @@ export function buildApp(options: AppOptions): App {
   const upgradeDuration = new Histogram(UPGRADE_BUCKETS);
 
   const startedAt = clock.now();
-  const fleet = options.fleetBoard
+  const board = options.fleetBoard;
+  const fleet = board
     ? new Fleet({
-      board: options.fleetBoard,
+      board: {
+        async exchangePresence(name, record, stale) {
+          const all = await board.exchangePresence(name, record, stale);
+          // Holders in records only while every instance reads them.
+          store.writeHolders?.(lowestRecordFormat(all) >= RECORD_FORMAT);
+          return all;
+        },
+      },
       clock,
       logger,
       // A new instance gets traffic once the balancer's checks pass: about
@@ -274,6 +287,7 @@ export function buildApp(options: AppOptions): App {
           load: usage,
           healthy,
           draining: monitor.draining,
+          records: RECORD_FORMAT,
         };
       },
     })

@@ -32,6 +32,11 @@ export interface PresenceRecord {
   readonly draining: boolean;
   /** When it was written, ms since the epoch. */
   readonly at: number;
+  /**
+   * The session record format it reads (server/sessions/redis_scripts.ts);
+   * absent from versions before formats, which read format 1.
+   */
+  readonly records?: number;
 }
 
 /** Where presence records meet: a store shared by the fleet. */
@@ -99,6 +104,23 @@ export function parsePresence(text: string): PresenceRecord | null {
     return null;
   }
   return value as PresenceRecord;
+}
+
+/**
+ * The oldest session record format an instance on the board reads: fresh
+ * records and stale ones alike (a frozen instance may come back), since the
+ * board keeps a record until it has been lost for a while. 0 for an empty
+ * board; a record that is not one is left out.
+ */
+export function lowestRecordFormat(board: Record<string, string>): number {
+  let lowest = Infinity;
+  for (const text of Object.values(board)) {
+    const record = parsePresence(text);
+    if (!record) continue;
+    const format = typeof record.records === "number" ? record.records : 1;
+    lowest = Math.min(lowest, format);
+  }
+  return lowest === Infinity ? 0 : lowest;
 }
 
 /** Publishes this instance's presence and keeps the fleet's. */

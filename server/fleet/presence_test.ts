@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import { ManualClock } from "../clock.ts";
 import { memoryLogger } from "../logger.ts";
-import { Fleet, parsePresence, type PresenceBoard } from "./presence.ts";
+import {
+  Fleet,
+  lowestRecordFormat,
+  parsePresence,
+  type PresenceBoard,
+} from "./presence.ts";
 
 /** A board in memory, as the shared store's hash would be. */
 class Board implements PresenceBoard {
@@ -126,4 +131,27 @@ Deno.test("Fleet: an instance that appears after this one started is settling fo
   await c.fleet.exchange();
   view = await b.fleet.exchange();
   assert.deepEqual(view.settling, []);
+});
+
+Deno.test("lowestRecordFormat(): the oldest format any record on the board reads, an older version's (no field) counting as 1", () => {
+  const record = (name: string, records?: number) =>
+    JSON.stringify({
+      name,
+      version: "1",
+      startedAt: 1,
+      connections: 0,
+      capacity: 10,
+      load: 0,
+      healthy: true,
+      draining: false,
+      at: 9,
+      ...(records === undefined ? {} : { records }),
+    });
+  assert.equal(lowestRecordFormat({}), 0);
+  assert.equal(lowestRecordFormat({ a: record("a", 2), b: record("b", 2) }), 2);
+  assert.equal(lowestRecordFormat({ a: record("a", 2), b: record("b") }), 1);
+  assert.equal(
+    lowestRecordFormat({ a: record("a", 2), junk: "not a record" }),
+    2,
+  );
 });

@@ -10,7 +10,13 @@
 import assert from "node:assert/strict";
 import { TokenSigner } from "../../server/sessions/token.ts";
 import { RecordingSocket } from "../helpers/recording_socket.ts";
-import { startSharedPair } from "../../dev/redis.ts";
+import { redisCall, startRedis, startSharedPair } from "../../dev/redis.ts";
+import {
+  metricValue,
+  type ServerProcess,
+  startServer,
+} from "../../dev/server_process.ts";
+import { waitFor } from "../../dev/timing.ts";
 
 const PROTOCOL = "ws-time.v1";
 const SECRET = "failover-test-secret-0123456789abcdef";
@@ -140,4 +146,93 @@ Deno.test("RedisStore across instances: a handshake queued at a frozen instance 
     a.child.kill("SIGCONT");
     await queued?.[Symbol.asyncDispose]();
   }
+});
+
+const RECEIVED = 'wstime_takeover_messages_total{direction="received"}';
+
+/** The stored record of the session `token` names. */
+async function recordOf(url: string, token: unknown): Promise<string> {
+  const { id } = signer.verify(String(token))!;
+  return String(await redisCall(url, "GET", `ws-time:session:${id}`));
+}
+
+/** How many times `server` has logged a line matching `pattern`. */
+function logged(server: ServerProcess, pattern: RegExp): number {
+  return server.child.lines.filter((line) => pattern.test(line)).length;
+}
+
+/** A client's session moved from `from` to `to`; `from`'s socket got 4001. */
+async function move(from: ServerProcess, to: ServerProcess) {
+  const first = new RecordingSocket(from.ws, PROTOCOL);
+  await first.waitForMessages(1);
+  const token = first.json[0]!.session;
+  await using second = new RecordingSocket(
+    `${to.ws}?session=${token}`,
+    PROTOCOL,
+  );
+  await second.waitForMessages(1);
+  assert.equal(second.json[0]!.resumed, true);
+  assert.equal((await first.waitForClose()).code, 4001);
+  await first[Symbol.asyncDispose]();
+  return token;
+}
+
+Deno.test("RedisStore across three instances: records name their holder and a takeover reaches it alone; while an older version is on the board, they name none and everyone hears", async () => {
+  await using redis = await startRedis();
+  const env = { REDIS_URL: redis.url, SESSION_SECRET: SECRET };
+  await using a = await startServer({ env });
+  await using b = await startServer({ env });
+  await using c = await startServer({ env });
+  const servers = [a, b, c];
+  const naming = /session records name their holder/;
+  const unnamed = /session records name no holder/;
+  for (const s of servers) await s.child.waitForLine(naming);
+
+  const token = await move(a, b);
+  assert.match(await recordOf(redis.url, token), /^\d+:2:[01]:[\w-]{12}$/);
+  await waitFor(
+    async () => await metricValue(a.http, RECEIVED) === 1,
+    2000,
+    "the takeover at a",
+  );
+  assert.equal(await metricValue(b.http, RECEIVED), 0);
+  assert.equal(await metricValue(c.http, RECEIVED), 0, "c held nothing");
+
+  // An instance of a version before holders joins (its presence has no
+  // record format): it could not read a holder, so none is written.
+  await redisCall(
+    redis.url,
+    "HSET",
+    "ws-time:fleet",
+    "older",
+    JSON.stringify({
+      name: "older",
+      version: "0.9.0",
+      startedAt: Date.now(),
+      connections: 0,
+      capacity: 100,
+      load: 0,
+      healthy: true,
+      draining: false,
+      at: Date.now(),
+    }),
+  );
+  for (const s of servers) await s.child.waitForLine(unnamed, 3000);
+  const plain = await move(a, b);
+  assert.match(await recordOf(redis.url, plain), /^\d+:2:[01]$/);
+  // Every instance hears a takeover of a record that names no holder.
+  await waitFor(
+    async () => await metricValue(c.http, RECEIVED) === 1,
+    2000,
+    "the takeover at c",
+  );
+  assert.equal(await metricValue(a.http, RECEIVED), 2);
+
+  // Once it is gone from the board, holders come back.
+  await redisCall(redis.url, "HDEL", "ws-time:fleet", "older");
+  await waitFor(
+    () => servers.every((s) => logged(s, naming) === 2),
+    3000,
+    "holders named again",
+  );
 });
