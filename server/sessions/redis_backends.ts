@@ -46,6 +46,11 @@ export interface RedisCommander {
 export interface Backend extends RedisCommander {
   /** Connects and subscribes; rejects when it cannot. */
   readonly connected: Promise<void>;
+  /**
+   * Whether the addressed channels are subscribed (false until connected,
+   * and when Redis refused them).
+   */
+  readonly addressed: boolean;
   /** Where writes go (host:port), for logs. */
   target(): string;
   /** Lets commands in flight finish, then closes. */
@@ -106,6 +111,13 @@ export interface BackendOptions {
    * hash tag, each in its tag's slot.
    */
   readonly channels: readonly string[];
+  /**
+   * The channels of takeovers addressed to this instance alone. A Redis
+   * user refused them (an ACL written before they existed) leaves them
+   * out: the generation still comes up, with {@link Backend.addressed}
+   * false.
+   */
+  readonly addressed?: readonly string[];
   /** Bound of one connection attempt, ms. */
   readonly connectTimeoutMs: number;
   readonly hooks: BackendHooks;
@@ -147,8 +159,30 @@ const CLIENT_SETTINGS = {
   maintNotifications: "disabled" as const,
 };
 
+/**
+ * Subscribes to the addressed channels with `subscribe`; false when there
+ * are none or Redis refuses them (NOPERM), any other failure thrown.
+ */
+async function subscribeAddressed(
+  options: BackendOptions,
+  subscribe: (channels: string[]) => Promise<unknown>,
+): Promise<boolean> {
+  const channels = [...(options.addressed ?? [])];
+  if (channels.length === 0) return false;
+  try {
+    await subscribe(channels);
+    return true;
+  } catch (error) {
+    if (error instanceof ErrorReply && /^NOPERM/.test(error.message)) {
+      return false;
+    }
+    throw error;
+  }
+}
+
 function urlBackend(url: string, options: BackendOptions): Backend {
   const { hooks, channels } = options;
+  let addressed = false;
   const cmd = createClient({
     url,
     ...commonOptions(options.connectTimeoutMs),
@@ -161,7 +195,12 @@ function urlBackend(url: string, options: BackendOptions): Backend {
   sub.on("error", hooks.onError);
   const connected = Promise.all([
     cmd.connect(),
-    sub.connect().then(() => sub.subscribe([...channels], hooks.onMessage)),
+    sub.connect().then(() => sub.subscribe([...channels], hooks.onMessage))
+      .then(() =>
+        subscribeAddressed(options, (c) => sub.subscribe(c, hooks.onMessage))
+      ).then((ok) => {
+        addressed = ok;
+      }),
   ]).then(() => {});
   let where = "";
   try {
@@ -172,6 +211,9 @@ function urlBackend(url: string, options: BackendOptions): Backend {
   }
   return {
     connected,
+    get addressed() {
+      return addressed;
+    },
     target: () => where,
     publishCommand: "PUBLISH",
     shardOf: () => "",
@@ -225,11 +267,19 @@ function sentinelBackend(
     if (primary !== "" && primary !== to) hooks.onFailover(to);
     primary = to;
   });
+  let addressed = false;
   const connected = sentinel.connect().then(() =>
     sentinel.subscribe([...channels], hooks.onMessage)
-  ).then(() => {});
+  ).then(() =>
+    subscribeAddressed(options, (c) => sentinel.subscribe(c, hooks.onMessage))
+  ).then((ok) => {
+    addressed = ok;
+  });
   return {
     connected,
+    get addressed() {
+      return addressed;
+    },
     target() {
       const node = sentinel.getMasterNode();
       return node ? `${node.host}:${node.port}` : "";
@@ -446,6 +496,7 @@ function clusterBackend(
    * the next subscribes afresh.
    */
   let publishCommand: "PUBLISH" | "SPUBLISH" = "SPUBLISH";
+  let addressed = false;
   // node-redis spells the event "shannel"; the right spelling too, should
   // a release correct it.
   for (
@@ -469,6 +520,15 @@ function clusterBackend(
       publishCommand = "PUBLISH";
       await cluster.subscribe([...channels], hooks.onMessage);
     }
+    addressed = await subscribeAddressed(
+      options,
+      (more) =>
+        publishCommand === "SPUBLISH"
+          ? Promise.all(
+            more.map((channel) => cluster.sSubscribe(channel, hooks.onMessage)),
+          )
+          : cluster.subscribe(more, hooks.onMessage),
+    );
   }
   const connected = cluster.connect()
     .catch((error: unknown) => {
@@ -488,6 +548,9 @@ function clusterBackend(
         : "",
     get publishCommand() {
       return publishCommand;
+    },
+    get addressed() {
+      return addressed;
     },
     shardOf(key) {
       // Before the layout is known, a slot is its own group.

@@ -69,6 +69,8 @@ export interface RedisLinkOptions {
   readonly target: RedisTarget;
   /** The takeover channels the subscriber connection listens on. */
   readonly channels: readonly string[];
+  /** Those addressed to this instance (see {@link BackendOptions}). */
+  readonly addressed?: readonly string[];
   /** Called with every message on them. */
   readonly onMessage: (message: string) => void;
   /** Called each time the link comes up (first time and after outages). */
@@ -159,6 +161,7 @@ export class RedisLink {
   /** Unanswered calls, oldest first (see {@link RedisLink.#awaitDeadline}). */
   readonly #deadlines: Deadline[] = [];
   #deadlineTimer: TimerHandle | undefined;
+  #addressed = false;
 
   /** Starts connecting at once; never throws. */
   constructor(options: RedisLinkOptions) {
@@ -168,6 +171,14 @@ export class RedisLink {
     this.#options = options;
     this.#downSince = options.clock.now();
     this.firstAttempt = this.#connect();
+  }
+
+  /**
+   * Whether the last generation that came up subscribed to the addressed
+   * channels (false before any did).
+   */
+  get addressed(): boolean {
+    return this.#addressed;
   }
 
   /** Current state of the link. */
@@ -384,6 +395,9 @@ export class RedisLink {
     const makeBackend = this.#options.backend ?? createBackend;
     const backend = makeBackend(this.#options.target, {
       channels: this.#options.channels,
+      ...(this.#options.addressed
+        ? { addressed: this.#options.addressed }
+        : {}),
       connectTimeoutMs: attemptMs,
       hooks: {
         onError: (error) => self.gen && this.#lost(self.gen, error),
@@ -427,6 +441,7 @@ export class RedisLink {
       clock.clearTimeout(timer);
     }
     if (current.dead || this.#isClosed) return;
+    this.#addressed = backend.addressed;
     this.#onUp();
   }
 

@@ -15,6 +15,7 @@ class FakeBackend implements Backend {
   readonly #connect = Promise.withResolvers<void>();
   role = "master";
   readonly publishCommand = "PUBLISH";
+  readonly addressed = false;
   reply: (args: string[]) => Promise<unknown> = () => Promise.resolve("OK");
   destroyed = false;
 

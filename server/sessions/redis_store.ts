@@ -121,6 +121,9 @@ export class RedisStore implements SessionStore {
   #splitUntil = -Infinity;
   /** The holder records name: this instance's id, or "" (see writeHolders). */
   #holder = "";
+  /** Whether every instance sharing the store reads holders. */
+  #fleetReadsHolders = false;
+  #warnedUnaddressed = false;
 
   /** Starts connecting at once; the store serves before Redis answers. */
   constructor(options: RedisStoreOptions) {
@@ -153,15 +156,16 @@ export class RedisStore implements SessionStore {
       target: options.target,
       // Takeovers for every instance (from versions before holders, and
       // for records that name none), and those addressed to this one.
-      channels: (this.#cluster ? [...HASH_TAGS] : [""]).flatMap((tag) => [
-        this.#channelOf(tag),
-        `${this.#channelOf(tag)}@${this.#instanceId}`,
-      ]),
+      channels: this.#tags().map((tag) => this.#channelOf(tag)),
+      addressed: this.#tags().map((tag) =>
+        `${this.#channelOf(tag)}@${this.#instanceId}`
+      ),
       timeoutMs: options.timeoutMs,
       clock: options.clock,
       logger: options.logger,
       onMessage: (message) => this.#onMessage(message),
       onUp: () => {
+        this.#updateHolder();
         this.#flush();
         // Takeovers announced while this link was down never reached us.
         this.#resync();
@@ -401,13 +405,31 @@ export class RedisStore implements SessionStore {
    * them nor tell their holder.
    */
   writeHolders(on: boolean): void {
-    const holder = on ? this.#instanceId : "";
+    this.#fleetReadsHolders = on;
+    this.#updateHolder();
+  }
+
+  /**
+   * Names this instance in records only while the fleet reads holders and
+   * it hears its addressed channels: a takeover sent there must arrive.
+   */
+  #updateHolder(): void {
+    const addressed = this.#link.addressed;
+    if (this.#fleetReadsHolders && !addressed && this.#link.up) {
+      if (!this.#warnedUnaddressed) {
+        this.#warnedUnaddressed = true;
+        this.#logger.warn(
+          "redis refused the takeover channels addressed to this instance; every instance hears its takeovers: let the user subscribe to <prefix>takeover* (docs/sessions.md)",
+        );
+      }
+    }
+    const holder = this.#fleetReadsHolders && addressed ? this.#instanceId : "";
     if (holder === this.#holder) return;
     this.#holder = holder;
     this.#logger.info(
-      on
+      holder !== ""
         ? "session records name their holder: takeovers go to it alone"
-        : "session records name no holder: an instance that cannot read them shares the store",
+        : "session records name no holder: takeovers go to every instance",
     );
   }
 
@@ -468,6 +490,11 @@ export class RedisStore implements SessionStore {
       });
     }
     await this.#link.close();
+  }
+
+  /** The hash tags takeover channels are kept for; one "" outside a cluster. */
+  #tags(): string[] {
+    return this.#cluster ? [...HASH_TAGS] : [""];
   }
 
   /**

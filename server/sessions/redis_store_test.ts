@@ -530,3 +530,30 @@ Deno.test("RedisStore refuses an instance id that cannot go into a record or a c
     /instanceId: letters, digits/,
   );
 });
+
+Deno.test("RedisStore as a user whose ACL predates addressed takeovers: it comes up, says so once, names no holder, and still hears every takeover", async () => {
+  await using redis = await startRedis();
+  await redisCall(
+    redis.url,
+    ..."ACL SETUSER old on >old-password resetkeys ~t:* resetchannels &t:takeover -@all +auth +ping +role +get +set +getex +eval +evalsha +publish +subscribe"
+      .split(" "),
+  );
+  const url = redis.url.replace("redis://", "redis://old:old-password@");
+  const logger = memoryLogger();
+  await using a = openStore(url, { instanceId: "inst-a", logger });
+  await using b = openStore(url, { instanceId: "inst-b" });
+  await Promise.all([a.firstAttempt, b.firstAttempt]);
+  assert.equal(a.status().state, "up");
+  a.writeHolders(true);
+  a.writeHolders(true);
+  assert.equal(
+    logger.lines.filter((l) => /refused the takeover channels/.test(l)).length,
+    1,
+  );
+  await a.create("s1", 1000, 1);
+  assert.equal(await redisCall(redis.url, "GET", "t:session:s1"), "1000:1:1");
+  const heard: string[] = [];
+  a.onTakeover((id) => heard.push(id));
+  await b.claim("s1", 1);
+  await waitFor(() => heard.length === 1, 2000, "the takeover at a");
+});
