@@ -70,6 +70,10 @@ const HELP = `Usage: deno task bench [options]
                        at most this often, as the page's client does [0]
   --drain-delay <ms>   drain: delay before the first close [3000]
   --drain-period <ms>  drain: window of the closes [5000]
+  --pin                storm/drain: the survivor alone on CPU 0, everything
+                       else (the bench, its clients, Redis, the first
+                       instance) on the other CPUs, as on a host of its own
+                       (needs taskset and two CPUs or more)
   --heap-split         second pass with an inspector: heap vs native memory
   --heap-snapshot      in that pass, heap snapshots at idle and at N: the
                        heap per connection by kind of object
@@ -105,6 +109,7 @@ export interface BenchOptions {
   readonly store: "redis" | "cluster" | "memory";
   readonly drainDelayMs: number;
   readonly drainPeriodMs: number;
+  readonly pin: boolean;
   readonly baseMs: number[];
   readonly heartbeatMs: number;
   readonly churn: number;
@@ -139,6 +144,7 @@ export function parseBenchArgs(args: string[]): BenchOptions | null {
       churn: { type: "string", default: "50" },
       "drain-delay": { type: "string", default: "3000" },
       "drain-period": { type: "string", default: "5000" },
+      pin: { type: "boolean", default: false },
       help: { type: "boolean" },
     },
   });
@@ -221,6 +227,7 @@ export function parseBenchArgs(args: string[]): BenchOptions | null {
       int("base-ms", b.trim(), 0)
     ),
     drainPeriodMs: int("drain-period", values["drain-period"], 0),
+    pin: values.pin,
   };
 }
 
@@ -270,6 +277,7 @@ async function stormSweep(options: BenchOptions): Promise<StormResult[]> {
               baseMs,
               drainDelayMs: options.drainDelayMs,
               drainPeriodMs: options.drainPeriodMs,
+              pin: options.pin,
               onProgress: progress,
             }),
           );

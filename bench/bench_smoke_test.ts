@@ -142,6 +142,34 @@ Deno.test("deno task bench --allocator-stats charges each connection's native me
   }
 });
 
+Deno.test({
+  name:
+    "deno task bench --scenario storm --pin gives the survivor CPU 0 alone and everything else the other CPUs",
+  // Two CPUs at least, or there is nothing to pin apart: said, not passed.
+  ignore: navigator.hardwareConcurrency < 2,
+  async fn() {
+    const out = await Deno.makeTempDir({ prefix: "ws-time-bench-" });
+    try {
+      const { record } = await runBench<StormResult>(out, [
+        "--scenario=storm",
+        "--profile=start",
+        "--mode=jitter",
+        "--n=50",
+        "--rate=400",
+        "--pin",
+      ], "storm");
+      const [result] = record.results;
+      assert.equal(result!.resumed, 50);
+      assert.deepEqual(result!.pinned, {
+        survivor: "0",
+        rest: `1-${navigator.hardwareConcurrency - 1}`.replace(/^1-1$/, "1"),
+      });
+    } finally {
+      await Deno.remove(out, { recursive: true });
+    }
+  },
+});
+
 Deno.test("deno task bench --scenario storm resumes every client on the survivor, ws-time and the Deno floor, and prints ws-time's CPU per session against the floor's", async () => {
   const out = await Deno.makeTempDir({ prefix: "ws-time-bench-" });
   try {

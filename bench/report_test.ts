@@ -33,6 +33,7 @@ function storm(fields: Partial<StormResult>): StormResult {
     retries: {},
     afterNoticeMs: { p50: null, p99: null },
     survivors: 1,
+    pinned: null,
     cpuSeconds: { survivors: 5, clients: 5, redis: 0 },
     survivorCpuMsPerSession: 0.5,
     ...fields,

@@ -172,6 +172,8 @@ export interface LaunchOptions {
   readonly args?: readonly string[];
   /** Start with an inspector (bench/inspector.ts). Default false. */
   readonly inspect?: boolean;
+  /** CPUs the server may run on (`taskset -c` syntax). Default: any. */
+  readonly cpus?: string;
 }
 
 /** Starts main.ts with `settings`; resolves once /healthz answers. */
@@ -187,7 +189,9 @@ export async function launchServer(
   }
   const child = reference
     ? await launchReference(reference, port, options.settings.env)
-    : new Child(Deno.execPath(), [
+    : new Child(options.cpus ? "taskset" : Deno.execPath(), [
+      // taskset execs deno: the pid stays the server's.
+      ...(options.cpus ? ["-c", options.cpus, Deno.execPath()] : []),
       "run",
       ...options.settings.denoFlags,
       ...(inspectPort ? [`--inspect=127.0.0.1:${inspectPort}`] : []),

@@ -46,6 +46,11 @@ export interface StormOptions {
   /** Drain settings given to both servers. */
   readonly drainDelayMs: number;
   readonly drainPeriodMs: number;
+  /**
+   * The survivor alone on CPU 0, everything else on the others: its CPU
+   * figure then counts its own work, not its share of a crowded machine.
+   */
+  readonly pin?: boolean;
   readonly onProgress?: (line: string) => void;
 }
 
@@ -91,6 +96,11 @@ export interface StormResult {
   /** Survivor processes on the port. */
   readonly survivors: number;
   /**
+   * With --pin, the CPUs the survivor and this process (so the clients
+   * and Redis) were allowed, as Linux said during the run; else null.
+   */
+  readonly pinned: { survivor: string; rest: string } | null;
+  /**
    * CPU from the signal until every client resumed (or the limit), in
    * core-seconds: the survivors, the client processes, Redis.
    */
@@ -118,6 +128,7 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
       `--profile ${reference} runs the storm with one survivor process only`,
     );
   }
+  if (options.pin) await pinAwayFromCpu0(reference, options.survivors);
   await using redis = options.store === "redis" && !reference
     ? await startRedis()
     : null;
@@ -159,6 +170,7 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
         settings: options.settings,
         connections: n,
         port: survivorPort,
+        ...(options.pin ? { cpus: "0" } : {}),
         args: reference ? [] : [
           ...args,
           "--name",
@@ -169,6 +181,12 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
     );
   }
   if (redis || cluster) await requireRedisStore(a);
+  const pinned = options.pin
+    ? {
+      survivor: await allowedCpus(survivors[0]!.pid),
+      rest: await allowedCpus(Deno.pid),
+    }
+    : null;
 
   const p = Math.max(1, options.processes);
   const children = Array.from({ length: p }, (_, i) => {
@@ -283,6 +301,7 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
       redis ? "redis" : cluster ? "redis cluster (3 shards)" : null,
     ),
     survivors: survivorCount,
+    pinned,
     cpuSeconds,
     survivorCpuMsPerSession: count("resumed") > 0
       ? round2((cpuSeconds.survivors * 1000) / count("resumed"))
@@ -291,6 +310,45 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
 }
 
 const round2 = (x: number) => Math.round(x * 100) / 100;
+
+/** The CPUs process `pid` may run on, as taskset says (`0`, `1-3`...). */
+async function allowedCpus(pid: number): Promise<string> {
+  // Deno reads /proc/<pid>/ only with every permission; taskset needs none.
+  const { stdout } = await new Deno.Command("taskset", {
+    args: ["-c", "-p", String(pid)],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return /list:\s*(\S+)/.exec(new TextDecoder().decode(stdout))?.[1] ?? "";
+}
+
+/**
+ * Moves this process (every thread, so every child it starts from now on)
+ * off CPU 0, which the survivor then has to itself.
+ */
+async function pinAwayFromCpu0(
+  reference: string | undefined,
+  survivors: number,
+): Promise<void> {
+  const cpus = navigator.hardwareConcurrency;
+  if (reference || survivors > 1 || cpus < 2) {
+    throw new Error(
+      "--pin needs ws-time's profile, one survivor process and two CPUs",
+    );
+  }
+  const { success, stderr } = await new Deno.Command("taskset", {
+    args: ["-a", "-p", "-c", `1-${cpus - 1}`, String(Deno.pid)],
+    stdout: "null",
+    stderr: "piped",
+  }).output().catch((error) => {
+    throw new Error(`--pin needs taskset (util-linux): ${error.message}`);
+  });
+  if (!success) {
+    throw new Error(
+      `--pin: taskset failed: ${new TextDecoder().decode(stderr)}`,
+    );
+  }
+}
 
 function summarize(
   options: StormOptions,
@@ -301,7 +359,7 @@ function summarize(
   store: string | null,
 ): Omit<
   StormResult,
-  "survivors" | "cpuSeconds" | "survivorCpuMsPerSession"
+  "survivors" | "pinned" | "cpuSeconds" | "survivorCpuMsPerSession"
 > {
   const clients = reports.flatMap((r) => r.clients);
   const n = options.connections;
