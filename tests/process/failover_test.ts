@@ -16,7 +16,7 @@ import {
   type ServerProcess,
   startServer,
 } from "../../dev/server_process.ts";
-import { waitFor } from "../../dev/timing.ts";
+import { sleep, waitFor } from "../../dev/timing.ts";
 
 const PROTOCOL = "ws-time.v1";
 const SECRET = "failover-test-secret-0123456789abcdef";
@@ -195,6 +195,8 @@ Deno.test("RedisStore across three instances: records name their holder and a ta
     2000,
     "the takeover at a",
   );
+  // Time for a takeover sent to everyone to have arrived, had it been.
+  await sleep(200);
   assert.equal(await metricValue(b.http, RECEIVED), 0);
   assert.equal(await metricValue(c.http, RECEIVED), 0, "c held nothing");
 
@@ -226,7 +228,11 @@ Deno.test("RedisStore across three instances: records name their holder and a ta
     2000,
     "the takeover at c",
   );
-  assert.equal(await metricValue(a.http, RECEIVED), 2);
+  await waitFor(
+    async () => await metricValue(a.http, RECEIVED) === 2,
+    2000,
+    "the second takeover at a",
+  );
 
   // Once it is gone from the board, holders come back.
   await redisCall(redis.url, "HDEL", "ws-time:fleet", "older");
