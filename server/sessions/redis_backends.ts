@@ -160,6 +160,18 @@ const CLIENT_SETTINGS = {
 };
 
 /**
+ * Subscribes to the common channels, then to the addressed ones, with
+ * `subscribe` (one client's): whether it holds the addressed ones.
+ */
+async function subscribeBoth(
+  options: BackendOptions,
+  subscribe: (channels: string[]) => Promise<unknown>,
+): Promise<boolean> {
+  await subscribe([...options.channels]);
+  return await subscribeAddressed(options, subscribe);
+}
+
+/**
  * Subscribes to the addressed channels with `subscribe`; false when there
  * are none or Redis refuses them (NOPERM), any other failure thrown.
  */
@@ -181,7 +193,7 @@ async function subscribeAddressed(
 }
 
 function urlBackend(url: string, options: BackendOptions): Backend {
-  const { hooks, channels } = options;
+  const { hooks } = options;
   let addressed = false;
   const cmd = createClient({
     url,
@@ -195,12 +207,11 @@ function urlBackend(url: string, options: BackendOptions): Backend {
   sub.on("error", hooks.onError);
   const connected = Promise.all([
     cmd.connect(),
-    sub.connect().then(() => sub.subscribe([...channels], hooks.onMessage))
-      .then(() =>
-        subscribeAddressed(options, (c) => sub.subscribe(c, hooks.onMessage))
-      ).then((ok) => {
-        addressed = ok;
-      }),
+    sub.connect().then(() =>
+      subscribeBoth(options, (c) => sub.subscribe(c, hooks.onMessage))
+    ).then((ok) => {
+      addressed = ok;
+    }),
   ]).then(() => {});
   let where = "";
   try {
@@ -238,7 +249,7 @@ function sentinelBackend(
   target: SentinelTarget,
   options: BackendOptions,
 ): Backend {
-  const { hooks, channels, connectTimeoutMs } = options;
+  const { hooks, connectTimeoutMs } = options;
   const credentials = nodeCredentials(target.url, connectTimeoutMs);
   const sentinel = createSentinel({
     name: target.masterName,
@@ -269,9 +280,7 @@ function sentinelBackend(
   });
   let addressed = false;
   const connected = sentinel.connect().then(() =>
-    sentinel.subscribe([...channels], hooks.onMessage)
-  ).then(() =>
-    subscribeAddressed(options, (c) => sentinel.subscribe(c, hooks.onMessage))
+    subscribeBoth(options, (c) => sentinel.subscribe(c, hooks.onMessage))
   ).then((ok) => {
     addressed = ok;
   });

@@ -23,6 +23,7 @@
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { Logger } from "../logger.ts";
 import type { Histogram } from "../metrics.ts";
+import { randomBytes } from "node:crypto";
 import { ErrorReply } from "@redis/client";
 import type { RedisCommander, RedisTarget } from "./redis_backends.ts";
 import { RedisLink } from "./redis_link.ts";
@@ -415,13 +416,15 @@ export class RedisStore implements SessionStore {
    */
   #updateHolder(): void {
     const addressed = this.#link.addressed;
-    if (this.#fleetReadsHolders && !addressed && this.#link.up) {
-      if (!this.#warnedUnaddressed) {
-        this.#warnedUnaddressed = true;
-        this.#logger.warn(
-          "redis refused the takeover channels addressed to this instance; every instance hears its takeovers: let the user subscribe to <prefix>takeover* (docs/sessions.md)",
-        );
-      }
+    if (
+      this.#fleetReadsHolders && !addressed && this.#link.up &&
+      !this.#warnedUnaddressed
+    ) {
+      this.#warnedUnaddressed = true;
+      this.#logger.warn(
+        "redis refused the takeover channels addressed to this instance; every instance hears its takeovers (docs/sessions.md)",
+        { allow: `&${this.#channel}*` },
+      );
     }
     const holder = this.#fleetReadsHolders && addressed ? this.#instanceId : "";
     if (holder === this.#holder) return;
@@ -686,9 +689,7 @@ function groupClaims(
 
 /** 12 random base64url characters: 72 bits, 13 bytes a record. */
 function randomInstanceId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(9));
-  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-")
-    .replaceAll("/", "_");
+  return randomBytes(9).toString("base64url");
 }
 
 /** The hash tag of a session id in a cluster: its first character. */
