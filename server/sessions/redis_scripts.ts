@@ -29,8 +29,16 @@ import type { SessionRecord } from "./store.ts";
  */
 export const RECORD_FORMAT = 2;
 
+/** A holder: an instance id, as records and channel names carry it. */
+const HOLDER = "[A-Za-z0-9_-]{1,64}";
+
 /** What an instance id may be: it goes into records and channel names. */
-export const HOLDER_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+export const HOLDER_PATTERN: RegExp = new RegExp(`^${HOLDER}$`);
+
+/** A stored record, either format, or a bare start from older versions. */
+const RECORD_PATTERN = new RegExp(
+  `^(\\d{1,16})(?::(\\d{1,10}):([01])(?::${HOLDER})?)?$`,
+);
 
 /** The stored text of a record, naming `holder` when given. */
 export function encodeRecord(record: SessionRecord, holder = ""): string {
@@ -41,10 +49,7 @@ export function encodeRecord(record: SessionRecord, holder = ""): string {
 /** A stored text as a record; null for anything that is not one. */
 export function decodeRecord(text: string | null): SessionRecord | null {
   if (text === null) return null;
-  const match = /^(\d{1,16})(?::(\d{1,10}):([01])(?::[A-Za-z0-9_-]{1,64})?)?$/
-    .exec(
-      text,
-    );
+  const match = RECORD_PATTERN.exec(text);
   if (!match) return null;
   const start = Number(match[1]);
   if (!Number.isSafeInteger(start)) return null;
@@ -54,6 +59,22 @@ export function decodeRecord(text: string | null): SessionRecord | null {
     live: match[3] === "1",
   };
 }
+
+// How both scripts read and write a record, so that they cannot differ:
+// parse() gives start, epoch, live and holder (nil in a record from before
+// holders), or nil for anything else; tail() is what names holder h at a
+// record's end ('' for no holder).
+const RECORD_LUA = `
+local function parse(v)
+  local s, e, l, h = string.match(v, '^(%d+):(%d+):([01]):([%w_%-]+)$')
+  if s then return s, e, l, h end
+  return string.match(v, '^(%d+):(%d+):([01])$')
+end
+local function tail(h)
+  if h == '' then return '' end
+  return ':' .. h
+end
+`;
 
 // The same rule as claimRecord() in store.ts, inside Redis, for a batch of
 // sessions. ARGV is the grace period in seconds, the command that
@@ -79,13 +100,11 @@ export function decodeRecord(text: string | null): SessionRecord | null {
 // earlier one's connection has not been welcomed, so no client can hold
 // its token. Numbers stay strings where Lua's doubles could round them
 // (the start in ms).
-const CLAIM = `
+const CLAIM = `${RECORD_LUA}
 local values = {}
 for i = 5, #ARGV, 4 do
   values[ARGV[i]] = redis.call('GET', ARGV[i])
 end
-local suffix = ''
-if ARGV[4] ~= '' then suffix = ':' .. ARGV[4] end
 local out = {}
 local taken = {}
 for i = 5, #ARGV, 4 do
@@ -95,10 +114,7 @@ for i = 5, #ARGV, 4 do
   local v = values[key]
   local s, e, l, h
   if v then
-    s, e, l, h = string.match(v, '^(%d+):(%d+):([01]):([%w_%-]+)$')
-    if not s then
-      s, e, l = string.match(v, '^(%d+):(%d+):([01])$')
-    end
+    s, e, l, h = parse(v)
     if not s then
       s = string.match(v, '^(%d+)$')
       e = '0'
@@ -116,7 +132,7 @@ for i = 5, #ARGV, 4 do
   else
     local n = tostring(math.max(tonumber(e), presented) + 1)
     taken[key] = true
-    values[key] = s .. ':' .. n .. ':1' .. suffix
+    values[key] = s .. ':' .. n .. ':1' .. tail(ARGV[4])
     redis.call('SET', key, values[key], 'EX', ARGV[1])
     local message = ARGV[3] .. ' ' .. id .. ' ' .. n
     if not h then
@@ -134,15 +150,12 @@ return out
 
 // ARGV: the epoch of the hold that ends, the grace period in seconds, and
 // the holder to write, as for CLAIM.
-const RELEASE = `
+const RELEASE = `${RECORD_LUA}
 local v = redis.call('GET', KEYS[1])
 if not v then return 0 end
-local s, e = string.match(v, '^(%d+):(%d+):[01]:[%w_%-]+$')
-if not s then s, e = string.match(v, '^(%d+):(%d+):[01]$') end
+local s, e = parse(v)
 if not s or e ~= ARGV[1] then return 0 end
-local suffix = ''
-if ARGV[3] ~= '' then suffix = ':' .. ARGV[3] end
-redis.call('SET', KEYS[1], s .. ':' .. e .. ':0' .. suffix, 'EX', ARGV[2])
+redis.call('SET', KEYS[1], s .. ':' .. e .. ':0' .. tail(ARGV[3]), 'EX', ARGV[2])
 return 1
 `;
 
