@@ -74,6 +74,9 @@ const HELP = `Usage: deno task bench [options]
                        else (the bench, its clients, Redis, the first
                        instance) on the other CPUs, as on a host of its own
                        (needs taskset and two CPUs or more)
+  --pin-store          storm/drain: Redis alone on the last CPU, everything
+                       else on the others, as where the store has hosts of
+                       its own (needs taskset and two CPUs or more)
   --heap-split         second pass with an inspector: heap vs native memory
   --heap-snapshot      in that pass, heap snapshots at idle and at N: the
                        heap per connection by kind of object
@@ -110,6 +113,7 @@ export interface BenchOptions {
   readonly drainDelayMs: number;
   readonly drainPeriodMs: number;
   readonly pin: boolean;
+  readonly pinStore: boolean;
   readonly baseMs: number[];
   readonly heartbeatMs: number;
   readonly churn: number;
@@ -145,6 +149,7 @@ export function parseBenchArgs(args: string[]): BenchOptions | null {
       "drain-delay": { type: "string", default: "3000" },
       "drain-period": { type: "string", default: "5000" },
       pin: { type: "boolean", default: false },
+      "pin-store": { type: "boolean", default: false },
       help: { type: "boolean" },
     },
   });
@@ -228,6 +233,7 @@ export function parseBenchArgs(args: string[]): BenchOptions | null {
     ),
     drainPeriodMs: int("drain-period", values["drain-period"], 0),
     pin: values.pin,
+    pinStore: values["pin-store"],
   };
 }
 
@@ -278,6 +284,7 @@ async function stormSweep(options: BenchOptions): Promise<StormResult[]> {
               drainDelayMs: options.drainDelayMs,
               drainPeriodMs: options.drainPeriodMs,
               pin: options.pin,
+              pinStore: options.pinStore,
               onProgress: progress,
             }),
           );

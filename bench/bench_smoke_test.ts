@@ -142,6 +142,10 @@ Deno.test("deno task bench --allocator-stats charges each connection's native me
   }
 });
 
+/** CPUs `first` to `last` as taskset lists them. */
+const cpus = (first: number, last: number) =>
+  first === last ? String(first) : `${first}-${last}`;
+
 Deno.test({
   name:
     "deno task bench --scenario storm --pin gives the survivor CPU 0 alone and everything else the other CPUs",
@@ -160,9 +164,37 @@ Deno.test({
       ], "storm");
       const [result] = record.results;
       assert.equal(result!.resumed, 50);
+      const rest = cpus(1, navigator.hardwareConcurrency - 1);
+      assert.deepEqual(result!.pinned, { survivor: "0", store: rest, rest });
+    } finally {
+      await Deno.remove(out, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "deno task bench --scenario storm --pin-store gives Redis the last CPU alone and everything else the other CPUs",
+  ignore: navigator.hardwareConcurrency < 2,
+  async fn() {
+    const out = await Deno.makeTempDir({ prefix: "ws-time-bench-" });
+    try {
+      const { record } = await runBench<StormResult>(out, [
+        "--scenario=storm",
+        "--profile=start",
+        "--mode=jitter",
+        "--n=50",
+        "--rate=400",
+        "--pin-store",
+      ], "storm");
+      const [result] = record.results;
+      assert.equal(result!.resumed, 50);
+      const last = navigator.hardwareConcurrency - 1;
+      const rest = cpus(0, last - 1);
       assert.deepEqual(result!.pinned, {
-        survivor: "0",
-        rest: `1-${navigator.hardwareConcurrency - 1}`.replace(/^1-1$/, "1"),
+        survivor: rest,
+        store: String(last),
+        rest,
       });
     } finally {
       await Deno.remove(out, { recursive: true });

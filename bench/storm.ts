@@ -51,6 +51,12 @@ export interface StormOptions {
    * figure then counts its own work, not its share of a crowded machine.
    */
   readonly pin?: boolean;
+  /**
+   * The store's processes alone on the last CPU, everything else on the
+   * others: as deployed, where the store has hosts of its own, so a store
+   * of several processes does not wait on the clients for a core.
+   */
+  readonly pinStore?: boolean;
   readonly onProgress?: (line: string) => void;
 }
 
@@ -96,10 +102,11 @@ export interface StormResult {
   /** Survivor processes on the port. */
   readonly survivors: number;
   /**
-   * With --pin, the CPUs the survivor and this process (so the clients
-   * and Redis) were allowed, as Linux said during the run; else null.
+   * With --pin or --pin-store, the CPUs the survivor, the store's first
+   * process and this process (so the clients) were allowed, as Linux said
+   * during the run; else null.
    */
-  readonly pinned: { survivor: string; rest: string } | null;
+  readonly pinned: { survivor: string; store: string; rest: string } | null;
   /**
    * CPU from the signal until every client resumed (or the limit), in
    * core-seconds: the survivors, the client processes, Redis.
@@ -128,13 +135,39 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
       `--profile ${reference} runs the storm with one survivor process only`,
     );
   }
-  if (options.pin) await pinAwayFromCpu0(reference, options.survivors);
+  const cpus = navigator.hardwareConcurrency;
+  if (options.pin && options.pinStore) {
+    throw new Error("--pin and --pin-store are two layouts: take one");
+  }
+  if (options.pin) {
+    if (reference || options.survivors > 1 || cpus < 2) {
+      throw new Error(
+        "--pin needs ws-time's profile, one survivor process and two CPUs",
+      );
+    }
+    // Every child started from now on inherits CPUs 1-N.
+    await pinSelf(cpuList(1, cpus - 1), "--pin");
+  }
+  if (options.pinStore) {
+    if (reference || options.store === "memory" || cpus < 2) {
+      throw new Error(
+        "--pin-store needs ws-time's profile, Redis and two CPUs",
+      );
+    }
+    await pinSelf(cpuList(cpus - 1, cpus - 1), "--pin-store");
+  }
   await using redis = options.store === "redis" && !reference
     ? await startRedis()
     : null;
   await using cluster = options.store === "cluster" && !reference
     ? await startRedisCluster()
     : null;
+  // The store started on the last CPU; what follows gets the others.
+  if (options.pinStore) {
+    await pinSelf(cpuList(0, cpus - 2), "--pin-store");
+  }
+  const storePid = redis?.child.process.pid ??
+    cluster?.nodes[0]?.child.process.pid;
   const secret = crypto.randomUUID() + crypto.randomUUID();
   const args = [
     "--session-secret",
@@ -181,9 +214,10 @@ export async function runStorm(options: StormOptions): Promise<StormResult> {
     );
   }
   if (redis || cluster) await requireRedisStore(a);
-  const pinned = options.pin
+  const pinned = options.pin || options.pinStore
     ? {
       survivor: await allowedCpus(survivors[0]!.pid),
+      store: storePid === undefined ? "" : await allowedCpus(storePid),
       rest: await allowedCpus(Deno.pid),
     }
     : null;
@@ -322,30 +356,26 @@ async function allowedCpus(pid: number): Promise<string> {
   return /list:\s*(\S+)/.exec(new TextDecoder().decode(stdout))?.[1] ?? "";
 }
 
+/** CPUs `first` to `last` in taskset's list syntax. */
+function cpuList(first: number, last: number): string {
+  return first === last ? String(first) : `${first}-${last}`;
+}
+
 /**
  * Moves this process (every thread, so every child it starts from now on)
- * off CPU 0, which the survivor then has to itself.
+ * to `cpus`.
  */
-async function pinAwayFromCpu0(
-  reference: string | undefined,
-  survivors: number,
-): Promise<void> {
-  const cpus = navigator.hardwareConcurrency;
-  if (reference || survivors > 1 || cpus < 2) {
-    throw new Error(
-      "--pin needs ws-time's profile, one survivor process and two CPUs",
-    );
-  }
+async function pinSelf(cpus: string, flag: string): Promise<void> {
   const { success, stderr } = await new Deno.Command("taskset", {
-    args: ["-a", "-p", "-c", `1-${cpus - 1}`, String(Deno.pid)],
+    args: ["-a", "-p", "-c", cpus, String(Deno.pid)],
     stdout: "null",
     stderr: "piped",
   }).output().catch((error) => {
-    throw new Error(`--pin needs taskset (util-linux): ${error.message}`);
+    throw new Error(`${flag} needs taskset (util-linux): ${error.message}`);
   });
   if (!success) {
     throw new Error(
-      `--pin: taskset failed: ${new TextDecoder().decode(stderr)}`,
+      `${flag}: taskset failed: ${new TextDecoder().decode(stderr)}`,
     );
   }
 }
