@@ -146,29 +146,38 @@ Deno.test("deno task bench --allocator-stats charges each connection's native me
 const cpus = (first: number, last: number) =>
   first === last ? String(first) : `${first}-${last}`;
 
+/** The CPUs a 50-client storm laid out by `flag` ran on, once all resumed. */
+async function pinnedStorm(flag: string): Promise<StormResult["pinned"]> {
+  const out = await Deno.makeTempDir({ prefix: "ws-time-bench-" });
+  try {
+    const { record } = await runBench<StormResult>(out, [
+      "--scenario=storm",
+      "--profile=start",
+      "--mode=jitter",
+      "--n=50",
+      "--rate=400",
+      flag,
+    ], "storm");
+    const [result] = record.results;
+    assert.equal(result!.resumed, 50);
+    return result!.pinned;
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+}
+
 Deno.test({
   name:
     "deno task bench --scenario storm --pin gives the survivor CPU 0 alone and everything else the other CPUs",
   // Two CPUs at least, or there is nothing to pin apart: said, not passed.
   ignore: navigator.hardwareConcurrency < 2,
   async fn() {
-    const out = await Deno.makeTempDir({ prefix: "ws-time-bench-" });
-    try {
-      const { record } = await runBench<StormResult>(out, [
-        "--scenario=storm",
-        "--profile=start",
-        "--mode=jitter",
-        "--n=50",
-        "--rate=400",
-        "--pin",
-      ], "storm");
-      const [result] = record.results;
-      assert.equal(result!.resumed, 50);
-      const rest = cpus(1, navigator.hardwareConcurrency - 1);
-      assert.deepEqual(result!.pinned, { survivor: "0", store: rest, rest });
-    } finally {
-      await Deno.remove(out, { recursive: true });
-    }
+    const rest = cpus(1, navigator.hardwareConcurrency - 1);
+    assert.deepEqual(await pinnedStorm("--pin"), {
+      survivor: "0",
+      store: rest,
+      rest,
+    });
   },
 });
 
@@ -177,28 +186,13 @@ Deno.test({
     "deno task bench --scenario storm --pin-store gives Redis the last CPU alone and everything else the other CPUs",
   ignore: navigator.hardwareConcurrency < 2,
   async fn() {
-    const out = await Deno.makeTempDir({ prefix: "ws-time-bench-" });
-    try {
-      const { record } = await runBench<StormResult>(out, [
-        "--scenario=storm",
-        "--profile=start",
-        "--mode=jitter",
-        "--n=50",
-        "--rate=400",
-        "--pin-store",
-      ], "storm");
-      const [result] = record.results;
-      assert.equal(result!.resumed, 50);
-      const last = navigator.hardwareConcurrency - 1;
-      const rest = cpus(0, last - 1);
-      assert.deepEqual(result!.pinned, {
-        survivor: rest,
-        store: String(last),
-        rest,
-      });
-    } finally {
-      await Deno.remove(out, { recursive: true });
-    }
+    const last = navigator.hardwareConcurrency - 1;
+    const rest = cpus(0, last - 1);
+    assert.deepEqual(await pinnedStorm("--pin-store"), {
+      survivor: rest,
+      store: String(last),
+      rest,
+    });
   },
 });
 
